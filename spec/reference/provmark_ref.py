@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Independent reference implementation of provmark-wm/1, written from
+spec/SPEC.md alone (standard library + mpmath), and the generator of
+spec/vectors/provmark-wm-1.json.
+
+    python3 spec/reference/provmark_ref.py > spec/vectors/provmark-wm-1.json
+
+The Rust crates load that file in their tests: every seed, keystream word,
+per-token score, statistic and p-value below must be reproduced.
+"""
+import hashlib
+import hmac
+import json
+import math
+import random
+import struct
+import sys
+
+import mpmath
+
+SPEC = "provmark-wm/1"
+mpmath.mp.dps = 60
+
+
+# --- ChaCha20 keystream (spec §4.2) -------------------------------------
+def _rotl(v, c):
+    return ((v << c) & 0xFFFFFFFF) | (v >> (32 - c))
+
+
+def _quarter(s, a, b, c, d):
+    s[a] = (s[a] + s[b]) & 0xFFFFFFFF; s[d] = _rotl(s[d] ^ s[a], 16)
+    s[c] = (s[c] + s[d]) & 0xFFFFFFFF; s[b] = _rotl(s[b] ^ s[c], 12)
+    s[a] = (s[a] + s[b]) & 0xFFFFFFFF; s[d] = _rotl(s[d] ^ s[a], 8)
+    s[c] = (s[c] + s[d]) & 0xFFFFFFFF; s[b] = _rotl(s[b] ^ s[c], 7)
+
+
+def chacha20_block(key, counter):
+    """16 output words of block `counter` (64-bit counter, stream id 0)."""
+    const = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
+    k = list(struct.unpack("<8I", key))
+    state = const + k + [counter & 0xFFFFFFFF, counter >> 32, 0, 0]
+    s = list(state)
+    for _ in range(10):
+        _quarter(s, 0, 4, 8, 12); _quarter(s, 1, 5, 9, 13)
+        _quarter(s, 2, 6, 10, 14); _quarter(s, 3, 7, 11, 15)
+        _quarter(s, 0, 5, 10, 15); _quarter(s, 1, 6, 11, 12)
+        _quarter(s, 2, 7, 8, 13); _quarter(s, 3, 4, 9, 14)
+    return [(s[i] + state[i]) & 0xFFFFFFFF for i in range(16)]
+
+
+def word(seed, pos):
+    return chacha20_block(seed, pos // 16)[pos % 16]
+
+
+def dword(seed, pos):
+    return word(seed, pos) | (word(seed, pos + 1) << 32)
+
+
+# --- Keys and profiles (spec §2, §3) -------------------------------------
+def key_id(key):
+    return hashlib.sha256(f"{SPEC}/key-id".encode() + b"\0" + key).hexdigest()[:16]
+
+
+def commitment(key):
+    return hashlib.sha256(f"{SPEC}/key-commitment".encode() + b"\0" + key).hexdigest()
+
+
+def jcs_number(x):
+    # ECMAScript Number-to-String for the values used here.
+    if isinstance(x, int) or (float(x).is_integer() and abs(x) < 1e21):
+        return str(int(x))
+    r = repr(float(x))
+    assert "e" not in r, "exponent forms are not needed by these vectors"
+    return r
+
+
+def jcs(v):
+    if isinstance(v, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + jcs(v[k]) for k in sorted(v)) + "}"
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    return jcs_number(v)
+
+
+def profile_json(scheme, params, context, tokenizer, key):
+    return {"spec": SPEC, "scheme": scheme, "params": params, "context": context,
+            "tokenizer": tokenizer, "key_id": key_id(key)}
+
+
+def prf_params(profile):
+    if profile["scheme"] == "kgw":
+        return struct.pack("<d", profile["params"]["gamma"])
+    if profile["scheme"] == "synthid":
+        return struct.pack("<I", profile["params"]["layers"])
+    return b""
+
+
+# --- Seeds and per-token scores (spec §4, §7) -----------------------------
+def seed(key, profile, window):
+    name = profile["scheme"].encode()
+    msg = (SPEC.encode() + b"/seed\0" + bytes([len(name)]) + name + prf_params(profile)
+           + struct.pack("<I", profile["context"]) + b"".join(struct.pack("<I", t) for t in window))
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def kgw_threshold(gamma):
+    return math.ceil(gamma * 2**32)
+
+
+def gumbel_j(seed_bytes, token):
+    return dword(seed_bytes, 2 * token) >> 12
+
+
+def gumbel_score(j):
+    one_minus_r = (2 * ((1 << 52) - 1 - j) + 1) / 2**53
+    return -math.log(one_minus_r)
+
+
+def token_score(profile, seed_bytes, token):
+    s = profile["scheme"]
+    if s == "kgw":
+        return 1.0 if word(seed_bytes, token) < kgw_threshold(profile["params"]["gamma"]) else 0.0
+    if s == "gumbel":
+        return gumbel_score(gumbel_j(seed_bytes, token))
+    m = profile["params"]["layers"]
+    return float(bin(word(seed_bytes, token) & ((1 << m) - 1)).count("1"))
+
+
+# --- Detection (spec §5, §8) -----------------------------------------------
+def binom_pmf(x, n, p):
+    p = mpmath.mpf(p)
+    return mpmath.exp(mpmath.loggamma(n + 1) - mpmath.loggamma(x + 1) - mpmath.loggamma(n - x + 1)
+                      + x * mpmath.log(p) + (n - x) * mpmath.log(1 - p))
+
+
+def binom_tail(k, n, p):
+    """P(Bin(n, p) >= k) by direct summation at 60 significant digits."""
+    if k <= 0:
+        return mpmath.mpf(1)
+    p = mpmath.mpf(p)
+    odds = p / (1 - p)
+    upper = k > n * p
+    x = k if upper else k - 1
+    term = binom_pmf(x, n, p)
+    total = term
+    while True:
+        if upper:
+            if x == n:
+                break
+            term *= (n - x) * odds / (x + 1)
+            x += 1
+        else:
+            if x == 0:
+                break
+            term *= x / ((n - x + 1) * odds)
+            x -= 1
+        total += term
+        if term < total * mpmath.mpf(10) ** -40:
+            break
+    return total if upper else 1 - total
+
+
+def gamma_tail(n, x):
+    return mpmath.gammainc(n, 0 if x <= 0 else mpmath.mpf(x), mpmath.inf, regularized=True)
+
+
+def log10(p):
+    return float(mpmath.log10(p)) if p > 0 else float("-inf")
+
+
+def detect(key, profile, tokens):
+    h = profile["context"]
+    seen = set()
+    scored, dups, stat = 0, 0, 0.0
+    for i in range(h, len(tokens)):
+        tup = tuple(tokens[i - h:i + 1])
+        if tup in seen:
+            dups += 1
+            continue
+        seen.add(tup)
+        stat += token_score(profile, seed(key, profile, tokens[i - h:i]), tokens[i])
+        scored += 1
+    out = {"tokens": len(tokens), "scored": scored, "duplicates": dups, "statistic": stat}
+    if scored == 0:
+        return out
+    s = profile["scheme"]
+    if s == "kgw":
+        g = mpmath.mpf(kgw_threshold(profile["params"]["gamma"])) / 2**32
+        p = binom_tail(int(stat), scored, g)
+        z = (stat - scored * g) / mpmath.sqrt(scored * g * (1 - g))
+    elif s == "synthid":
+        trials = scored * profile["params"]["layers"]
+        p = binom_tail(int(stat), trials, mpmath.mpf(1) / 2)
+        z = (stat - trials / 2) / mpmath.sqrt(trials / 4)
+    else:
+        p = gamma_tail(scored, stat)
+        z = (stat - scored) / mpmath.sqrt(scored)
+    out["log10_p"] = log10(p)
+    out["z"] = float(z)
+    return out
+
+
+# --- A marked text: pick, among a few candidates, the one the key favours.
+def marked_tokens(key, profile, rng, length, vocab):
+    h = profile["context"]
+    toks = [rng.randrange(vocab) for _ in range(max(h, 1))]
+    while len(toks) < length:
+        cands = [rng.randrange(vocab) for _ in range(4)]
+        sd = seed(key, profile, toks[len(toks) - h:])
+        toks.append(max(cands, key=lambda t: (token_score(profile, sd, t), -t)))
+    return toks
+
+
+def main():
+    rng = random.Random(20261127)
+    keys = [bytes(range(32)), hashlib.sha256(b"provmark test key 2").digest()]
+    tok = "sha256:" + hashlib.sha256(b"test tokenizer").hexdigest()
+    profiles = [
+        profile_json("kgw", {"gamma": 0.25, "delta": 2.0}, 2, tok, keys[0]),
+        profile_json("kgw", {"gamma": 0.1, "delta": 4.5}, 1, tok, keys[1]),
+        profile_json("gumbel", {}, 2, tok, keys[0]),
+        profile_json("synthid", {"layers": 30}, 3, tok, keys[0]),
+        profile_json("kgw", {"gamma": 0.5, "delta": 1.0}, 0, tok, keys[1]),
+    ]
+    profile_keys = [0, 1, 0, 0, 1]
+    out = {"spec": SPEC, "generator": "spec/reference/provmark_ref.py",
+           "keys": [{"key_hex": k.hex(), "key_id": key_id(k), "commitment": commitment(k)} for k in keys],
+           "profiles": [], "seeds": [], "token_values": [], "binomial_tails": [],
+           "gamma_tails": [], "detections": []}
+    for i, p in enumerate(profiles):
+        c = jcs(p)
+        out["profiles"].append({"key_index": profile_keys[i], "profile": p, "canonical": c,
+                                "digest": "sha256:" + hashlib.sha256(c.encode()).hexdigest()})
+    for i, p in enumerate(profiles):
+        key = keys[profile_keys[i]]
+        for _ in range(3):
+            window = [rng.randrange(2**32) if rng.random() < 0.2 else rng.randrange(50000)
+                      for _ in range(p["context"])]
+            sd = seed(key, p, window)
+            positions = [0, 1, 15, 16, 63, 1000, 151935, 2**32 - 1, 2**32]
+            out["seeds"].append({"profile_index": i, "window": window, "seed_hex": sd.hex(),
+                                 "words": [[pos, word(sd, pos)] for pos in positions]})
+            for t in [0, 1, 2, 17, 49151, 151935, 255999, 2**32 - 1]:
+                out["token_values"].append({"profile_index": i, "window": window, "token": t,
+                                            "score": token_score(p, sd, t)})
+    for n, k, p in [(10, 3, 0.25), (200, 50, 0.25), (200, 80, 0.25), (200, 200, 0.25),
+                    (1000, 600, 0.25), (5000, 5000, 0.5), (3000, 2990, 0.25),
+                    (100000, 26000, 0.25), (6000, 3500, 0.5), (1000000, 250400, 0.25),
+                    (60000, 30000, 0.5), (100, 1, 0.1), (100000, 100000, 0.25),
+                    (40000, 39000, 0.1)]:
+        out["binomial_tails"].append({"k": k, "n": n, "p": p, "log10_p": log10(binom_tail(k, n, p))})
+    for n, x in [(1, 0.5), (1, 30.0), (10, 5.0), (10, 25.0), (100, 100.0), (100, 180.5),
+                 (1000, 3000.0), (2000, 12000.25), (50, 20.0), (100000, 100500.0)]:
+        out["gamma_tails"].append({"n": n, "x": x, "log10_p": log10(gamma_tail(n, x))})
+    for i, p in enumerate(profiles):
+        key = keys[profile_keys[i]]
+        plain = [rng.randrange(49152) for _ in range(300)]
+        repeated = plain[:40] * 5 + plain[:60]
+        for tokens in (plain, repeated, plain[:p["context"]], marked_tokens(key, p, rng, 1500, 49152)):
+            d = detect(key, p, tokens)
+            d.update({"profile_index": i, "token_ids": tokens})
+            out["detections"].append(d)
+    json.dump(out, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+//! Scoring a token sequence and testing it against the scheme's exact null
+//! (spec §5, §7, §8).
+
+use ahash::AHashSet;
+use provmark_watermark::{Key, Profile, Schedule, Scheme};
+
+use crate::stats::{binomial_upper_tail, gamma_upper_tail, PValue};
+use crate::Error;
+
+/// How repeated (context window, token) tuples are treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dedup {
+    /// Each tuple is scored at most once per text (the spec's rule).
+    PerText,
+    /// Every position is scored. The p-values are then INVALID for any text
+    /// that repeats itself; this exists only to demonstrate why the rule is
+    /// needed.
+    Off,
+}
+
+/// Per-position scores of one text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScoredText {
+    /// Tokens in the text (the prompt prefix not counted).
+    pub tokens: usize,
+    /// Token index (in the text) of each scored position, increasing.
+    pub positions: Vec<usize>,
+    /// Score of each scored position (see `provmark_watermark::scoring`).
+    pub scores: Vec<f64>,
+    /// Positions skipped because their tuple had been scored already.
+    pub duplicates: usize,
+}
+
+impl ScoredText {
+    /// Sum of the scores in text order: the test statistic.
+    pub fn statistic(&self) -> f64 {
+        self.scores.iter().sum()
+    }
+}
+
+/// Result of the exact test on a statistic.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TestResult {
+    /// Exact p-value.
+    pub p: PValue,
+    /// Standardised statistic (for orientation only; the p-value is exact).
+    pub z: f64,
+}
+
+/// Detection result for one text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Detection {
+    /// Tokens in the text.
+    pub tokens: usize,
+    /// Positions scored.
+    pub scored: usize,
+    /// Positions skipped as repeats.
+    pub duplicates: usize,
+    /// The test statistic.
+    pub statistic: f64,
+    /// The test, or `None` when nothing could be scored (text too short).
+    pub test: Option<TestResult>,
+}
+
+/// Scores texts against one profile under its key.
+#[derive(Clone)]
+pub struct Detector {
+    schedule: Schedule,
+    dedup: Dedup,
+}
+
+impl Detector {
+    /// A detector for `profile` under `key`; fails when the key is not the
+    /// profile's.
+    pub fn new(profile: &Profile, key: &Key) -> Result<Detector, Error> {
+        Ok(Detector {
+            schedule: Schedule::new(profile, key)?,
+            dedup: Dedup::PerText,
+        })
+    }
+
+    /// Changes the de-duplication rule (see [`Dedup::Off`] before using it).
+    pub fn with_dedup(mut self, dedup: Dedup) -> Detector {
+        self.dedup = dedup;
+        self
+    }
+
+    /// The scheme being tested.
+    pub fn scheme(&self) -> &Scheme {
+        self.schedule.scheme()
+    }
+
+    /// Context width h.
+    pub fn context_len(&self) -> usize {
+        self.schedule.context_len()
+    }
+
+    /// Scores `ids`; `prefix` (e.g. the prompt's tokens) supplies context
+    /// for the first h positions but is not itself scored.
+    pub fn score(&self, prefix: &[u32], ids: &[u32]) -> ScoredText {
+        let h = self.schedule.context_len();
+        let lead = prefix.len().min(h);
+        let mut joined = Vec::with_capacity(lead + ids.len());
+        joined.extend_from_slice(&prefix[prefix.len() - lead..]);
+        joined.extend_from_slice(ids);
+        let mut seen: AHashSet<&[u32]> = AHashSet::with_capacity(ids.len());
+        let mut out = ScoredText {
+            tokens: ids.len(),
+            ..ScoredText::default()
+        };
+        let scheme = *self.schedule.scheme();
+        for end in h.max(lead)..joined.len() {
+            let tuple = &joined[end - h..=end];
+            if self.dedup == Dedup::PerText && !seen.insert(tuple) {
+                out.duplicates += 1;
+                continue;
+            }
+            let mut values = self.schedule.values(&tuple[..h]);
+            out.positions.push(end - lead);
+            out.scores.push(provmark_watermark::scoring::token_score(
+                &scheme,
+                &mut values,
+                tuple[h],
+            ));
+        }
+        out
+    }
+
+    /// Scores `ids` and tests the result.
+    pub fn detect(&self, ids: &[u32]) -> Detection {
+        self.detect_scored(&self.score(&[], ids))
+    }
+
+    /// Tests already-computed scores.
+    pub fn detect_scored(&self, scored: &ScoredText) -> Detection {
+        let statistic = scored.statistic();
+        Detection {
+            tokens: scored.tokens,
+            scored: scored.scores.len(),
+            duplicates: scored.duplicates,
+            statistic,
+            test: self.test(scored.scores.len() as u64, statistic),
+        }
+    }
+
+    /// The exact test of `statistic` over `scored` positions; `None` if
+    /// nothing was scored.
+    pub fn test(&self, scored: u64, statistic: f64) -> Option<TestResult> {
+        null_test(self.schedule.scheme(), scored, statistic)
+    }
+}
+
+/// The exact null test of each scheme (spec §8).
+pub fn null_test(scheme: &Scheme, scored: u64, statistic: f64) -> Option<TestResult> {
+    if scored == 0 {
+        return None;
+    }
+    let n = scored as f64;
+    Some(match scheme {
+        Scheme::Kgw(params) => {
+            let g = params.effective_gamma();
+            let q = (4294967296 - params.threshold()) as f64 / 4294967296.0;
+            TestResult {
+                p: binomial_upper_tail(statistic as u64, scored, g, q),
+                z: (statistic - n * g) / (n * g * q).sqrt(),
+            }
+        }
+        Scheme::SynthId(params) => {
+            let trials = scored * params.layers() as u64;
+            let t = trials as f64;
+            TestResult {
+                p: binomial_upper_tail(statistic as u64, trials, 0.5, 0.5),
+                z: (statistic - t / 2.0) / (t / 4.0).sqrt(),
+            }
+        }
+        Scheme::Gumbel => TestResult {
+            p: gamma_upper_tail(scored, statistic),
+            z: (statistic - n) / n.sqrt(),
+        },
+    })
+}

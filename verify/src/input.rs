@@ -1,0 +1,308 @@
+//! Reading texts to detect: whole text files, standard input, or JSON Lines
+//! with one record per line. Problems are reported per record with file,
+//! line and field, so one bad line does not hide the others.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Default limit for one line or one text file: 64 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// How an input is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputFormat {
+    /// The whole input is one text.
+    Text,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl InputFormat {
+    /// `.jsonl` / `.ndjson` files are JSON Lines; anything else is text.
+    pub fn guess(name: &str) -> InputFormat {
+        if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+            InputFormat::Jsonl
+        } else {
+            InputFormat::Text
+        }
+    }
+}
+
+/// One text to detect, or why it could not be read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The record's `id` field, else `file:line` (JSONL) or the file name.
+    pub id: String,
+    /// The text, or an error naming file, line and field.
+    pub text: Result<String, String>,
+    /// Token ids given directly instead of text (`ids` JSONL field name).
+    pub ids: Option<Vec<u32>>,
+}
+
+/// Options for reading records.
+#[derive(Clone, Debug)]
+pub struct ReadOptions {
+    /// JSONL field holding the text.
+    pub field: String,
+    /// Largest accepted line (JSONL) or file (text).
+    pub max_record_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            field: "text".into(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// Streams the records of one input (`-` is standard input).
+pub struct RecordReader {
+    name: String,
+    format: InputFormat,
+    reader: Box<dyn BufRead + Send>,
+    line: usize,
+    done: bool,
+    options: ReadOptions,
+}
+
+impl RecordReader {
+    /// Opens `name` (a path, or `-` for stdin) in `format`.
+    pub fn open(name: &str, format: InputFormat, options: ReadOptions) -> io::Result<RecordReader> {
+        let reader: Box<dyn BufRead + Send> = if name == "-" {
+            Box::new(BufReader::new(io::stdin()))
+        } else {
+            Box::new(BufReader::with_capacity(
+                1 << 20,
+                File::open(Path::new(name))?,
+            ))
+        };
+        Ok(RecordReader::from_reader(name, format, reader, options))
+    }
+
+    /// Reads records from any reader; `name` labels them.
+    pub fn from_reader(
+        name: &str,
+        format: InputFormat,
+        reader: Box<dyn BufRead + Send>,
+        options: ReadOptions,
+    ) -> RecordReader {
+        RecordReader {
+            name: if name == "-" {
+                "<stdin>".into()
+            } else {
+                name.into()
+            },
+            format,
+            reader,
+            line: 0,
+            done: false,
+            options,
+        }
+    }
+
+    fn read_whole(&mut self) -> io::Result<Record> {
+        self.done = true;
+        let mut buf = Vec::new();
+        let limit = self.options.max_record_bytes as u64;
+        (&mut self.reader).take(limit + 1).read_to_end(&mut buf)?;
+        let text = if buf.len() as u64 > limit {
+            Err(format!(
+                "{}: larger than the {} byte limit (--max-record-bytes)",
+                self.name, limit
+            ))
+        } else {
+            String::from_utf8(buf).map_err(|e| {
+                format!(
+                    "{}: not valid UTF-8 (first bad byte at offset {})",
+                    self.name,
+                    e.utf8_error().valid_up_to()
+                )
+            })
+        };
+        Ok(Record {
+            id: self.name.clone(),
+            text,
+            ids: None,
+        })
+    }
+
+    /// Reads one line into `buf` without ever holding more than the limit;
+    /// returns (bytes consumed, whether it was too long).
+    fn read_line_bounded(&mut self, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+        let limit = self.options.max_record_bytes;
+        let mut consumed = 0;
+        let mut too_long = false;
+        loop {
+            let available = self.reader.fill_buf()?;
+            if available.is_empty() {
+                return Ok((consumed, too_long));
+            }
+            let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
+                Some(i) => (&available[..=i], true),
+                None => (available, false),
+            };
+            if !too_long && buf.len() + chunk.len() <= limit + 1 {
+                buf.extend_from_slice(chunk);
+            } else {
+                too_long = true;
+                buf.clear();
+            }
+            let n = chunk.len();
+            consumed += n;
+            self.reader.consume(n);
+            if found {
+                return Ok((consumed, too_long));
+            }
+        }
+    }
+
+    fn next_jsonl(&mut self) -> io::Result<Option<Record>> {
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let (consumed, too_long) = self.read_line_bounded(&mut buf)?;
+            if consumed == 0 {
+                self.done = true;
+                return Ok(None);
+            }
+            self.line += 1;
+            let here = format!("{}:{}", self.name, self.line);
+            if too_long {
+                return Ok(Some(Record {
+                    id: here.clone(),
+                    text: Err(format!(
+                        "{here}: line longer than the {} byte limit (--max-record-bytes)",
+                        self.options.max_record_bytes
+                    )),
+                    ids: None,
+                }));
+            }
+            if buf.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            return Ok(Some(parse_jsonl_line(&buf, &here, &self.options.field)));
+        }
+    }
+}
+
+/// Parses one JSON Lines record; `here` is `file:line`.
+pub fn parse_jsonl_line(line: &[u8], here: &str, field: &str) -> Record {
+    let value: Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => {
+            return Record {
+                id: here.to_string(),
+                text: Err(format!(
+                    "{here}: malformed JSON at column {}: {e}",
+                    e.column()
+                )),
+                ids: None,
+            }
+        }
+    };
+    let Some(obj) = value.as_object() else {
+        return Record {
+            id: here.to_string(),
+            text: Err(format!("{here}: expected a JSON object")),
+            ids: None,
+        };
+    };
+    let id = match obj.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => here.to_string(),
+    };
+    let text = match obj.get(field) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(format!("{here}: field {field:?} must be a string")),
+        None => Err(format!("{here}: field {field:?} is missing")),
+    };
+    Record {
+        id,
+        text,
+        ids: None,
+    }
+}
+
+impl Iterator for RecordReader {
+    type Item = io::Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.format {
+            InputFormat::Text => Some(self.read_whole()),
+            InputFormat::Jsonl => self.next_jsonl().transpose(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(format: InputFormat, data: &[u8], max: usize) -> Vec<Record> {
+        let reader = Box::new(io::Cursor::new(data.to_vec()));
+        let options = ReadOptions {
+            max_record_bytes: max,
+            ..ReadOptions::default()
+        };
+        RecordReader::from_reader("in.jsonl", format, reader, options)
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn jsonl_records_and_errors_name_file_and_line() {
+        let data = b"{\"id\":\"a\",\"text\":\"hello\"}\n\n{\"text\":1}\nnot json\n{\"other\":\"x\"}\n{\"id\":7,\"text\":\"\"}";
+        let recs = read(InputFormat::Jsonl, data, 1000);
+        assert_eq!(recs.len(), 5);
+        assert_eq!(recs[0].id, "a");
+        assert_eq!(recs[0].text.as_deref(), Ok("hello"));
+        assert!(recs[1]
+            .text
+            .as_ref()
+            .unwrap_err()
+            .contains("in.jsonl:3: field \"text\" must be a string"));
+        assert!(recs[2]
+            .text
+            .as_ref()
+            .unwrap_err()
+            .contains("in.jsonl:4: malformed JSON"));
+        assert!(recs[3]
+            .text
+            .as_ref()
+            .unwrap_err()
+            .contains("in.jsonl:5: field \"text\" is missing"));
+        assert_eq!(recs[4].id, "7");
+        assert_eq!(recs[4].text.as_deref(), Ok(""));
+    }
+
+    #[test]
+    fn huge_lines_are_refused_without_loading_them() {
+        let mut data = b"{\"text\":\"".to_vec();
+        data.extend(std::iter::repeat_n(b'x', 10_000));
+        data.extend_from_slice(b"\"}\n{\"text\":\"ok\"}\n");
+        let recs = read(InputFormat::Jsonl, &data, 100);
+        assert!(recs[0]
+            .text
+            .as_ref()
+            .unwrap_err()
+            .contains("in.jsonl:1: line longer"));
+        assert_eq!(recs[1].text.as_deref(), Ok("ok"));
+    }
+
+    #[test]
+    fn invalid_utf8_text_is_reported_with_offset() {
+        let recs = read(InputFormat::Text, b"abc\xffdef", 1000);
+        assert!(recs[0].text.as_ref().unwrap_err().contains("offset 3"));
+        let recs = read(InputFormat::Jsonl, b"{\"text\":\"a\xff\"}\n", 1000);
+        assert!(recs[0].text.as_ref().unwrap_err().contains("in.jsonl:1"));
+    }
+}

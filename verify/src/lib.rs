@@ -1,0 +1,35 @@
+//! provmark-verify: detection of provmark watermarks with exact p-values.
+//!
+//! [`Detector`] scores token sequences against one profile; [`stats`] holds
+//! the exact tails; [`window`] finds watermarked stretches in mixed text;
+//! [`detect_batch`] scores many texts on all cores in input order.
+
+pub mod detect;
+pub mod input;
+pub mod stats;
+pub mod tokenize;
+pub mod window;
+
+use rayon::prelude::*;
+
+pub use detect::{null_test, Dedup, Detection, Detector, ScoredText, TestResult};
+pub use stats::PValue;
+pub use tokenize::TextTokenizer;
+pub use window::{best_window, WindowResult};
+
+/// Errors of the verification library. Messages name files, lines and
+/// fields; they never contain key material.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Key or profile problem.
+    #[error(transparent)]
+    Watermark(#[from] provmark_watermark::Error),
+    /// Tokenizer problem.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
+
+/// Detects many token sequences on all cores; results keep input order.
+pub fn detect_batch(detector: &Detector, texts: &[Vec<u32>]) -> Vec<Detection> {
+    texts.par_iter().map(|ids| detector.detect(ids)).collect()
+}

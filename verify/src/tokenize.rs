@@ -1,0 +1,64 @@
+//! Text → token ids with a Hugging Face `tokenizer.json`, pinned by digest.
+
+use std::path::Path;
+
+use provmark_watermark::{Profile, TokenizerDigest};
+
+use crate::Error;
+
+/// A tokenizer and the digest of the file it came from.
+pub struct TextTokenizer {
+    inner: tokenizers::Tokenizer,
+    digest: TokenizerDigest,
+}
+
+impl TextTokenizer {
+    /// Loads a `tokenizer.json` file.
+    pub fn load(path: &Path) -> Result<TextTokenizer, Error> {
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| Error::Tokenizer(format!("{origin}: {e}")))?;
+        TextTokenizer::from_bytes(&bytes, &origin)
+    }
+
+    /// Parses `tokenizer.json` bytes; `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<TextTokenizer, Error> {
+        let inner = tokenizers::Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Tokenizer(format!("{origin}: not a usable tokenizer.json: {e}")))?;
+        Ok(TextTokenizer {
+            inner,
+            digest: TokenizerDigest::of_bytes(bytes),
+        })
+    }
+
+    /// Digest of the tokenizer file (what profiles record).
+    pub fn digest(&self) -> &TokenizerDigest {
+        &self.digest
+    }
+
+    /// Fails unless this is the tokenizer the profile was made for; `force`
+    /// turns the failure into acceptance (the caller should warn).
+    pub fn check_profile(&self, profile: &Profile, force: bool) -> Result<(), Error> {
+        if force || self.digest == *profile.tokenizer() {
+            return Ok(());
+        }
+        Err(Error::Tokenizer(format!(
+            "tokenizer mismatch: the profile was made for {} but this tokenizer is {}; \
+             token ids would differ and detection would be meaningless (--force-tokenizer overrides)",
+            profile.tokenizer(),
+            self.digest
+        )))
+    }
+
+    /// Token ids of `text`, without special tokens.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, Error> {
+        self.inner
+            .encode_fast(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| Error::Tokenizer(format!("tokenization failed: {e}")))
+    }
+
+    /// The underlying `tokenizers::Tokenizer`.
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+}

@@ -1,0 +1,196 @@
+//! The serve-time embedding API: one call per decode step.
+
+use rand_core::RngCore;
+
+use crate::key::Key;
+use crate::profile::{Profile, Scheme};
+use crate::sampling::{Candidates, SamplingConfig};
+use crate::schedule::{GumbelUniform, Schedule, TokenValues};
+use crate::Error;
+
+/// Embeds one profile's watermark into decode steps. Holds scratch buffers,
+/// so after the first step at a vocabulary size it allocates nothing; use one
+/// per thread.
+pub struct Embedder {
+    schedule: Schedule,
+    candidates: Candidates,
+    biased: Vec<f32>,
+    words: Vec<u32>,
+    dwords: Vec<u64>,
+    bits: Vec<u32>,
+}
+
+/// Candidate counts below vocab / RANDOM_ACCESS_RATIO are read by random
+/// access (one 4-block refill each) instead of one sweep of the keystream.
+const RANDOM_ACCESS_RATIO: usize = 64;
+
+impl Embedder {
+    /// An embedder for `profile` under `key` (which must be the profile's key).
+    pub fn new(profile: &Profile, key: &Key) -> Result<Embedder, Error> {
+        Ok(Embedder {
+            schedule: Schedule::new(profile, key)?,
+            candidates: Candidates::default(),
+            biased: Vec::new(),
+            words: Vec::new(),
+            dwords: Vec::new(),
+            bits: Vec::new(),
+        })
+    }
+
+    /// The keyed schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The context window for the next position, or `None` when fewer than h
+    /// tokens precede it (such positions are neither marked nor scored).
+    fn window<'a>(&self, context: &'a [u32]) -> Option<&'a [u32]> {
+        let h = self.schedule.context_len();
+        (context.len() >= h).then(|| &context[context.len() - h..])
+    }
+
+    /// KGW: adds δ to the logit of every green token, in place. A no-op for
+    /// the other schemes and when the context is shorter than h.
+    pub fn bias_logits(&mut self, context: &[u32], logits: &mut [f32]) {
+        let Scheme::Kgw(params) = *self.schedule.scheme() else {
+            return;
+        };
+        let Some(window) = self.window(context) else {
+            return;
+        };
+        let mut values = self.schedule.values(window);
+        self.words.resize(logits.len(), 0);
+        values.fill_words(&mut self.words);
+        let threshold = params.threshold();
+        let delta = params.delta() as f32;
+        for (logit, &word) in logits.iter_mut().zip(&self.words) {
+            if (word as u64) < threshold {
+                *logit += delta;
+            }
+        }
+    }
+
+    /// One decode step: picks the next token from the model's raw `logits`
+    /// (index = token id) given every preceding token id in `context`
+    /// (prompt, then the response so far). `rng` supplies ordinary sampling
+    /// randomness (KGW, and positions with a short context).
+    pub fn next_token<R: RngCore + ?Sized>(
+        &mut self,
+        context: &[u32],
+        logits: &[f32],
+        cfg: &SamplingConfig,
+        rng: &mut R,
+    ) -> u32 {
+        assert!(!logits.is_empty(), "a decode step needs at least one logit");
+        let window = self.window(context);
+        let mut biased = std::mem::take(&mut self.biased);
+        let logits = if matches!(self.schedule.scheme(), Scheme::Kgw(_)) && window.is_some() {
+            biased.clear();
+            biased.extend_from_slice(logits);
+            self.bias_logits(context, &mut biased);
+            &biased[..]
+        } else {
+            logits
+        };
+        self.candidates.build(logits, cfg);
+        let token = match (window, *self.schedule.scheme()) {
+            (Some(w), Scheme::Gumbel) => {
+                let mut values = self.schedule.values(w);
+                self.choose_gumbel(&mut values, logits.len())
+            }
+            (Some(w), Scheme::SynthId(p)) => {
+                let mut values = self.schedule.values(w);
+                self.choose_synthid(&mut values, logits.len(), p.layers())
+            }
+            _ => self.candidates.draw(uniform(rng)),
+        };
+        self.biased = biased;
+        token
+    }
+
+    /// Batched form: `logits` holds one row of `vocab` logits per context;
+    /// each row uses its own RNG; tokens are written to `out`.
+    pub fn next_tokens<R: RngCore>(
+        &mut self,
+        contexts: &[&[u32]],
+        logits: &[f32],
+        vocab: usize,
+        cfg: &SamplingConfig,
+        rngs: &mut [R],
+        out: &mut [u32],
+    ) {
+        assert_eq!(
+            logits.len(),
+            contexts.len() * vocab,
+            "one row of logits per context"
+        );
+        assert!(rngs.len() == contexts.len() && out.len() == contexts.len());
+        for (i, ctx) in contexts.iter().enumerate() {
+            out[i] = self.next_token(ctx, &logits[i * vocab..(i + 1) * vocab], cfg, &mut rngs[i]);
+        }
+    }
+
+    /// Aaronson's rule: the candidate maximising r^(1/p), i.e. ln(r)/p;
+    /// ties go to the smaller id.
+    fn choose_gumbel(&mut self, values: &mut TokenValues, vocab: usize) -> u32 {
+        let c = &self.candidates;
+        let sweep = c.ids.len() * RANDOM_ACCESS_RATIO / 2 >= vocab;
+        if sweep {
+            self.dwords.resize(vocab, 0);
+            values.fill_dwords(&mut self.dwords);
+        }
+        let mut best = (f64::NEG_INFINITY, c.ids[0]);
+        for (&id, &p) in c.ids.iter().zip(&c.probs) {
+            let raw = if sweep {
+                self.dwords[id as usize]
+            } else {
+                values.dword(2 * id as u64)
+            };
+            let key = GumbelUniform::from_u64(raw).r().ln() / p;
+            if key > best.0 {
+                best = (key, id);
+            }
+        }
+        best.1
+    }
+
+    /// SynthID's m-layer two-candidate tournament in closed form: after
+    /// layer l, q(x) ← q(x)·(1 + g_l(x) − Σ_y q(y) g_l(y)); then a keyed draw.
+    fn choose_synthid(&mut self, values: &mut TokenValues, vocab: usize, layers: u32) -> u32 {
+        let n = self.candidates.ids.len();
+        let sweep = n * RANDOM_ACCESS_RATIO >= vocab;
+        if sweep {
+            self.words.resize(vocab, 0);
+            values.fill_words(&mut self.words);
+        }
+        let ids = &self.candidates.ids;
+        let bits = &mut self.bits;
+        bits.resize(n, 0);
+        for (b, &id) in bits.iter_mut().zip(ids) {
+            *b = if sweep {
+                self.words[id as usize]
+            } else {
+                values.synthid_bits(id)
+            };
+        }
+        let probs = &mut self.candidates.probs;
+        for layer in 0..layers {
+            let mask = 1u32 << layer;
+            let mean: f64 = probs
+                .iter()
+                .zip(bits.iter())
+                .filter(|(_, &b)| b & mask != 0)
+                .map(|(p, _)| *p)
+                .sum();
+            for (p, &b) in probs.iter_mut().zip(bits.iter()) {
+                let g = if b & mask != 0 { 1.0 } else { 0.0 };
+                *p *= 1.0 + g - mean;
+            }
+        }
+        self.candidates.draw(values.synthid_draw())
+    }
+}
+
+fn uniform<R: RngCore + ?Sized>(rng: &mut R) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / 9007199254740992.0)
+}

@@ -1,0 +1,472 @@
+//! Watermark profiles: the one validated description of a watermark that
+//! generation, serving and detection all share, so parameters cannot drift
+//! apart between them.
+
+use std::fmt;
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::key::{hex, Key};
+use crate::{Error, SPEC_VERSION};
+
+/// Largest context width a profile may use.
+pub const MAX_CONTEXT: u32 = 16;
+/// Largest number of SynthID tournament layers (one 32-bit word per token).
+pub const MAX_LAYERS: u32 = 32;
+/// Largest KGW bias; larger values are indistinguishable from hard lists.
+pub const MAX_DELTA: f64 = 100.0;
+
+/// Red/green list parameters (Kirchenbauer et al. 2023).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KgwParams {
+    gamma: f64,
+    delta: f64,
+}
+
+impl KgwParams {
+    /// `gamma` is the green fraction in (0, 1); `delta` the logit bias in (0, 100].
+    pub fn new(gamma: f64, delta: f64) -> Result<KgwParams, Error> {
+        if !(gamma > 0.0 && gamma < 1.0) {
+            return Err(Error::Profile(format!(
+                "params.gamma must lie strictly between 0 and 1, got {gamma}"
+            )));
+        }
+        let threshold = (gamma * 4294967296.0).ceil();
+        if threshold >= 4294967296.0 {
+            return Err(Error::Profile(format!(
+                "params.gamma {gamma} is too close to 1 for a 32-bit threshold"
+            )));
+        }
+        if !(delta > 0.0 && delta <= MAX_DELTA) {
+            return Err(Error::Profile(format!(
+                "params.delta must lie in (0, {MAX_DELTA}], got {delta}"
+            )));
+        }
+        Ok(KgwParams { gamma, delta })
+    }
+    /// Nominal green fraction.
+    pub fn gamma(&self) -> f64 {
+        self.gamma
+    }
+    /// Logit bias added to green tokens.
+    pub fn delta(&self) -> f64 {
+        self.delta
+    }
+    /// T = ceil(γ·2^32): a token is green iff its 32-bit value is below T.
+    pub fn threshold(&self) -> u64 {
+        (self.gamma * 4294967296.0).ceil() as u64
+    }
+    /// The exact green probability under the null, T / 2^32.
+    pub fn effective_gamma(&self) -> f64 {
+        self.threshold() as f64 / 4294967296.0
+    }
+}
+
+/// SynthID-Text tournament parameters (Dathathri et al. 2024).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SynthIdParams {
+    layers: u32,
+}
+
+impl SynthIdParams {
+    /// `layers` is the number of tournament layers m, 1 ≤ m ≤ 32.
+    pub fn new(layers: u32) -> Result<SynthIdParams, Error> {
+        if layers == 0 || layers > MAX_LAYERS {
+            return Err(Error::Profile(format!(
+                "params.layers must be between 1 and {MAX_LAYERS}, got {layers}"
+            )));
+        }
+        Ok(SynthIdParams { layers })
+    }
+    /// Number of tournament layers m.
+    pub fn layers(&self) -> u32 {
+        self.layers
+    }
+}
+
+/// A watermarking scheme with its validated parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scheme {
+    /// Red/green soft watermark: bias green logits.
+    Kgw(KgwParams),
+    /// Aaronson's exponential-minimum (Gumbel) sampling; distortion-free.
+    Gumbel,
+    /// SynthID-Text tournament sampling.
+    SynthId(SynthIdParams),
+}
+
+impl Scheme {
+    /// The scheme's name in profiles and in the keyed PRF.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Scheme::Kgw(_) => "kgw",
+            Scheme::Gumbel => "gumbel",
+            Scheme::SynthId(_) => "synthid",
+        }
+    }
+
+    /// Scheme parameters that shape the schedule, encoded for the keyed PRF.
+    pub(crate) fn prf_params(&self) -> Vec<u8> {
+        match self {
+            Scheme::Kgw(p) => p.gamma.to_le_bytes().to_vec(),
+            Scheme::Gumbel => Vec::new(),
+            Scheme::SynthId(p) => p.layers.to_le_bytes().to_vec(),
+        }
+    }
+
+    fn params_json(&self) -> Value {
+        match self {
+            Scheme::Kgw(p) => json!({"gamma": p.gamma, "delta": p.delta}),
+            Scheme::Gumbel => json!({}),
+            Scheme::SynthId(p) => json!({"layers": p.layers}),
+        }
+    }
+
+    fn from_json(name: &str, params: &Map<String, Value>) -> Result<Scheme, Error> {
+        let allowed: &[&str] = match name {
+            "kgw" => &["gamma", "delta"],
+            "gumbel" => &[],
+            "synthid" => &["layers"],
+            other => {
+                return Err(Error::Profile(format!(
+                    "unknown scheme {other:?} (known: kgw, gumbel, synthid)"
+                )))
+            }
+        };
+        if let Some(extra) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(Error::Profile(format!(
+                "params.{extra} is not a parameter of scheme {name}"
+            )));
+        }
+        let number = |field: &str| -> Result<f64, Error> {
+            params
+                .get(field)
+                .ok_or_else(|| Error::Profile(format!("params.{field} is missing")))?
+                .as_f64()
+                .ok_or_else(|| Error::Profile(format!("params.{field} must be a number")))
+        };
+        Ok(match name {
+            "kgw" => Scheme::Kgw(KgwParams::new(number("gamma")?, number("delta")?)?),
+            "gumbel" => Scheme::Gumbel,
+            _ => {
+                let layers = params
+                    .get("layers")
+                    .ok_or_else(|| Error::Profile("params.layers is missing".into()))?
+                    .as_u64()
+                    .ok_or_else(|| {
+                        Error::Profile("params.layers must be a positive integer".into())
+                    })?;
+                Scheme::SynthId(SynthIdParams::new(layers.min(u32::MAX as u64) as u32)?)
+            }
+        })
+    }
+}
+
+/// SHA-256 of a tokenizer file's bytes, written `sha256:<64 hex>`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TokenizerDigest(String);
+
+impl TokenizerDigest {
+    /// Digest of the exact bytes of a tokenizer file.
+    pub fn of_bytes(bytes: &[u8]) -> TokenizerDigest {
+        TokenizerDigest(format!("sha256:{}", hex(&Sha256::digest(bytes))))
+    }
+    /// Parses `sha256:<64 lowercase hex>`.
+    pub fn parse(s: &str) -> Result<TokenizerDigest, Error> {
+        let ok = s.strip_prefix("sha256:").is_some_and(|h| {
+            h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        });
+        if ok {
+            Ok(TokenizerDigest(s.to_string()))
+        } else {
+            Err(Error::Profile(format!(
+                "tokenizer must be \"sha256:\" followed by 64 lowercase hex digits, got {s:?}"
+            )))
+        }
+    }
+    /// The `sha256:…` string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TokenizerDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated watermark profile (spec §3).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    scheme: Scheme,
+    context: u32,
+    tokenizer: TokenizerDigest,
+    key_id: String,
+}
+
+impl Profile {
+    /// A profile for `key`, with context width `context` (0 ≤ h ≤ 16).
+    pub fn new(
+        scheme: Scheme,
+        context: u32,
+        tokenizer: TokenizerDigest,
+        key: &Key,
+    ) -> Result<Profile, Error> {
+        Profile::from_parts(scheme, context, tokenizer, key.id())
+    }
+
+    fn from_parts(
+        scheme: Scheme,
+        context: u32,
+        tokenizer: TokenizerDigest,
+        key_id: String,
+    ) -> Result<Profile, Error> {
+        if context > MAX_CONTEXT {
+            return Err(Error::Profile(format!(
+                "context must be between 0 and {MAX_CONTEXT}, got {context}"
+            )));
+        }
+        if key_id.len() != 16
+            || !key_id
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Err(Error::Profile(format!(
+                "key_id must be 16 lowercase hex digits, got {key_id:?}"
+            )));
+        }
+        Ok(Profile {
+            scheme,
+            context,
+            tokenizer,
+            key_id,
+        })
+    }
+
+    /// The scheme and its parameters.
+    pub fn scheme(&self) -> &Scheme {
+        &self.scheme
+    }
+    /// Context width h: how many preceding tokens seed each position.
+    pub fn context(&self) -> usize {
+        self.context as usize
+    }
+    /// Digest of the tokenizer the profile was made for.
+    pub fn tokenizer(&self) -> &TokenizerDigest {
+        &self.tokenizer
+    }
+    /// Id of the key the profile was made for.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The profile as a JSON value.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "spec": SPEC_VERSION,
+            "scheme": self.scheme.name(),
+            "params": self.scheme.params_json(),
+            "context": self.context,
+            "tokenizer": self.tokenizer.as_str(),
+            "key_id": self.key_id,
+        })
+    }
+
+    /// Canonical form (RFC 8785 JSON Canonicalization Scheme).
+    pub fn canonical_json(&self) -> String {
+        serde_jcs::to_string(&self.to_json()).expect("profile JSON is always serialisable")
+    }
+
+    /// `sha256:` digest of the canonical form.
+    pub fn digest(&self) -> String {
+        format!(
+            "sha256:{}",
+            hex(&Sha256::digest(self.canonical_json().as_bytes()))
+        )
+    }
+
+    /// Parses and validates a profile document. `origin` names it in errors.
+    pub fn from_json_str(text: &str, origin: &str) -> Result<Profile, Error> {
+        let wrap = |e: Error| match e {
+            Error::Profile(m) => Error::Profile(format!("{origin}: {m}")),
+            other => other,
+        };
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            Error::Profile(format!(
+                "{origin}: not valid JSON (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        Profile::from_json(&value).map_err(wrap)
+    }
+
+    /// Validates a profile given as a JSON value.
+    pub fn from_json(value: &Value) -> Result<Profile, Error> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| Error::Profile("a profile must be a JSON object".into()))?;
+        const FIELDS: [&str; 6] = ["spec", "scheme", "params", "context", "tokenizer", "key_id"];
+        if let Some(extra) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(Error::Profile(format!("unknown field {extra:?}")));
+        }
+        let string = |field: &str| -> Result<&str, Error> {
+            obj.get(field)
+                .ok_or_else(|| Error::Profile(format!("field {field:?} is missing")))?
+                .as_str()
+                .ok_or_else(|| Error::Profile(format!("field {field:?} must be a string")))
+        };
+        let spec = string("spec")?;
+        if spec != SPEC_VERSION {
+            return Err(Error::Profile(format!(
+                "spec version {spec:?} is not supported (this build implements {SPEC_VERSION:?})"
+            )));
+        }
+        let params = obj
+            .get("params")
+            .ok_or_else(|| Error::Profile("field \"params\" is missing".into()))?
+            .as_object()
+            .ok_or_else(|| Error::Profile("field \"params\" must be an object".into()))?;
+        let scheme = Scheme::from_json(string("scheme")?, params)?;
+        let context = obj
+            .get("context")
+            .ok_or_else(|| Error::Profile("field \"context\" is missing".into()))?
+            .as_u64()
+            .ok_or_else(|| {
+                Error::Profile("field \"context\" must be a non-negative integer".into())
+            })?;
+        let context = u32::try_from(context)
+            .map_err(|_| Error::Profile(format!("context {context} is out of range")))?;
+        let tokenizer = TokenizerDigest::parse(string("tokenizer")?)?;
+        Profile::from_parts(scheme, context, tokenizer, string("key_id")?.to_string())
+    }
+
+    /// Reads a profile file.
+    pub fn load(path: &Path) -> Result<Profile, Error> {
+        let origin = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Profile(format!("{origin}: {e}")))?;
+        Profile::from_json_str(&text, &origin)
+    }
+
+    /// Checks that `key` is the key this profile was made for.
+    pub fn check_key(&self, key: &Key) -> Result<(), Error> {
+        let id = key.id();
+        if id == self.key_id {
+            Ok(())
+        } else {
+            Err(Error::Key(format!(
+                "the key (id {id}) is not the key this profile was made for (id {})",
+                self.key_id
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> Key {
+        Key::from_bytes([1u8; 32])
+    }
+
+    fn tok() -> TokenizerDigest {
+        TokenizerDigest::of_bytes(b"{}")
+    }
+
+    #[test]
+    fn canonical_form_is_sorted_and_round_trips() {
+        let p = Profile::new(
+            Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()),
+            2,
+            tok(),
+            &key(),
+        )
+        .unwrap();
+        let c = p.canonical_json();
+        assert!(c.starts_with("{\"context\":2,\"key_id\":"), "{c}");
+        assert!(c.contains("\"params\":{\"delta\":2,\"gamma\":0.25}"), "{c}");
+        let back = Profile::from_json_str(&c, "p").unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.digest(), p.digest());
+        let pretty = serde_json::to_string_pretty(&p.to_json()).unwrap();
+        assert_eq!(
+            Profile::from_json_str(&pretty, "p").unwrap().digest(),
+            p.digest()
+        );
+    }
+
+    #[test]
+    fn rejects_bad_profiles() {
+        let good = Profile::new(Scheme::Gumbel, 2, tok(), &key())
+            .unwrap()
+            .to_json();
+        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+            (
+                Box::new(|v| v["spec"] = json!("provmark-wm/9")),
+                "not supported",
+            ),
+            (Box::new(|v| v["scheme"] = json!("rot13")), "unknown scheme"),
+            (Box::new(|v| v["context"] = json!(99)), "context must be"),
+            (
+                Box::new(|v| v["context"] = json!(-1)),
+                "non-negative integer",
+            ),
+            (
+                Box::new(|v| v["tokenizer"] = json!("md5:00")),
+                "tokenizer must be",
+            ),
+            (Box::new(|v| v["extra"] = json!(1)), "unknown field"),
+            (
+                Box::new(|v| v["params"] = json!({"gamma": 0.5})),
+                "not a parameter",
+            ),
+            (
+                Box::new(|v| {
+                    v["scheme"] = json!("kgw");
+                    v["params"] = json!({"gamma": 1.5, "delta": 2})
+                }),
+                "strictly between 0 and 1",
+            ),
+            (
+                Box::new(|v| {
+                    v["scheme"] = json!("kgw");
+                    v["params"] = json!({"gamma": 0.5})
+                }),
+                "params.delta is missing",
+            ),
+            (
+                Box::new(|v| {
+                    v["scheme"] = json!("synthid");
+                    v["params"] = json!({"layers": 0})
+                }),
+                "between 1 and 32",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut v = good.clone();
+            mutate(&mut v);
+            let err = Profile::from_json(&v).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err} lacks {expected}");
+        }
+        let err = Profile::from_json_str("{\"spec\": ", "x.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.json") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn key_mismatch_is_detected() {
+        let p = Profile::new(Scheme::Gumbel, 1, tok(), &key()).unwrap();
+        assert!(p.check_key(&key()).is_ok());
+        let err = p
+            .check_key(&Key::from_bytes([2u8; 32]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not the key"), "{err}");
+    }
+}

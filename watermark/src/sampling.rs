@@ -1,0 +1,242 @@
+//! Sampling settings and the candidate set they produce.
+//!
+//! Order of operations in a decode step (spec §6): KGW bias on raw logits →
+//! temperature → top-k → top-p → the draw (KGW: the caller's RNG; Gumbel and
+//! SynthID: the keyed rule over exactly the candidates that survived).
+
+use crate::Error;
+
+/// Temperature, top-k and top-p, validated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SamplingConfig {
+    temperature: f32,
+    top_k: usize,
+    top_p: f32,
+}
+
+impl Default for SamplingConfig {
+    /// Temperature 1, no top-k, no top-p: the model's own distribution.
+    fn default() -> Self {
+        SamplingConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+        }
+    }
+}
+
+impl SamplingConfig {
+    /// `temperature` ≥ 0 (0 is greedy); `top_k` 0 disables; `top_p` in (0, 1].
+    pub fn new(temperature: f32, top_k: usize, top_p: f32) -> Result<SamplingConfig, Error> {
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(Error::Sampling(format!(
+                "temperature must be a finite number ≥ 0, got {temperature}"
+            )));
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(Error::Sampling(format!(
+                "top_p must lie in (0, 1], got {top_p}"
+            )));
+        }
+        Ok(SamplingConfig {
+            temperature,
+            top_k,
+            top_p,
+        })
+    }
+    /// Greedy decoding (temperature 0).
+    pub fn greedy() -> SamplingConfig {
+        SamplingConfig {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+        }
+    }
+    /// Temperature (0 = greedy).
+    pub fn temperature(&self) -> f32 {
+        self.temperature
+    }
+    /// Top-k (0 = off).
+    pub fn top_k(&self) -> usize {
+        self.top_k
+    }
+    /// Top-p (1 = off).
+    pub fn top_p(&self) -> f32 {
+        self.top_p
+    }
+}
+
+/// Reusable buffers for the candidate set of one decode step.
+#[derive(Default)]
+pub(crate) struct Candidates {
+    /// Candidate token ids, in increasing id order after [`Candidates::build`].
+    pub ids: Vec<u32>,
+    /// Their probabilities, normalised to sum to 1.
+    pub probs: Vec<f64>,
+    order: Vec<u32>,
+}
+
+impl Candidates {
+    /// Builds the candidate set from (already biased) logits.
+    pub fn build(&mut self, logits: &[f32], cfg: &SamplingConfig) {
+        self.ids.clear();
+        self.probs.clear();
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if cfg.temperature == 0.0 || !max.is_finite() {
+            let best = argmax(logits);
+            self.ids.push(best as u32);
+            self.probs.push(1.0);
+            return;
+        }
+        let inv_t = 1.0 / cfg.temperature as f64;
+        let vocab = logits.len();
+        // Unnormalised weights exp((l - max)/T) for every token.
+        self.probs.reserve(vocab);
+        let mut total = 0.0f64;
+        for &l in logits {
+            let w = (((l - max) as f64) * inv_t).exp();
+            total += w;
+            self.probs.push(w);
+        }
+        let filtering = (cfg.top_k > 0 && cfg.top_k < vocab) || cfg.top_p < 1.0;
+        if !filtering {
+            self.ids.extend(0..vocab as u32);
+            let norm = 1.0 / total;
+            self.probs.iter_mut().for_each(|p| *p *= norm);
+            self.drop_zeros();
+            return;
+        }
+        // Tokens below (1 - top_p)/V in mass can never enter the nucleus, and
+        // dropping them first keeps the sort small.
+        let floor = if cfg.top_p < 1.0 {
+            (1.0 - cfg.top_p as f64) / vocab as f64 * total
+        } else {
+            0.0
+        };
+        self.order.clear();
+        self.order
+            .extend((0..vocab as u32).filter(|&i| self.probs[i as usize] > floor));
+        let weights = &self.probs;
+        let desc = |a: &u32, b: &u32| {
+            weights[*b as usize]
+                .total_cmp(&weights[*a as usize])
+                .then(a.cmp(b))
+        };
+        if cfg.top_k > 0 && cfg.top_k < self.order.len() {
+            self.order.select_nth_unstable_by(cfg.top_k - 1, desc);
+            self.order.truncate(cfg.top_k);
+        }
+        if cfg.top_p < 1.0 {
+            self.order.sort_unstable_by(desc);
+            let kept: f64 = self.order.iter().map(|&i| weights[i as usize]).sum();
+            let target = cfg.top_p as f64 * kept;
+            let mut cumulative = 0.0;
+            let mut keep = self.order.len();
+            for (n, &i) in self.order.iter().enumerate() {
+                cumulative += weights[i as usize];
+                if cumulative >= target {
+                    keep = n + 1;
+                    break;
+                }
+            }
+            self.order.truncate(keep);
+        }
+        self.order.sort_unstable();
+        let kept: f64 = self.order.iter().map(|&i| weights[i as usize]).sum();
+        let norm = 1.0 / kept;
+        let mut probs = std::mem::take(&mut self.probs);
+        self.ids.extend_from_slice(&self.order);
+        self.probs.clear();
+        self.probs
+            .extend(self.order.iter().map(|&i| probs[i as usize] * norm));
+        probs.clear();
+        self.order.clear();
+        // Keep the larger buffer for the next step.
+        if probs.capacity() > self.probs.capacity() {
+            probs.extend_from_slice(&self.probs);
+            self.probs = probs;
+        }
+    }
+
+    fn drop_zeros(&mut self) {
+        if self.probs.iter().all(|&p| p > 0.0) {
+            return;
+        }
+        let mut w = 0;
+        for r in 0..self.ids.len() {
+            if self.probs[r] > 0.0 {
+                self.ids[w] = self.ids[r];
+                self.probs[w] = self.probs[r];
+                w += 1;
+            }
+        }
+        self.ids.truncate(w);
+        self.probs.truncate(w);
+    }
+
+    /// Inverse-CDF draw with uniform `u` in [0, 1).
+    pub fn draw(&self, u: f64) -> u32 {
+        let total: f64 = self.probs.iter().sum();
+        let target = u * total;
+        let mut cumulative = 0.0;
+        for (i, &p) in self.probs.iter().enumerate() {
+            cumulative += p;
+            if target < cumulative {
+                return self.ids[i];
+            }
+        }
+        *self.ids.last().expect("at least one candidate")
+    }
+}
+
+fn argmax(logits: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_and_top_p_select_the_right_tokens() {
+        let logits = [0.0f32, 3.0, 1.0, 2.0, -1.0];
+        let mut c = Candidates::default();
+        c.build(&logits, &SamplingConfig::new(1.0, 2, 1.0).unwrap());
+        assert_eq!(c.ids, vec![1, 3]);
+        assert!((c.probs.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(c.probs[0] > c.probs[1]);
+        // p(1) ≈ 0.64, p(3) ≈ 0.24: top-p 0.7 needs both, 0.5 needs one.
+        c.build(&logits, &SamplingConfig::new(1.0, 0, 0.7).unwrap());
+        assert_eq!(c.ids, vec![1, 3]);
+        c.build(&logits, &SamplingConfig::new(1.0, 0, 0.5).unwrap());
+        assert_eq!(c.ids, vec![1]);
+        c.build(&logits, &SamplingConfig::greedy());
+        assert_eq!(c.ids, vec![1]);
+        c.build(&logits, &SamplingConfig::default());
+        assert_eq!(c.ids, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn masked_tokens_never_become_candidates() {
+        let logits = [f32::NEG_INFINITY, 1.0, f32::NEG_INFINITY, 1.0];
+        let mut c = Candidates::default();
+        c.build(&logits, &SamplingConfig::default());
+        assert_eq!(c.ids, vec![1, 3]);
+        assert_eq!(c.draw(0.0), 1);
+        assert_eq!(c.draw(0.99), 3);
+    }
+
+    #[test]
+    fn invalid_settings_are_rejected() {
+        assert!(SamplingConfig::new(-1.0, 0, 1.0).is_err());
+        assert!(SamplingConfig::new(f32::NAN, 0, 1.0).is_err());
+        assert!(SamplingConfig::new(1.0, 0, 0.0).is_err());
+        assert!(SamplingConfig::new(1.0, 0, 1.5).is_err());
+    }
+}
