@@ -73,6 +73,7 @@ pub(crate) struct Candidates {
     pub ids: Vec<u32>,
     /// Their probabilities, normalised to sum to 1.
     pub probs: Vec<f64>,
+    weights: Vec<f64>,
     order: Vec<u32>,
 }
 
@@ -83,31 +84,31 @@ impl Candidates {
         self.probs.clear();
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         if cfg.temperature == 0.0 || !max.is_finite() {
-            let best = argmax(logits);
-            self.ids.push(best as u32);
+            self.ids.push(argmax(logits) as u32);
             self.probs.push(1.0);
             return;
         }
         let inv_t = 1.0 / cfg.temperature as f64;
         let vocab = logits.len();
         // Unnormalised weights exp((l - max)/T) for every token.
-        self.probs.reserve(vocab);
-        let mut total = 0.0f64;
-        for &l in logits {
-            let w = (((l - max) as f64) * inv_t).exp();
-            total += w;
-            self.probs.push(w);
-        }
+        self.weights.clear();
+        self.weights
+            .extend(logits.iter().map(|&l| (((l - max) as f64) * inv_t).exp()));
+        let weights = &self.weights;
+        let total: f64 = weights.iter().sum();
         let filtering = (cfg.top_k > 0 && cfg.top_k < vocab) || cfg.top_p < 1.0;
         if !filtering {
-            self.ids.extend(0..vocab as u32);
             let norm = 1.0 / total;
-            self.probs.iter_mut().for_each(|p| *p *= norm);
-            self.drop_zeros();
+            for (id, &w) in weights.iter().enumerate() {
+                if w > 0.0 {
+                    self.ids.push(id as u32);
+                    self.probs.push(w * norm);
+                }
+            }
             return;
         }
-        // Tokens below (1 - top_p)/V in mass can never enter the nucleus, and
-        // dropping them first keeps the sort small.
+        // Tokens below (1 - top_p)/V of the mass can never enter the nucleus,
+        // and dropping them first keeps the sort small.
         let floor = if cfg.top_p < 1.0 {
             (1.0 - cfg.top_p as f64) / vocab as f64 * total
         } else {
@@ -115,8 +116,7 @@ impl Candidates {
         };
         self.order.clear();
         self.order
-            .extend((0..vocab as u32).filter(|&i| self.probs[i as usize] > floor));
-        let weights = &self.probs;
+            .extend((0..vocab as u32).filter(|&i| weights[i as usize] > floor));
         let desc = |a: &u32, b: &u32| {
             weights[*b as usize]
                 .total_cmp(&weights[*a as usize])
@@ -144,34 +144,9 @@ impl Candidates {
         self.order.sort_unstable();
         let kept: f64 = self.order.iter().map(|&i| weights[i as usize]).sum();
         let norm = 1.0 / kept;
-        let mut probs = std::mem::take(&mut self.probs);
         self.ids.extend_from_slice(&self.order);
-        self.probs.clear();
         self.probs
-            .extend(self.order.iter().map(|&i| probs[i as usize] * norm));
-        probs.clear();
-        self.order.clear();
-        // Keep the larger buffer for the next step.
-        if probs.capacity() > self.probs.capacity() {
-            probs.extend_from_slice(&self.probs);
-            self.probs = probs;
-        }
-    }
-
-    fn drop_zeros(&mut self) {
-        if self.probs.iter().all(|&p| p > 0.0) {
-            return;
-        }
-        let mut w = 0;
-        for r in 0..self.ids.len() {
-            if self.probs[r] > 0.0 {
-                self.ids[w] = self.ids[r];
-                self.probs[w] = self.probs[r];
-                w += 1;
-            }
-        }
-        self.ids.truncate(w);
-        self.probs.truncate(w);
+            .extend(self.order.iter().map(|&i| weights[i as usize] * norm));
     }
 
     /// Inverse-CDF draw with uniform `u` in [0, 1).

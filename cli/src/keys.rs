@@ -1,0 +1,83 @@
+//! `provmark keygen` and `provmark key`.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use provmark_watermark::Key;
+use serde_json::json;
+
+#[derive(Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (64 hex characters). Never overwritten.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Print the key id and commitment as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Print a key file's public id and commitment (never the key).
+    Info {
+        /// The key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Print as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
+    if args.out.exists() {
+        bail!(
+            "{} already exists; provmark never overwrites a key (move it away first)",
+            args.out.display()
+        );
+    }
+    let key = Key::generate()?;
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    file.write_all(key.to_hex_file().as_bytes())
+        .and_then(|_| file.sync_all())
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    print_info(&key, &args.out, args.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(cmd: KeyCommand) -> Result<ExitCode> {
+    match cmd {
+        KeyCommand::Info { key, json } => {
+            let k = Key::load(&key)?;
+            print_info(&k, &key, json);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_info(key: &Key, path: &std::path::Path, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({"file": path.display().to_string(), "key_id": key.id(), "commitment": key.commitment()})
+        );
+    } else {
+        println!("key file    {}", path.display());
+        println!("key id      {}", key.id());
+        println!("commitment  {}", key.commitment());
+        println!("Publish the commitment; keep the key file secret.");
+    }
+}

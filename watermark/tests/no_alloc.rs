@@ -1,0 +1,64 @@
+//! After warm-up, a decode step allocates nothing (counted by a global
+//! allocator wrapper in this test binary).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use provmark_watermark::rand_core::SeedableRng;
+use provmark_watermark::{
+    Embedder, Key, KgwParams, Profile, SamplingConfig, Scheme, SynthIdParams, TokenizerDigest,
+};
+use rand_chacha::ChaCha8Rng;
+
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn decode_steps_do_not_allocate_after_warm_up() {
+    let key = Key::from_bytes([8; 32]);
+    let vocab = 49_152;
+    let logits: Vec<f32> = (0..vocab).map(|i| ((i * 31) % 977) as f32 / 97.0).collect();
+    let configs = [
+        SamplingConfig::default(),
+        SamplingConfig::new(0.7, 50, 0.9).unwrap(),
+        SamplingConfig::new(1.0, 0, 0.95).unwrap(),
+    ];
+    for scheme in [
+        Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()),
+        Scheme::Gumbel,
+        Scheme::SynthId(SynthIdParams::new(30).unwrap()),
+    ] {
+        let profile = Profile::new(scheme, 2, TokenizerDigest::of_bytes(b"t"), &key).unwrap();
+        let mut e = Embedder::new(&profile, &key).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for cfg in &configs {
+            // Warm-up at this vocabulary and setting.
+            for step in 0..3u32 {
+                e.next_token(&[step, 1, 2], &logits, cfg, &mut rng);
+            }
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            for step in 0..20u32 {
+                e.next_token(&[step, 5, 6], &logits, cfg, &mut rng);
+            }
+            let after = ALLOCATIONS.load(Ordering::SeqCst);
+            assert_eq!(after, before, "{} {cfg:?} allocated", scheme.name());
+        }
+    }
+}
