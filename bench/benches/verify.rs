@@ -1,1 +1,109 @@
+//! Verify path: scored tokens per second on one core, with and without
+//! tokenization.
+//!
+//!     cargo bench -p provmark-bench --bench verify
 
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use provmark_bench::corpus::{docs_corpus, train_bpe_json};
+use provmark_verify::{Detector, TextTokenizer};
+use provmark_watermark::{Key, KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn detector(scheme: Scheme) -> Detector {
+    let key = Key::from_bytes([1; 32]);
+    let profile = Profile::new(scheme, 2, TokenizerDigest::of_bytes(b"b"), &key).unwrap();
+    Detector::new(&profile, &key).unwrap()
+}
+
+fn schemes() -> [Scheme; 3] {
+    [
+        Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()),
+        Scheme::Gumbel,
+        Scheme::SynthId(SynthIdParams::new(30).unwrap()),
+    ]
+}
+
+fn score_ids(c: &mut Criterion) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    // 100 texts of 1,000 tokens: answer-sized texts, as an audit sees them.
+    let texts: Vec<Vec<u32>> = (0..100)
+        .map(|_| (0..1000).map(|_| rng.next_u32() % 49_152).collect())
+        .collect();
+    let mut group = c.benchmark_group("verify/score_ids");
+    group.throughput(Throughput::Elements(100 * 1000));
+    group.sample_size(20);
+    for scheme in schemes() {
+        let det = detector(scheme);
+        group.bench_with_input(
+            BenchmarkId::from_parameter(scheme.name()),
+            &texts,
+            |b, texts| {
+                b.iter(|| {
+                    texts
+                        .iter()
+                        .map(|ids| det.detect(ids).statistic)
+                        .sum::<f64>()
+                })
+            },
+        );
+    }
+    // One 100,000-token text: its de-duplication set outgrows the caches.
+    let long: Vec<u32> = texts.concat();
+    let det = detector(schemes()[0]);
+    group.bench_function("kgw_one_100k_text", |b| {
+        b.iter(|| det.detect(&long).statistic)
+    });
+    group.finish();
+}
+
+fn detect_text(c: &mut Criterion) {
+    let corpus = docs_corpus();
+    let tok = TextTokenizer::from_bytes(train_bpe_json(&corpus, 8192).as_bytes(), "t").unwrap();
+    let text = &corpus[..200_000];
+    let tokens = tok.encode(text).unwrap().len();
+    let det = detector(schemes()[0]);
+    let mut group = c.benchmark_group("verify/tokenize_and_score");
+    group.throughput(Throughput::Elements(tokens as u64));
+    group.sample_size(10);
+    group.bench_function("kgw", |b| b.iter(|| det.detect(&tok.encode(text).unwrap())));
+    group.bench_function("tokenize_only", |b| b.iter(|| tok.encode(text).unwrap()));
+    group.finish();
+}
+
+/// The two halves of one scored token: the keyed seed and the keystream read.
+fn components(c: &mut Criterion) {
+    let key = Key::from_bytes([1; 32]);
+    let profile = Profile::new(schemes()[0], 2, TokenizerDigest::of_bytes(b"b"), &key).unwrap();
+    let schedule = provmark_watermark::Schedule::new(&profile, &key).unwrap();
+    let mut group = c.benchmark_group("verify/components");
+    let mut t = 0u32;
+    group.bench_function("hmac_seed", |b| {
+        b.iter(|| {
+            t = t.wrapping_add(1);
+            schedule.seed(&[t, 5])
+        })
+    });
+    let seed = schedule.seed(&[1, 2]);
+    group.bench_function("keystream_word", |b| {
+        b.iter(|| {
+            t = t.wrapping_add(1);
+            provmark_watermark::TokenValues::new(&seed).kgw_value(t % 49_152)
+        })
+    });
+    let seeds = [seed; 8];
+    group.bench_function("keystream_blocks_x8", |b| {
+        b.iter(|| {
+            t = t.wrapping_add(1);
+            let c = t as u64;
+            provmark_watermark::keystream::chacha20_blocks_x8(
+                &seeds,
+                &[c, c + 1, c + 2, c + 3, c + 4, c + 5, c + 6, c + 7],
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, components, score_ids, detect_text);
+criterion_main!(benches);

@@ -72,3 +72,21 @@ impl PlainSampler {
         context.split_off(start)
     }
 }
+
+/// Number of leading tokens after which the running p-value of `scores`
+/// first reaches `alpha`, or `None` if it never does.
+pub fn tokens_to_detect(
+    detector: &provmark_verify::Detector,
+    scored: &provmark_verify::ScoredText,
+    alpha: f64,
+) -> Option<usize> {
+    let mut sum = 0.0;
+    for (i, s) in scored.scores.iter().enumerate() {
+        sum += s;
+        let p = detector.test(i as u64 + 1, sum).expect("scored ≥ 1").p;
+        if p.ln() <= alpha.ln() {
+            return Some(scored.positions[i] + 1);
+        }
+    }
+    None
+}

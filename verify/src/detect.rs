@@ -2,7 +2,9 @@
 //! (spec §5, §7, §8).
 
 use ahash::AHashSet;
-use provmark_watermark::{Key, Profile, Schedule, Scheme};
+use provmark_watermark::keystream::{chacha20_blocks_x8, LANES};
+use provmark_watermark::scoring::{score_in_block, value_block};
+use provmark_watermark::{Key, Profile, Schedule, Scheme, Seed};
 
 use crate::stats::{binomial_upper_tail, gamma_upper_tail, PValue};
 use crate::Error;
@@ -35,6 +37,28 @@ impl ScoredText {
     /// Sum of the scores in text order: the test statistic.
     pub fn statistic(&self) -> f64 {
         self.scores.iter().sum()
+    }
+}
+
+/// Up to eight positions waiting for their keystream blocks.
+#[derive(Default)]
+struct Batch {
+    seeds: [Seed; LANES],
+    blocks: [u64; LANES],
+    tokens: [u32; LANES],
+    len: usize,
+}
+
+impl Batch {
+    fn flush(&mut self, scheme: &Scheme, scores: &mut Vec<f64>) {
+        if self.len == 0 {
+            return;
+        }
+        let words = chacha20_blocks_x8(&self.seeds, &self.blocks);
+        for lane in 0..self.len {
+            scores.push(score_in_block(scheme, self.tokens[lane], &words[lane]));
+        }
+        self.len = 0;
     }
 }
 
@@ -106,23 +130,32 @@ impl Detector {
         let mut seen: AHashSet<&[u32]> = AHashSet::with_capacity(ids.len());
         let mut out = ScoredText {
             tokens: ids.len(),
-            ..ScoredText::default()
+            positions: Vec::with_capacity(ids.len()),
+            scores: Vec::with_capacity(ids.len()),
+            duplicates: 0,
         };
         let scheme = *self.schedule.scheme();
+        // Positions are scored eight at a time: eight seeds, then eight
+        // keystream blocks computed together.
+        let mut batch = Batch::default();
         for end in h.max(lead)..joined.len() {
             let tuple = &joined[end - h..=end];
             if self.dedup == Dedup::PerText && !seen.insert(tuple) {
                 out.duplicates += 1;
                 continue;
             }
-            let mut values = self.schedule.values(&tuple[..h]);
+            let token = tuple[h];
+            let lane = batch.len;
+            batch.seeds[lane] = self.schedule.seed(&tuple[..h]);
+            batch.blocks[lane] = value_block(&scheme, token);
+            batch.tokens[lane] = token;
+            batch.len += 1;
             out.positions.push(end - lead);
-            out.scores.push(provmark_watermark::scoring::token_score(
-                &scheme,
-                &mut values,
-                tuple[h],
-            ));
+            if batch.len == LANES {
+                batch.flush(&scheme, &mut out.scores);
+            }
         }
+        batch.flush(&scheme, &mut out.scores);
         out
     }
 

@@ -7,6 +7,7 @@
 
 mod embed;
 mod key;
+pub mod keystream;
 mod profile;
 mod sampling;
 mod schedule;

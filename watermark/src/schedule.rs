@@ -2,12 +2,13 @@
 //! window, and a ChaCha20 keystream from that seed that gives every token id
 //! its values at a word position derived from the id alone.
 
-use hmac::{Hmac, Mac};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
-use sha2::Sha256;
+use sha2::digest::generic_array::GenericArray;
+use zeroize::Zeroize;
 
 use crate::key::Key;
+use crate::keystream::chacha20_block;
 use crate::profile::{Profile, Scheme};
 use crate::{Error, SPEC_VERSION};
 
@@ -17,13 +18,41 @@ pub type Seed = [u8; 32];
 /// Word position of SynthID's keyed sampling uniform (past every token's word).
 pub const SYNTHID_DRAW_WORD: u64 = 1 << 32;
 
-/// The keyed PRF of one profile. Cheap to clone; holds the HMAC state already
-/// keyed and fed with the message prefix, so a seed costs two compressions.
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// The keyed PRF of one profile. Cheap to clone.
+///
+/// HMAC-SHA256 (RFC 2104) framed directly on `sha2`'s compression function:
+/// the key's inner and outer pad blocks are compressed once here, so a seed
+/// costs exactly two compressions (the hot path of detection). The `hmac`
+/// crate checks this framing in the tests, the spec vectors check both.
 #[derive(Clone)]
 pub struct Schedule {
-    prefixed: Hmac<Sha256>,
+    inner: [u32; 8],
+    outer: [u32; 8],
+    prefix: Vec<u8>,
     scheme: Scheme,
     context: usize,
+}
+
+impl Drop for Schedule {
+    fn drop(&mut self) {
+        self.inner.zeroize();
+        self.outer.zeroize();
+    }
+}
+
+fn compress(state: &mut [u32; 8], block: &[u8]) {
+    sha2::compress256(state, std::slice::from_ref(GenericArray::from_slice(block)));
 }
 
 impl Schedule {
@@ -31,18 +60,29 @@ impl Schedule {
     /// profile's.
     pub fn new(profile: &Profile, key: &Key) -> Result<Schedule, Error> {
         profile.check_key(key)?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.bytes())
-            .expect("HMAC accepts any key length");
+        let mut pads = [[0x36u8; 64], [0x5cu8; 64]];
+        for pad in pads.iter_mut() {
+            for (p, k) in pad.iter_mut().zip(key.bytes()) {
+                *p ^= k;
+            }
+        }
+        let (mut inner, mut outer) = (SHA256_IV, SHA256_IV);
+        compress(&mut inner, &pads[0]);
+        compress(&mut outer, &pads[1]);
+        pads.zeroize();
         let scheme = *profile.scheme();
         let name = scheme.name();
-        mac.update(SPEC_VERSION.as_bytes());
-        mac.update(b"/seed\0");
-        mac.update(&[name.len() as u8]);
-        mac.update(name.as_bytes());
-        mac.update(&scheme.prf_params());
-        mac.update(&(profile.context() as u32).to_le_bytes());
+        let mut prefix = Vec::new();
+        prefix.extend_from_slice(SPEC_VERSION.as_bytes());
+        prefix.extend_from_slice(b"/seed\0");
+        prefix.push(name.len() as u8);
+        prefix.extend_from_slice(name.as_bytes());
+        prefix.extend_from_slice(&scheme.prf_params());
+        prefix.extend_from_slice(&(profile.context() as u32).to_le_bytes());
         Ok(Schedule {
-            prefixed: mac,
+            inner,
+            outer,
+            prefix,
             scheme,
             context: profile.context(),
         })
@@ -61,11 +101,36 @@ impl Schedule {
     /// Seed for a context window of exactly h token ids (oldest first).
     pub fn seed(&self, window: &[u32]) -> Seed {
         debug_assert_eq!(window.len(), self.context);
-        let mut mac = self.prefixed.clone();
-        for id in window {
-            mac.update(&id.to_le_bytes());
+        // Inner hash over ipad ‖ message: the message and its padding fit in
+        // two blocks (prefix ≤ 39 bytes, window ≤ 64 bytes).
+        let mut buf = [0u8; 128];
+        let len = self.prefix.len() + 4 * window.len();
+        buf[..self.prefix.len()].copy_from_slice(&self.prefix);
+        for (chunk, id) in buf[self.prefix.len()..len].chunks_exact_mut(4).zip(window) {
+            chunk.copy_from_slice(&id.to_le_bytes());
         }
-        mac.finalize().into_bytes().into()
+        buf[len] = 0x80;
+        let blocks = if len + 9 <= 64 { 1 } else { 2 };
+        let bits = ((64 + len) as u64) * 8;
+        buf[blocks * 64 - 8..blocks * 64].copy_from_slice(&bits.to_be_bytes());
+        let mut state = self.inner;
+        for block in buf[..blocks * 64].chunks_exact(64) {
+            compress(&mut state, block);
+        }
+        // Outer hash over opad ‖ inner digest.
+        let mut block = [0u8; 64];
+        for (chunk, word) in block[..32].chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        block[32] = 0x80;
+        block[56..].copy_from_slice(&((64u64 + 32) * 8).to_be_bytes());
+        let mut state = self.outer;
+        compress(&mut state, &block);
+        let mut seed = [0u8; 32];
+        for (chunk, word) in seed.chunks_exact_mut(4).zip(state) {
+            chunk.copy_from_slice(&word.to_be_bytes());
+        }
+        seed
     }
 
     /// The keystream of a context window.
@@ -75,43 +140,58 @@ impl Schedule {
 }
 
 /// Random access to the keystream words of one seed.
+///
+/// Whole-vocabulary sweeps use `rand_chacha` (several blocks at once with
+/// SIMD); single words, the detection hot path, compute just the one block
+/// they need. Both produce the same stream (tested, and checked against the
+/// spec's vectors).
 pub struct TokenValues {
-    rng: ChaCha20Rng,
+    seed: Seed,
+    /// The block last computed by random access, and its index.
+    block: [u32; 16],
+    block_index: u64,
 }
 
 impl TokenValues {
     /// Keystream of ChaCha20 keyed with `seed`, stream 0, counter 0.
     pub fn new(seed: &Seed) -> TokenValues {
         TokenValues {
-            rng: ChaCha20Rng::from_seed(*seed),
+            seed: *seed,
+            block: [0; 16],
+            block_index: u64::MAX,
         }
     }
 
     /// Keystream word `pos` (little-endian u32 at byte 4·pos).
+    #[inline]
     pub fn word(&mut self, pos: u64) -> u32 {
-        self.rng.set_word_pos(pos as u128);
-        self.rng.next_u32()
+        let index = pos / 16;
+        if index != self.block_index {
+            self.block = chacha20_block(&self.seed, index);
+            self.block_index = index;
+        }
+        self.block[(pos % 16) as usize]
     }
 
     /// Words `pos` and `pos + 1` as a little-endian u64.
+    #[inline]
     pub fn dword(&mut self, pos: u64) -> u64 {
-        self.rng.set_word_pos(pos as u128);
-        self.rng.next_u64()
+        self.word(pos) as u64 | (self.word(pos + 1) as u64) << 32
     }
 
     /// Fills `out[i]` with word `i` (for whole-vocabulary steps).
     pub fn fill_words(&mut self, out: &mut [u32]) {
-        self.rng.set_word_pos(0);
+        let mut rng = ChaCha20Rng::from_seed(self.seed);
         for w in out.iter_mut() {
-            *w = self.rng.next_u32();
+            *w = rng.next_u32();
         }
     }
 
     /// Fills `out[i]` with the u64 at words 2i, 2i+1.
     pub fn fill_dwords(&mut self, out: &mut [u64]) {
-        self.rng.set_word_pos(0);
+        let mut rng = ChaCha20Rng::from_seed(self.seed);
         for w in out.iter_mut() {
-            *w = self.rng.next_u64();
+            *w = rng.next_u64();
         }
     }
 
@@ -166,6 +246,30 @@ impl GumbelUniform {
 mod tests {
     use super::*;
     use crate::profile::{KgwParams, TokenizerDigest};
+
+    #[test]
+    fn seeds_equal_the_hmac_crate() {
+        use hmac::{Hmac, Mac};
+        let key = Key::from_bytes([0xc3; 32]);
+        let tok = TokenizerDigest::of_bytes(b"t");
+        for (scheme, h) in [
+            (Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()), 2u32),
+            (Scheme::Gumbel, 0),
+            (Scheme::Kgw(KgwParams::new(0.1, 2.0).unwrap()), 6),
+            (Scheme::Gumbel, 16),
+        ] {
+            let profile = Profile::new(scheme, h, tok.clone(), &key).unwrap();
+            let schedule = Schedule::new(&profile, &key).unwrap();
+            let window: Vec<u32> = (0..h).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
+            let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.bytes()).unwrap();
+            mac.update(&schedule.prefix);
+            for id in &window {
+                mac.update(&id.to_le_bytes());
+            }
+            let want: [u8; 32] = mac.finalize().into_bytes().into();
+            assert_eq!(schedule.seed(&window), want, "h = {h}");
+        }
+    }
 
     #[test]
     fn sequential_and_random_access_agree() {

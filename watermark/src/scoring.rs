@@ -2,7 +2,47 @@
 //! contributes to each scheme's test statistic.
 
 use crate::profile::Scheme;
-use crate::schedule::TokenValues;
+use crate::schedule::{GumbelUniform, TokenValues};
+
+/// Index of the keystream block that holds token `id`'s value under `scheme`
+/// (word id for KGW and SynthID, words 2·id and 2·id+1 for Gumbel; both
+/// Gumbel words always share a block).
+#[inline]
+pub fn value_block(scheme: &Scheme, id: u32) -> u64 {
+    match scheme {
+        Scheme::Gumbel => id as u64 / 8,
+        _ => id as u64 / 16,
+    }
+}
+
+/// [`token_score`] from the block [`value_block`] named.
+#[inline]
+pub fn score_in_block(scheme: &Scheme, id: u32, block: &[u32; 16]) -> f64 {
+    match scheme {
+        Scheme::Kgw(p) => {
+            if (block[id as usize % 16] as u64) < p.threshold() {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Scheme::Gumbel => {
+            let w = (2 * id as usize) % 16;
+            GumbelUniform::from_u64(block[w] as u64 | (block[w + 1] as u64) << 32).score()
+        }
+        Scheme::SynthId(p) => {
+            (block[id as usize % 16] & layer_mask(p.layers())).count_ones() as f64
+        }
+    }
+}
+
+fn layer_mask(layers: u32) -> u32 {
+    if layers == 32 {
+        u32::MAX
+    } else {
+        (1u32 << layers) - 1
+    }
+}
 
 /// Score of token `id` under `scheme`, from its context's keystream:
 /// KGW 1 if green else 0; SynthID the number of set g-value bits among the
@@ -18,12 +58,7 @@ pub fn token_score(scheme: &Scheme, values: &mut TokenValues, id: u32) -> f64 {
         }
         Scheme::Gumbel => values.gumbel_uniform(id).score(),
         Scheme::SynthId(p) => {
-            let mask = if p.layers() == 32 {
-                u32::MAX
-            } else {
-                (1u32 << p.layers()) - 1
-            };
-            (values.synthid_bits(id) & mask).count_ones() as f64
+            (values.synthid_bits(id) & layer_mask(p.layers())).count_ones() as f64
         }
     }
 }
