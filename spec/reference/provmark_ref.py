@@ -104,7 +104,12 @@ def seed(key, profile, window):
 
 
 def kgw_threshold(gamma):
-    return math.ceil(gamma * 2**32)
+    return math.ceil(gamma * 2**16)
+
+
+def kgw_value(seed_bytes, token):
+    """u16le at keystream bytes 2t, 2t+1."""
+    return (word(seed_bytes, token // 2) >> (16 * (token & 1))) & 0xFFFF
 
 
 def gumbel_j(seed_bytes, token):
@@ -119,7 +124,7 @@ def gumbel_score(j):
 def token_score(profile, seed_bytes, token):
     s = profile["scheme"]
     if s == "kgw":
-        return 1.0 if word(seed_bytes, token) < kgw_threshold(profile["params"]["gamma"]) else 0.0
+        return 1.0 if kgw_value(seed_bytes, token) < kgw_threshold(profile["params"]["gamma"]) else 0.0
     if s == "gumbel":
         return gumbel_score(gumbel_j(seed_bytes, token))
     m = profile["params"]["layers"]
@@ -185,7 +190,7 @@ def detect(key, profile, tokens):
         return out
     s = profile["scheme"]
     if s == "kgw":
-        g = mpmath.mpf(kgw_threshold(profile["params"]["gamma"])) / 2**32
+        g = mpmath.mpf(kgw_threshold(profile["params"]["gamma"])) / 2**16
         p = binom_tail(int(stat), scored, g)
         z = (stat - scored * g) / mpmath.sqrt(scored * g * (1 - g))
     elif s == "synthid":

@@ -55,8 +55,8 @@ impl Batch {
             return;
         }
         let words = chacha20_blocks_x8(&self.seeds, &self.blocks);
-        for lane in 0..self.len {
-            scores.push(score_in_block(scheme, self.tokens[lane], &words[lane]));
+        for (token, block) in self.tokens[..self.len].iter().zip(&words) {
+            scores.push(score_in_block(scheme, *token, block));
         }
         self.len = 0;
     }
@@ -192,7 +192,7 @@ pub fn null_test(scheme: &Scheme, scored: u64, statistic: f64) -> Option<TestRes
     Some(match scheme {
         Scheme::Kgw(params) => {
             let g = params.effective_gamma();
-            let q = (4294967296 - params.threshold()) as f64 / 4294967296.0;
+            let q = params.effective_red();
             TestResult {
                 p: binomial_upper_tail(statistic as u64, scored, g, q),
                 z: (statistic - n * g) / (n * g * q).sqrt(),

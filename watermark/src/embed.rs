@@ -15,8 +15,7 @@ pub struct Embedder {
     schedule: Schedule,
     candidates: Candidates,
     biased: Vec<f32>,
-    words: Vec<u32>,
-    dwords: Vec<u64>,
+    keystream: Vec<u8>,
     bits: Vec<u32>,
 }
 
@@ -31,8 +30,7 @@ impl Embedder {
             schedule: Schedule::new(profile, key)?,
             candidates: Candidates::default(),
             biased: Vec::new(),
-            words: Vec::new(),
-            dwords: Vec::new(),
+            keystream: Vec::new(),
             bits: Vec::new(),
         })
     }
@@ -59,14 +57,13 @@ impl Embedder {
             return;
         };
         let mut values = self.schedule.values(window);
-        self.words.resize(logits.len(), 0);
-        values.fill_words(&mut self.words);
+        self.keystream.resize(2 * logits.len(), 0);
+        values.fill_keystream(&mut self.keystream);
         let threshold = params.threshold();
         let delta = params.delta() as f32;
-        for (logit, &word) in logits.iter_mut().zip(&self.words) {
-            if (word as u64) < threshold {
-                *logit += delta;
-            }
+        for (logit, pair) in logits.iter_mut().zip(self.keystream.chunks_exact(2)) {
+            let green = (u16::from_le_bytes([pair[0], pair[1]]) as u32) < threshold;
+            *logit += if green { delta } else { 0.0 };
         }
     }
 
@@ -134,19 +131,25 @@ impl Embedder {
     /// ties go to the smaller id.
     fn choose_gumbel(&mut self, values: &mut TokenValues, vocab: usize) -> u32 {
         let c = &self.candidates;
-        let sweep = c.ids.len() * RANDOM_ACCESS_RATIO / 2 >= vocab;
+        let sweep = c.ids.len() * RANDOM_ACCESS_RATIO / 8 >= vocab;
         if sweep {
-            self.dwords.resize(vocab, 0);
-            values.fill_dwords(&mut self.dwords);
+            self.keystream.resize(8 * vocab, 0);
+            values.fill_keystream(&mut self.keystream);
         }
         let mut best = (f64::NEG_INFINITY, c.ids[0]);
         for (&id, &p) in c.ids.iter().zip(&c.probs) {
             let raw = if sweep {
-                self.dwords[id as usize]
+                let i = 8 * id as usize;
+                u64::from_le_bytes(self.keystream[i..i + 8].try_into().expect("8 bytes"))
             } else {
                 values.dword(2 * id as u64)
             };
-            let key = GumbelUniform::from_u64(raw).r().ln() / p;
+            let r = GumbelUniform::from_u64(raw).r();
+            // ln(r) ≤ r − 1: skip the logarithm when even the bound loses.
+            if (r - 1.0) / p < best.0 {
+                continue;
+            }
+            let key = r.ln() / p;
             if key > best.0 {
                 best = (key, id);
             }
@@ -158,34 +161,48 @@ impl Embedder {
     /// layer l, q(x) ← q(x)·(1 + g_l(x) − Σ_y q(y) g_l(y)); then a keyed draw.
     fn choose_synthid(&mut self, values: &mut TokenValues, vocab: usize, layers: u32) -> u32 {
         let n = self.candidates.ids.len();
-        let sweep = n * RANDOM_ACCESS_RATIO >= vocab;
+        let sweep = n * RANDOM_ACCESS_RATIO / 4 >= vocab;
         if sweep {
-            self.words.resize(vocab, 0);
-            values.fill_words(&mut self.words);
+            self.keystream.resize(4 * vocab, 0);
+            values.fill_keystream(&mut self.keystream);
         }
         let ids = &self.candidates.ids;
         let bits = &mut self.bits;
         bits.resize(n, 0);
         for (b, &id) in bits.iter_mut().zip(ids) {
             *b = if sweep {
-                self.words[id as usize]
+                let i = 4 * id as usize;
+                u32::from_le_bytes(self.keystream[i..i + 4].try_into().expect("4 bytes"))
             } else {
                 values.synthid_bits(id)
             };
         }
         let probs = &mut self.candidates.probs;
-        for layer in 0..layers {
-            let mask = 1u32 << layer;
-            let mean: f64 = probs
-                .iter()
-                .zip(bits.iter())
-                .filter(|(_, &b)| b & mask != 0)
-                .map(|(p, _)| *p)
-                .sum();
-            for (p, &b) in probs.iter_mut().zip(bits.iter()) {
-                let g = if b & mask != 0 { 1.0 } else { 0.0 };
-                *p *= 1.0 + g - mean;
+        // One pass per layer: apply layer l and accumulate Σ q·g for layer
+        // l + 1 (four partial sums, so the additions pipeline).
+        let layer_mean = |probs: &[f64], layer: u32| -> f64 {
+            let mut acc = [0f64; 4];
+            for (p4, b4) in probs.chunks(4).zip(bits.chunks(4)) {
+                for (k, (p, b)) in p4.iter().zip(b4).enumerate() {
+                    acc[k] += p * ((b >> layer) & 1) as f64;
+                }
             }
+            acc.iter().sum()
+        };
+        let mut mean = layer_mean(probs, 0);
+        for layer in 0..layers {
+            let (lose, win) = (1.0 - mean, 2.0 - mean);
+            let next = layer + 1;
+            let mut acc = [0f64; 4];
+            for (p4, b4) in probs.chunks_mut(4).zip(bits.chunks(4)) {
+                for (k, (p, b)) in p4.iter_mut().zip(b4).enumerate() {
+                    *p *= if (b >> layer) & 1 == 1 { win } else { lose };
+                    if next < 32 {
+                        acc[k] += *p * ((b >> next) & 1) as f64;
+                    }
+                }
+            }
+            mean = acc.iter().sum();
         }
         self.candidates.draw(values.synthid_draw())
     }

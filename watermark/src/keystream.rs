@@ -48,6 +48,7 @@ pub fn chacha20_block(seed: &[u8; 32], counter: u64) -> [u32; 16] {
 pub const LANES: usize = 8;
 
 /// The eight initial states in vertical layout.
+#[allow(clippy::needless_range_loop)] // lanes index several rows at once
 fn vertical_input(seeds: &[[u8; 32]; LANES], counters: &[u64; LANES]) -> [[u32; LANES]; 16] {
     let mut input = [[0u32; LANES]; 16];
     const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
@@ -66,10 +67,12 @@ fn vertical_input(seeds: &[[u8; 32]; LANES], counters: &[u64; LANES]) -> [[u32; 
 }
 
 /// Portable form of the eight-block computation.
+#[allow(clippy::needless_range_loop)] // lanes index several rows at once
 fn blocks_x8_portable(seeds: &[[u8; 32]; LANES], counters: &[u64; LANES]) -> [[u32; 16]; LANES] {
     let input = vertical_input(seeds, counters);
     let mut x = input;
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)]
     fn quarter(x: &mut [[u32; LANES]; 16], a: usize, b: usize, c: usize, d: usize) {
         for l in 0..LANES {
             x[a][l] = x[a][l].wrapping_add(x[b][l]);

@@ -18,6 +18,9 @@ pub const MAX_LAYERS: u32 = 32;
 /// Largest KGW bias; larger values are indistinguishable from hard lists.
 pub const MAX_DELTA: f64 = 100.0;
 
+/// KGW values are 16-bit: 2^16.
+const KGW_SCALE: f64 = 65536.0;
+
 /// Red/green list parameters (Kirchenbauer et al. 2023).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct KgwParams {
@@ -33,10 +36,10 @@ impl KgwParams {
                 "params.gamma must lie strictly between 0 and 1, got {gamma}"
             )));
         }
-        let threshold = (gamma * 4294967296.0).ceil();
-        if threshold >= 4294967296.0 {
+        let threshold = (gamma * KGW_SCALE).ceil();
+        if threshold >= KGW_SCALE {
             return Err(Error::Profile(format!(
-                "params.gamma {gamma} is too close to 1 for a 32-bit threshold"
+                "params.gamma {gamma} is too close to 1 for a 16-bit threshold"
             )));
         }
         if !(delta > 0.0 && delta <= MAX_DELTA) {
@@ -54,13 +57,17 @@ impl KgwParams {
     pub fn delta(&self) -> f64 {
         self.delta
     }
-    /// T = ceil(γ·2^32): a token is green iff its 32-bit value is below T.
-    pub fn threshold(&self) -> u64 {
-        (self.gamma * 4294967296.0).ceil() as u64
+    /// T = ceil(γ·2^16): a token is green iff its 16-bit value is below T.
+    pub fn threshold(&self) -> u32 {
+        (self.gamma * KGW_SCALE).ceil() as u32
     }
-    /// The exact green probability under the null, T / 2^32.
+    /// The exact green probability under the null, T / 2^16.
     pub fn effective_gamma(&self) -> f64 {
-        self.threshold() as f64 / 4294967296.0
+        self.threshold() as f64 / KGW_SCALE
+    }
+    /// The exact red probability under the null, 1 − T / 2^16.
+    pub fn effective_red(&self) -> f64 {
+        (KGW_SCALE - self.threshold() as f64) / KGW_SCALE
     }
 }
 
@@ -405,7 +412,8 @@ mod tests {
         let good = Profile::new(Scheme::Gumbel, 2, tok(), &key())
             .unwrap()
             .to_json();
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (
                 Box::new(|v| v["spec"] = json!("provmark-wm/9")),
                 "not supported",

@@ -107,29 +107,46 @@ impl Candidates {
             }
             return;
         }
-        // Tokens below (1 - top_p)/V of the mass can never enter the nucleus,
-        // and dropping them first keeps the sort small.
-        let floor = if cfg.top_p < 1.0 {
-            (1.0 - cfg.top_p as f64) / vocab as f64 * total
-        } else {
-            0.0
-        };
+        // Bucket tokens by scaled logit (1/8 nat per bucket) and find the
+        // bucket where the running mass from the top reaches top_p: every
+        // token of a higher bucket is in the nucleus, every token of a
+        // lower one is out, so only the survivors need sorting.
+        let mut cut = BUCKETS - 1;
+        if cfg.top_p < 1.0 && cfg.top_k == 0 {
+            let mut mass = [0f64; BUCKETS];
+            for (&l, &w) in logits.iter().zip(weights) {
+                mass[bucket(l, max, inv_t)] += w;
+            }
+            let target = cfg.top_p as f64 * total;
+            let mut cumulative = 0.0;
+            for (b, m) in mass.iter().enumerate() {
+                cumulative += m;
+                if cumulative >= target {
+                    cut = b;
+                    break;
+                }
+            }
+        }
         self.order.clear();
-        self.order
-            .extend((0..vocab as u32).filter(|&i| weights[i as usize] > floor));
+        self.order.extend((0..vocab as u32).filter(|&i| {
+            weights[i as usize] > 0.0 && bucket(logits[i as usize], max, inv_t) <= cut
+        }));
         let desc = |a: &u32, b: &u32| {
             weights[*b as usize]
                 .total_cmp(&weights[*a as usize])
                 .then(a.cmp(b))
         };
+        // Top-p is taken over the top-k survivors' mass when top-k is on
+        // (renormalised, as in the usual warper chain), else over all tokens.
+        let mut base = total;
         if cfg.top_k > 0 && cfg.top_k < self.order.len() {
             self.order.select_nth_unstable_by(cfg.top_k - 1, desc);
             self.order.truncate(cfg.top_k);
+            base = self.order.iter().map(|&i| weights[i as usize]).sum();
         }
         if cfg.top_p < 1.0 {
             self.order.sort_unstable_by(desc);
-            let kept: f64 = self.order.iter().map(|&i| weights[i as usize]).sum();
-            let target = cfg.top_p as f64 * kept;
+            let target = cfg.top_p as f64 * base;
             let mut cumulative = 0.0;
             let mut keep = self.order.len();
             for (n, &i) in self.order.iter().enumerate() {
@@ -162,6 +179,15 @@ impl Candidates {
         }
         *self.ids.last().expect("at least one candidate")
     }
+}
+
+const BUCKETS: usize = 512;
+
+/// Bucket of a token by (max − logit)/T, 1/8 nat wide; the last one is open.
+#[inline]
+fn bucket(logit: f32, max: f32, inv_t: f64) -> usize {
+    let z = ((max - logit) as f64 * inv_t * 8.0) as usize;
+    z.min(BUCKETS - 1)
 }
 
 fn argmax(logits: &[f32]) -> usize {

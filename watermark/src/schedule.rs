@@ -179,25 +179,17 @@ impl TokenValues {
         self.word(pos) as u64 | (self.word(pos + 1) as u64) << 32
     }
 
-    /// Fills `out[i]` with word `i` (for whole-vocabulary steps).
-    pub fn fill_words(&mut self, out: &mut [u32]) {
-        let mut rng = ChaCha20Rng::from_seed(self.seed);
-        for w in out.iter_mut() {
-            *w = rng.next_u32();
-        }
+    /// Fills `out` with the keystream from byte 0 (whole-vocabulary sweeps:
+    /// token t's KGW value is bytes 2t..2t+2, its SynthID word bytes
+    /// 4t..4t+4, its Gumbel value bytes 8t..8t+8).
+    pub fn fill_keystream(&mut self, out: &mut [u8]) {
+        ChaCha20Rng::from_seed(self.seed).fill_bytes(out);
     }
 
-    /// Fills `out[i]` with the u64 at words 2i, 2i+1.
-    pub fn fill_dwords(&mut self, out: &mut [u64]) {
-        let mut rng = ChaCha20Rng::from_seed(self.seed);
-        for w in out.iter_mut() {
-            *w = rng.next_u64();
-        }
-    }
-
-    /// KGW value of token `id`: word `id`.
-    pub fn kgw_value(&mut self, id: u32) -> u32 {
-        self.word(id as u64)
+    /// KGW value of token `id`: the little-endian u16 at keystream bytes
+    /// 2·id, 2·id+1 (half of word id/2).
+    pub fn kgw_value(&mut self, id: u32) -> u16 {
+        (self.word(id as u64 / 2) >> (16 * (id & 1))) as u16
     }
 
     /// Gumbel uniform of token `id` from words 2·id, 2·id+1.
@@ -274,18 +266,20 @@ mod tests {
     #[test]
     fn sequential_and_random_access_agree() {
         let mut v = TokenValues::new(&[9u8; 32]);
-        let mut words = vec![0u32; 300];
-        v.fill_words(&mut words);
+        let mut bytes = vec![0u8; 1200];
+        v.fill_keystream(&mut bytes);
+        let word = |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap());
         for id in [0u32, 1, 15, 16, 17, 63, 64, 299] {
-            assert_eq!(v.kgw_value(id), words[id as usize]);
+            assert_eq!(v.word(id as u64), word(id as usize));
+            assert_eq!(v.synthid_bits(id), word(id as usize));
+            let half = u16::from_le_bytes([bytes[2 * id as usize], bytes[2 * id as usize + 1]]);
+            assert_eq!(v.kgw_value(id), half);
         }
-        let mut dwords = vec![0u64; 150];
-        v.fill_dwords(&mut dwords);
         for id in [0u32, 7, 8, 9, 149] {
-            assert_eq!(v.dword(2 * id as u64), dwords[id as usize]);
+            let i = 8 * id as usize;
             assert_eq!(
-                dwords[id as usize],
-                words[2 * id as usize] as u64 | (words[2 * id as usize + 1] as u64) << 32
+                v.dword(2 * id as u64),
+                u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap())
             );
         }
     }

@@ -5,13 +5,14 @@ use crate::profile::Scheme;
 use crate::schedule::{GumbelUniform, TokenValues};
 
 /// Index of the keystream block that holds token `id`'s value under `scheme`
-/// (word id for KGW and SynthID, words 2·id and 2·id+1 for Gumbel; both
-/// Gumbel words always share a block).
+/// (half of word id/2 for KGW, word id for SynthID, words 2·id and 2·id+1
+/// for Gumbel; both Gumbel words always share a block).
 #[inline]
 pub fn value_block(scheme: &Scheme, id: u32) -> u64 {
     match scheme {
+        Scheme::Kgw(_) => id as u64 / 32,
         Scheme::Gumbel => id as u64 / 8,
-        _ => id as u64 / 16,
+        Scheme::SynthId(_) => id as u64 / 16,
     }
 }
 
@@ -20,7 +21,8 @@ pub fn value_block(scheme: &Scheme, id: u32) -> u64 {
 pub fn score_in_block(scheme: &Scheme, id: u32, block: &[u32; 16]) -> f64 {
     match scheme {
         Scheme::Kgw(p) => {
-            if (block[id as usize % 16] as u64) < p.threshold() {
+            let word = block[(id as usize % 32) / 2];
+            if ((word >> (16 * (id & 1))) as u16 as u32) < p.threshold() {
                 1.0
             } else {
                 0.0
@@ -50,7 +52,7 @@ fn layer_mask(layers: u32) -> u32 {
 pub fn token_score(scheme: &Scheme, values: &mut TokenValues, id: u32) -> f64 {
     match scheme {
         Scheme::Kgw(p) => {
-            if (values.kgw_value(id) as u64) < p.threshold() {
+            if (values.kgw_value(id) as u32) < p.threshold() {
                 1.0
             } else {
                 0.0
