@@ -4,6 +4,28 @@
 //! No ML dependencies: link it into any serving stack. The flow is
 //! [`Key`] → [`Profile`] → [`Embedder`] (serve time) or [`Schedule`]
 //! (detection, in `provmark-verify`).
+//!
+//! ```
+//! use provmark_watermark::{Embedder, Key, KgwParams, Profile, SamplingConfig, Scheme, TokenizerDigest};
+//! use rand_chacha::rand_core::SeedableRng;
+//!
+//! let key = Key::from_bytes([7; 32]); // in production: Key::generate() or Key::load(path)
+//! let scheme = Scheme::Kgw(KgwParams::new(0.25, 2.0)?);
+//! let tokenizer = TokenizerDigest::of_bytes(b"the exact bytes of tokenizer.json");
+//! let profile = Profile::new(scheme, 2, tokenizer, &key)?;
+//! let mut embedder = Embedder::new(&profile, &key)?;
+//!
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! let cfg = SamplingConfig::new(1.0, 0, 0.95)?;
+//! let mut context = vec![101u32, 102]; // prompt token ids
+//! for _ in 0..5 {
+//!     let logits = vec![0.0f32; 1000]; // the model's raw logits for this step
+//!     let next = embedder.next_token(&context, &logits, &cfg, &mut rng);
+//!     context.push(next);
+//! }
+//! assert_eq!(context.len(), 7);
+//! # Ok::<(), provmark_watermark::Error>(())
+//! ```
 
 mod embed;
 mod key;
