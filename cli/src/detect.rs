@@ -84,6 +84,9 @@ pub struct DetectArgs {
     batch: usize,
 }
 
+/// Most text held in memory at once (besides one record over the limit).
+const BATCH_BYTES: usize = 128 << 20;
+
 /// One profile, its key's detector and its tokenizer.
 struct Target {
     profile: Profile,
@@ -192,11 +195,16 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot open {name}"))?;
         let mut reader = reader.peekable();
         while reader.peek().is_some() {
-            let batch: Vec<Record> = reader
-                .by_ref()
-                .take(args.batch.max(1))
-                .collect::<io::Result<_>>()
-                .with_context(|| format!("cannot read {name}"))?;
+            // A batch ends at --batch texts or BATCH_BYTES of text, whichever
+            // comes first, so memory stays bounded whatever the input.
+            let mut batch: Vec<Record> = Vec::new();
+            let mut bytes = 0usize;
+            while batch.len() < args.batch.max(1) && bytes < BATCH_BYTES {
+                let Some(next) = reader.next() else { break };
+                let rec = next.with_context(|| format!("cannot read {name}"))?;
+                bytes += rec.text.as_ref().map_or(0, String::len);
+                batch.push(rec);
+            }
             let results: Vec<Result<Vec<ProfileOutcome>, String>> = batch
                 .par_iter()
                 .map(|rec| evaluate(rec, &targets, &tokenizers, &args))

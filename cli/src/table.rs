@@ -22,5 +22,8 @@ pub fn row(cells: &[String], widths: &[usize]) -> String {
 
 /// A log10 p-value for people: two decimals, or "-" when absent.
 pub fn log10(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |x| format!("{:.2}", if x > -0.005 { 0.0 } else { x }))
+    v.map_or_else(
+        || "-".into(),
+        |x| format!("{:.2}", if x > -0.005 { 0.0 } else { x }),
+    )
 }

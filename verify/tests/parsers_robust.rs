@@ -34,7 +34,9 @@ fn parsers_survive_random_and_mutated_input() {
         let data = match i % 3 {
             0 => mutate(&mut rng, VALID_PROFILE.as_bytes()),
             1 => mutate(&mut rng, jsonl),
-            _ => (0..rng.next_u32() % 64).map(|_| rng.next_u32() as u8).collect(),
+            _ => (0..rng.next_u32() % 64)
+                .map(|_| rng.next_u32() as u8)
+                .collect(),
         };
         if let Ok(text) = std::str::from_utf8(&data) {
             if let Ok(p) = Profile::from_json_str(text, "t") {

@@ -58,7 +58,9 @@ fn texts(profile: &str, key: &str, tokenizer: &str, out: &str, n: u64) -> Result
         lines.push(json!({"id": format!("control-{i}"), "text": decode(&control)?}));
         let start = (i as usize * 7919 * 13) % (corpus.len() - 1500);
         let start = (start..).find(|&s| corpus.is_char_boundary(s)).unwrap_or(0);
-        let end = (start + 1000..).find(|&s| corpus.is_char_boundary(s)).unwrap_or(corpus.len());
+        let end = (start + 1000..)
+            .find(|&s| corpus.is_char_boundary(s))
+            .unwrap_or(corpus.len());
         lines.push(json!({"id": format!("human-{i}"), "text": &corpus[start..end]}));
     }
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
