@@ -5,6 +5,22 @@
 //! single blocks here, eight independent blocks at a time in "vertical"
 //! layout (lane i = block i) that the compiler turns into SIMD.
 
+/// One ChaCha20 double round (four column, then four diagonal quarter
+/// rounds), for any representation of the 16-word state.
+macro_rules! double_round {
+    ($quarter:ident, $state:expr) => {{
+        let state = $state;
+        $quarter(state, 0, 4, 8, 12);
+        $quarter(state, 1, 5, 9, 13);
+        $quarter(state, 2, 6, 10, 14);
+        $quarter(state, 3, 7, 11, 15);
+        $quarter(state, 0, 5, 10, 15);
+        $quarter(state, 1, 6, 11, 12);
+        $quarter(state, 2, 7, 8, 13);
+        $quarter(state, 3, 4, 9, 14);
+    }};
+}
+
 /// One ChaCha20 block (20 rounds; 64-bit block counter in state words 12–13,
 /// stream id 0 in words 14–15), as 16 little-endian words.
 #[inline]
@@ -29,14 +45,7 @@ pub fn chacha20_block(seed: &[u8; 32], counter: u64) -> [u32; 16] {
     input[13] = (counter >> 32) as u32;
     let mut s = input;
     for _ in 0..10 {
-        quarter(&mut s, 0, 4, 8, 12);
-        quarter(&mut s, 1, 5, 9, 13);
-        quarter(&mut s, 2, 6, 10, 14);
-        quarter(&mut s, 3, 7, 11, 15);
-        quarter(&mut s, 0, 5, 10, 15);
-        quarter(&mut s, 1, 6, 11, 12);
-        quarter(&mut s, 2, 7, 8, 13);
-        quarter(&mut s, 3, 4, 9, 14);
+        double_round!(quarter, &mut s);
     }
     for (o, i) in s.iter_mut().zip(input) {
         *o = o.wrapping_add(i);
@@ -86,14 +95,7 @@ fn blocks_x8_portable(seeds: &[[u8; 32]; LANES], counters: &[u64; LANES]) -> [[u
         }
     }
     for _ in 0..10 {
-        quarter(&mut x, 0, 4, 8, 12);
-        quarter(&mut x, 1, 5, 9, 13);
-        quarter(&mut x, 2, 6, 10, 14);
-        quarter(&mut x, 3, 7, 11, 15);
-        quarter(&mut x, 0, 5, 10, 15);
-        quarter(&mut x, 1, 6, 11, 12);
-        quarter(&mut x, 2, 7, 8, 13);
-        quarter(&mut x, 3, 4, 9, 14);
+        double_round!(quarter, &mut x);
     }
     let mut out = [[0u32; 16]; LANES];
     for w in 0..16 {
@@ -152,14 +154,7 @@ mod avx2 {
         }
         let mut x = init;
         for _ in 0..10 {
-            quarter(&mut x, 0, 4, 8, 12);
-            quarter(&mut x, 1, 5, 9, 13);
-            quarter(&mut x, 2, 6, 10, 14);
-            quarter(&mut x, 3, 7, 11, 15);
-            quarter(&mut x, 0, 5, 10, 15);
-            quarter(&mut x, 1, 6, 11, 12);
-            quarter(&mut x, 2, 7, 8, 13);
-            quarter(&mut x, 3, 4, 9, 14);
+            double_round!(quarter, &mut x);
         }
         let mut out = [[0u32; LANES]; 16];
         for w in 0..16 {
