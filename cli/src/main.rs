@@ -21,7 +21,14 @@ use clap::{Parser, Subcommand};
 ///
 /// The schedule and statistics are defined byte for byte in spec/SPEC.md.
 #[derive(Parser)]
-#[command(name = "provmark", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "provmark",
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    verbatim_doc_comment
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
