@@ -143,8 +143,10 @@ impl GgufTokenizer {
                     _ => {}
                 }
             }
-            tokenizer.add_special_tokens(&special);
-            tokenizer.add_tokens(&added);
+            let added_err =
+                |e: tokenizers::Error| Error::Gguf(format!("{origin}: added tokens: {e}"));
+            tokenizer.add_special_tokens(special).map_err(added_err)?;
+            tokenizer.add_tokens(added).map_err(added_err)?;
         }
         let id = |key: &str| -> Result<Option<u32>, Error> {
             md.get(key)
