@@ -1,7 +1,7 @@
 //! Helpers shared by the statistical tests.
 #![allow(dead_code)]
 
-use provmark_verify::{Detector, PValue};
+use provmark_verify::Detector;
 use provmark_watermark::{
     Embedder, Key, KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest,
 };
@@ -88,8 +88,4 @@ pub fn exact_size(det: &Detector, scored: u64, alpha: f64) -> f64 {
             }
         }
     }
-}
-
-pub fn log10(p: PValue) -> f64 {
-    p.log10()
 }
