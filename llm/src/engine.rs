@@ -1,0 +1,403 @@
+//! Continuous batching: one engine thread owns the decode loop; any number
+//! of callers submit requests and receive tokens through a sink.
+//!
+//! Each step runs every active sequence's new tokens through the model at
+//! once (prompt chunks of sequences still prefilling, one token for the
+//! others), so the weights are read once per step for the whole batch. Then
+//! each sequence's next token is chosen by the watermark [`Embedder`] (or a
+//! plain [`Sampler`] on a control engine) from the full logits.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use provmark_watermark::rand_core::SeedableRng;
+use provmark_watermark::{Embedder, Sampler, SamplingConfig};
+use rand_chacha::ChaCha20Rng;
+
+use crate::model::{KvCache, Step};
+use crate::runtime::Runtime;
+use crate::Error;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Compute threads for the model (a dedicated pool).
+    pub threads: usize,
+    /// Sequences decoded together at most; more requests wait in a queue.
+    pub max_batch: usize,
+    /// Prompt tokens prefilled per step at most, so long prompts do not
+    /// stall running answers.
+    pub prefill_chunk: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            threads: default_threads(),
+            max_batch: 8,
+            prefill_chunk: 256,
+        }
+    }
+}
+
+/// The default compute threads: the available cores, at most 8 (beyond
+/// that a 135M–1B model gains little and a busy host loses a lot, because
+/// idle pool threads spin before they sleep).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8)
+}
+
+/// One generation request, already tokenized.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Prompt token ids (chat template applied).
+    pub prompt: Vec<u32>,
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Temperature, top-k, top-p.
+    pub sampling: SamplingConfig,
+    /// Seed of the sampling randomness (KGW draws and positions too short
+    /// for a window); the same seed and prompt give the same answer.
+    pub seed: u64,
+}
+
+/// Why an answer ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// A stop token (not included in the answer).
+    Stop,
+    /// `max_tokens` or the model's context was reached.
+    Length,
+    /// The engine failed (the message says why).
+    Error(String),
+}
+
+impl Finish {
+    /// OpenAI's name for the reason.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Finish::Stop => "stop",
+            Finish::Length => "length",
+            Finish::Error(_) => "error",
+        }
+    }
+}
+
+/// A finished answer.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// Why it ended.
+    pub finish: Finish,
+    /// Generated token ids (stop token excluded).
+    pub tokens: Vec<u32>,
+    /// Their text.
+    pub text: String,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Seconds waiting for a batch slot.
+    pub queue_s: f64,
+    /// Seconds from admission to the first generated token.
+    pub prefill_s: f64,
+    /// Seconds from the first to the last generated token.
+    pub decode_s: f64,
+    /// Seconds spent choosing tokens (watermark or plain sampling).
+    pub sampling_s: f64,
+}
+
+/// What a sink receives.
+#[derive(Debug)]
+pub enum Event {
+    /// A generated token and the text it completes (empty while a UTF-8
+    /// character is still incomplete).
+    Token {
+        /// Token id.
+        id: u32,
+        /// New text.
+        text: String,
+    },
+    /// The end, with the whole answer.
+    Done(Answer),
+}
+
+/// Receives a request's events on the engine thread; returning `false`
+/// cancels the request (e.g. the client went away).
+pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
+
+struct Job {
+    request: Request,
+    sink: Sink,
+    queued: Instant,
+}
+
+/// The engine handle; dropping it (or [`Engine::shutdown`]) lets running
+/// requests finish and stops the thread.
+pub struct Engine {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Option<JoinHandle<()>>,
+    runtime: Arc<Runtime>,
+    watermarked: bool,
+}
+
+impl Engine {
+    /// Starts the engine thread. `embedder` = `None` runs without a
+    /// watermark (control arm).
+    pub fn start(
+        runtime: Arc<Runtime>,
+        embedder: Option<Embedder>,
+        config: EngineConfig,
+    ) -> Result<Engine, Error> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads.max(1))
+            .thread_name(|i| format!("provmark-model-{i}"))
+            .build()
+            .map_err(|e| Error::Runtime(format!("cannot start compute threads: {e}")))?;
+        let (tx, rx) = mpsc::channel();
+        let rt = Arc::clone(&runtime);
+        let watermarked = embedder.is_some();
+        let thread = std::thread::Builder::new()
+            .name("provmark-engine".into())
+            .spawn(move || {
+                let mut chooser = match embedder {
+                    Some(e) => Chooser::Watermark(Box::new(e)),
+                    None => Chooser::Plain(Sampler::default()),
+                };
+                run(&rt, &pool, &mut chooser, &config, rx)
+            })
+            .map_err(|e| Error::Runtime(format!("cannot start the engine thread: {e}")))?;
+        Ok(Engine {
+            jobs: Mutex::new(Some(tx)),
+            thread: Some(thread),
+            runtime,
+            watermarked,
+        })
+    }
+
+    /// The model bundle.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Whether answers carry the watermark.
+    pub fn watermarked(&self) -> bool {
+        self.watermarked
+    }
+
+    /// Queues a request. Fails at once if it cannot fit the model's context
+    /// or the engine has stopped.
+    pub fn submit(&self, request: Request, sink: Sink) -> Result<(), Error> {
+        let context = self.runtime.model.config().context;
+        if request.prompt.is_empty() {
+            return Err(Error::Runtime("the prompt is empty".into()));
+        }
+        if request.prompt.len() >= context {
+            return Err(Error::Runtime(format!(
+                "the prompt has {} tokens; the model's context is {context}",
+                request.prompt.len()
+            )));
+        }
+        let vocab = self.runtime.model.config().vocab as u32;
+        if let Some(bad) = request.prompt.iter().find(|&&t| t >= vocab) {
+            return Err(Error::Runtime(format!(
+                "prompt token {bad} is outside the vocabulary"
+            )));
+        }
+        let guard = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = guard
+            .as_ref()
+            .ok_or_else(|| Error::Runtime("the engine is shutting down".into()))?;
+        tx.send(Job {
+            request,
+            sink,
+            queued: Instant::now(),
+        })
+        .map_err(|_| Error::Runtime("the engine has stopped".into()))
+    }
+
+    /// Stops accepting requests, lets running ones finish, joins the thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+enum Chooser {
+    Watermark(Box<Embedder>),
+    Plain(Sampler),
+}
+
+struct Active {
+    job: Job,
+    cache: KvCache,
+    /// Prompt then generated tokens: the watermark's context.
+    context: Vec<u32>,
+    /// How many of `context` the cache holds.
+    fed: usize,
+    generated: Vec<u32>,
+    emitted_text: usize,
+    rng: ChaCha20Rng,
+    admitted: Instant,
+    first_token: Option<Instant>,
+    sampling_s: f64,
+}
+
+fn run(
+    rt: &Runtime,
+    pool: &rayon::ThreadPool,
+    chooser: &mut Chooser,
+    config: &EngineConfig,
+    rx: mpsc::Receiver<Job>,
+) {
+    let mut waiting: VecDeque<Job> = VecDeque::new();
+    let mut active: Vec<Active> = Vec::new();
+    let mut logits = Vec::new();
+    let vocab = rt.model.config().vocab;
+    let context_len = rt.model.config().context;
+    loop {
+        if active.is_empty() && waiting.is_empty() {
+            match rx.recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => return,
+            }
+        }
+        while let Ok(job) = rx.try_recv() {
+            waiting.push_back(job);
+        }
+        while active.len() < config.max_batch.max(1) {
+            let Some(job) = waiting.pop_front() else {
+                break;
+            };
+            active.push(Active {
+                cache: rt.model.new_cache(),
+                context: job.request.prompt.clone(),
+                fed: 0,
+                generated: Vec::new(),
+                emitted_text: 0,
+                rng: ChaCha20Rng::seed_from_u64(job.request.seed),
+                admitted: Instant::now(),
+                first_token: None,
+                sampling_s: 0.0,
+                job,
+            });
+        }
+        // This step's tokens: a prompt chunk or the last generated token.
+        let mut budget = config.prefill_chunk.max(1);
+        let mut ranges = Vec::with_capacity(active.len());
+        for a in &active {
+            let remaining = a.context.len() - a.fed;
+            let take = if remaining > 1 {
+                let t = remaining.min(budget).max(1);
+                budget = budget.saturating_sub(t);
+                t
+            } else {
+                remaining
+            };
+            ranges.push(a.fed..a.fed + take);
+        }
+        let result = {
+            let mut steps: Vec<Step<'_>> = active
+                .iter_mut()
+                .zip(&ranges)
+                .filter(|(_, r)| !r.is_empty())
+                .map(|(a, r)| Step {
+                    cache: &mut a.cache,
+                    tokens: &a.context[r.clone()],
+                })
+                .collect();
+            pool.install(|| rt.model.forward(&mut steps, &mut logits))
+        };
+        if let Err(e) = result {
+            for a in active.drain(..) {
+                finish(rt, a, Finish::Error(e.to_string()));
+            }
+            continue;
+        }
+        let mut row = 0;
+        let mut keep = Vec::with_capacity(active.len());
+        for (mut a, range) in active.drain(..).zip(ranges) {
+            if range.is_empty() {
+                keep.push(a);
+                continue;
+            }
+            let step_logits = &logits[row * vocab..(row + 1) * vocab];
+            row += 1;
+            a.fed = range.end;
+            if a.fed < a.context.len() {
+                keep.push(a); // still prefilling
+                continue;
+            }
+            let t = Instant::now();
+            let cfg = a.job.request.sampling;
+            let token = match chooser {
+                Chooser::Watermark(e) => e.next_token(&a.context, step_logits, &cfg, &mut a.rng),
+                Chooser::Plain(s) => s.next_token(step_logits, &cfg, &mut a.rng),
+            };
+            a.sampling_s += t.elapsed().as_secs_f64();
+            a.first_token.get_or_insert_with(Instant::now);
+            if rt.stop_tokens().contains(&token) {
+                finish(rt, a, Finish::Stop);
+                continue;
+            }
+            a.context.push(token);
+            a.generated.push(token);
+            let text = new_text(rt, &mut a);
+            if !(a.job.sink)(Event::Token { id: token, text }) {
+                continue; // cancelled
+            }
+            if a.generated.len() >= a.job.request.max_tokens || a.context.len() >= context_len {
+                finish(rt, a, Finish::Length);
+                continue;
+            }
+            keep.push(a);
+        }
+        active = keep;
+    }
+}
+
+/// The text completed by the newest token; held back while the decoded
+/// text ends inside a multi-byte character.
+fn new_text(rt: &Runtime, a: &mut Active) -> String {
+    let Ok(text) = rt.decode(&a.generated) else {
+        return String::new();
+    };
+    if text.ends_with('\u{fffd}') || text.len() < a.emitted_text {
+        return String::new();
+    }
+    let new = text.get(a.emitted_text..).unwrap_or_default().to_string();
+    a.emitted_text = text.len();
+    new
+}
+
+fn finish(rt: &Runtime, mut a: Active, reason: Finish) {
+    let end = Instant::now();
+    let text = rt.decode(&a.generated).unwrap_or_default();
+    let first = a.first_token.unwrap_or(end);
+    let answer = Answer {
+        finish: reason,
+        prompt_tokens: a.job.request.prompt.len(),
+        tokens: std::mem::take(&mut a.generated),
+        text,
+        queue_s: (a.admitted - a.job.queued).as_secs_f64(),
+        prefill_s: (first - a.admitted).as_secs_f64(),
+        decode_s: (end - first).as_secs_f64(),
+        sampling_s: a.sampling_s,
+    };
+    (a.job.sink)(Event::Done(answer));
+}

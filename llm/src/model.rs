@@ -1,0 +1,647 @@
+//! A decoder-only transformer read from a GGUF file: the llama family
+//! (SmolLM2, Llama) and the Qwen2/Qwen3 family, on CPU.
+//!
+//! One forward pass takes any mix of sequences and new tokens (a prompt
+//! prefill, one decode token per running request, or both): the projections
+//! run over all rows at once, so the weights are read once per step whatever
+//! the batch, and attention runs per row over that row's own KV cache. That
+//! gives continuous batching without padding or masks. It returns the full
+//! next-token logits of each sequence's last new token, which is where the
+//! watermark embedder takes over.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Device;
+use rayon::prelude::*;
+
+use crate::quant::{quantize_acts, ActBlock, QMatrix, WeightFormat};
+use crate::Error;
+
+/// The supported architectures (`general.architecture`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    /// llama, SmolLM2: interleaved rotary pairs.
+    Llama,
+    /// Qwen2 / Qwen2.5: q/k/v biases, rotary over halves.
+    Qwen2,
+    /// Qwen3: per-head RMS norm on q and k, rotary over halves.
+    Qwen3,
+}
+
+impl Architecture {
+    fn parse(name: &str) -> Option<Architecture> {
+        match name {
+            "llama" => Some(Architecture::Llama),
+            "qwen2" => Some(Architecture::Qwen2),
+            "qwen3" => Some(Architecture::Qwen3),
+            _ => None,
+        }
+    }
+
+    /// The GGUF name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
+        }
+    }
+
+    /// Rotary pairs: (i, i+1) for llama's GGUF layout, (i, i + d/2) for Qwen.
+    fn rope_halves(self) -> bool {
+        !matches!(self, Architecture::Llama)
+    }
+}
+
+/// Hyper-parameters read from the GGUF metadata.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Architecture.
+    pub arch: Architecture,
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (grouped-query attention).
+    pub kv_heads: usize,
+    /// Dimension of one head.
+    pub head_dim: usize,
+    /// Feed-forward size.
+    pub ffn: usize,
+    /// Vocabulary size (rows of the output matrix).
+    pub vocab: usize,
+    /// Trained context length: the most positions a sequence may use.
+    pub context: usize,
+    /// RMS-norm epsilon.
+    pub eps: f32,
+    /// Rotary base frequency.
+    pub rope_base: f32,
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// q, k and v stacked: one pass over the normalized input.
+    qkv: QMatrix,
+    qkv_bias: Option<Vec<f32>>,
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    out: QMatrix,
+    ffn_norm: Vec<f32>,
+    /// gate and up stacked.
+    gate_up: QMatrix,
+    down: QMatrix,
+}
+
+/// A loaded model. Immutable after loading; [`KvCache`]s hold per-sequence
+/// state, so one model serves many sequences.
+pub struct Model {
+    config: Config,
+    embed: QMatrix,
+    /// `None` when the output matrix is tied to the embedding.
+    output: Option<QMatrix>,
+    output_norm: Vec<f32>,
+    layers: Vec<Layer>,
+    /// cos/sin per (position, pair), grown on demand up to the context.
+    inv_freq: Vec<f32>,
+    formats: Vec<(WeightFormat, usize)>,
+}
+
+/// One sequence's keys and values for every layer.
+pub struct KvCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Positions cached so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// New tokens for one sequence in a forward pass.
+pub struct Step<'a> {
+    /// The sequence's cache; its positions continue from `cache.len()`.
+    pub cache: &'a mut KvCache,
+    /// Tokens to append (at least one).
+    pub tokens: &'a [u32],
+}
+
+fn md_u32(md: &HashMap<String, Value>, key: &str, origin: &str) -> Result<usize, Error> {
+    let v = md
+        .get(key)
+        .ok_or_else(|| Error::Gguf(format!("{origin}: metadata field {key} is missing")))?;
+    v.to_u32()
+        .map(|x| x as usize)
+        .or_else(|_| v.to_u64().map(|x| x as usize))
+        .map_err(|e| Error::Gguf(format!("{origin}: metadata field {key}: {e}")))
+}
+
+fn md_f32(md: &HashMap<String, Value>, key: &str, origin: &str) -> Result<Option<f32>, Error> {
+    md.get(key)
+        .map(|v| {
+            v.to_f32()
+                .map_err(|e| Error::Gguf(format!("{origin}: metadata field {key}: {e}")))
+        })
+        .transpose()
+}
+
+impl Config {
+    fn from_metadata(md: &HashMap<String, Value>, origin: &str) -> Result<Config, Error> {
+        let arch_name = md
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .ok_or_else(|| {
+                Error::Gguf(format!(
+                    "{origin}: metadata field general.architecture is missing"
+                ))
+            })?;
+        let arch = Architecture::parse(arch_name).ok_or_else(|| {
+            Error::Gguf(format!(
+                "{origin}: architecture {arch_name:?} is not supported (supported: llama, qwen2, qwen3)"
+            ))
+        })?;
+        let a = arch.name();
+        let hidden = md_u32(md, &format!("{a}.embedding_length"), origin)?;
+        let heads = md_u32(md, &format!("{a}.attention.head_count"), origin)?;
+        let kv_heads = md_u32(md, &format!("{a}.attention.head_count_kv"), origin).unwrap_or(heads);
+        let head_dim = md_u32(md, &format!("{a}.attention.key_length"), origin)
+            .unwrap_or(hidden / heads.max(1));
+        let config = Config {
+            arch,
+            layers: md_u32(md, &format!("{a}.block_count"), origin)?,
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            ffn: md_u32(md, &format!("{a}.feed_forward_length"), origin)?,
+            vocab: 0,
+            context: md_u32(md, &format!("{a}.context_length"), origin)?,
+            eps: md_f32(md, &format!("{a}.attention.layer_norm_rms_epsilon"), origin)?
+                .unwrap_or(1e-6),
+            rope_base: md_f32(md, &format!("{a}.rope.freq_base"), origin)?.unwrap_or(10_000.0),
+        };
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || head_dim % 2 != 0 {
+            return Err(Error::Gguf(format!(
+                "{origin}: unsupported attention shape ({heads} heads, {kv_heads} kv heads, head size {head_dim})"
+            )));
+        }
+        Ok(config)
+    }
+}
+
+/// Reads tensors from an open GGUF file.
+struct Loader<'a> {
+    content: &'a Content,
+    file: File,
+    origin: &'a str,
+    formats: HashMap<&'static str, usize>,
+}
+
+impl Loader<'_> {
+    fn tensor(&mut self, name: &str) -> Result<QTensor, Error> {
+        self.content
+            .tensor(&mut self.file, name, &Device::Cpu)
+            .map_err(|e| Error::Gguf(format!("{}: tensor {name}: {e}", self.origin)))
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, Error> {
+        let t = self.tensor(name)?;
+        let values = t
+            .dequantize(&Device::Cpu)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| Error::Gguf(format!("{}: tensor {name}: {e}", self.origin)))?;
+        if values.len() != len {
+            return Err(Error::Gguf(format!(
+                "{}: tensor {name} has {} values, expected {len}",
+                self.origin,
+                values.len()
+            )));
+        }
+        Ok(values)
+    }
+
+    /// A weight matrix with `cols` inputs; rows are inferred and checked
+    /// against `rows` when given.
+    fn matrix(&mut self, name: &str, rows: Option<usize>, cols: usize) -> Result<QMatrix, Error> {
+        let t = self.tensor(name)?;
+        let dims = t.shape().dims().to_vec();
+        let origin = self.origin;
+        let bad = |msg: String| Error::Gguf(format!("{origin}: tensor {name}: {msg}"));
+        if dims.len() != 2 || dims[1] != cols || rows.is_some_and(|r| r != dims[0]) {
+            return Err(bad(format!(
+                "shape {dims:?}, expected [{}, {cols}]",
+                rows.map_or("?".into(), |r| r.to_string())
+            )));
+        }
+        let r = dims[0];
+        let m = match t.dtype() {
+            GgmlDType::Q4_1 => {
+                let data = t.data().map_err(|e| bad(e.to_string()))?;
+                QMatrix::from_q4_1_bytes(r, cols, &data)
+            }
+            GgmlDType::Q8_0 => {
+                let data = t.data().map_err(|e| bad(e.to_string()))?;
+                QMatrix::from_q8_0_bytes(r, cols, &data)
+            }
+            _ => {
+                let values = t
+                    .dequantize(&Device::Cpu)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(|e| bad(e.to_string()))?;
+                QMatrix::quantize_q8_0(r, cols, &values)
+            }
+        }
+        .map_err(bad)?;
+        let key = match m.format() {
+            WeightFormat::Q4_1 => "q4_1",
+            WeightFormat::Q8_0 => "q8_0",
+        };
+        *self.formats.entry(key).or_default() += 1;
+        Ok(m)
+    }
+}
+
+impl Model {
+    /// Loads a GGUF model. Errors name the file and the tensor or field.
+    pub fn load(path: &Path) -> Result<Model, Error> {
+        let origin = path.display().to_string();
+        let mut file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
+        let content = Content::read(&mut file)
+            .map_err(|e| Error::Gguf(format!("{origin}: not a readable GGUF file: {e}")))?;
+        let mut config = Config::from_metadata(&content.metadata, &origin)?;
+        let mut l = Loader {
+            content: &content,
+            file,
+            origin: &origin,
+            formats: HashMap::new(),
+        };
+        let (h, hd) = (config.hidden, config.head_dim);
+        let embed = l.matrix("token_embd.weight", None, h)?;
+        config.vocab = embed.rows();
+        let output = if l.has("output.weight") {
+            Some(l.matrix("output.weight", Some(config.vocab), h)?)
+        } else {
+            None
+        };
+        let output_norm = l.vector("output_norm.weight", h)?;
+        let (q_rows, kv_rows) = (config.heads * hd, config.kv_heads * hd);
+        let mut layers = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let n = |s: &str| format!("blk.{i}.{s}");
+            let qkv = QMatrix::stack(vec![
+                l.matrix(&n("attn_q.weight"), Some(q_rows), h)?,
+                l.matrix(&n("attn_k.weight"), Some(kv_rows), h)?,
+                l.matrix(&n("attn_v.weight"), Some(kv_rows), h)?,
+            ])
+            .map_err(|e| Error::Gguf(format!("{origin}: block {i}: {e}")))?;
+            let qkv_bias = if config.arch == Architecture::Qwen2 {
+                let mut b = l.vector(&n("attn_q.bias"), q_rows)?;
+                b.extend(l.vector(&n("attn_k.bias"), kv_rows)?);
+                b.extend(l.vector(&n("attn_v.bias"), kv_rows)?);
+                Some(b)
+            } else {
+                None
+            };
+            let (q_norm, k_norm) = if config.arch == Architecture::Qwen3 {
+                (
+                    Some(l.vector(&n("attn_q_norm.weight"), hd)?),
+                    Some(l.vector(&n("attn_k_norm.weight"), hd)?),
+                )
+            } else {
+                (None, None)
+            };
+            let ffn = config.ffn;
+            layers.push(Layer {
+                attn_norm: l.vector(&n("attn_norm.weight"), h)?,
+                qkv,
+                qkv_bias,
+                q_norm,
+                k_norm,
+                out: l.matrix(&n("attn_output.weight"), Some(h), q_rows)?,
+                ffn_norm: l.vector(&n("ffn_norm.weight"), h)?,
+                gate_up: QMatrix::stack(vec![
+                    l.matrix(&n("ffn_gate.weight"), Some(ffn), h)?,
+                    l.matrix(&n("ffn_up.weight"), Some(ffn), h)?,
+                ])
+                .map_err(|e| Error::Gguf(format!("{origin}: block {i}: {e}")))?,
+                down: l.matrix(&n("ffn_down.weight"), Some(h), ffn)?,
+            });
+        }
+        let inv_freq = (0..hd / 2)
+            .map(|i| (config.rope_base as f64).powf(-2.0 * i as f64 / hd as f64) as f32)
+            .collect();
+        let mut formats: Vec<_> = l
+            .formats
+            .iter()
+            .map(|(k, v)| {
+                let f = if *k == "q4_1" {
+                    WeightFormat::Q4_1
+                } else {
+                    WeightFormat::Q8_0
+                };
+                (f, *v)
+            })
+            .collect();
+        formats.sort_by_key(|(f, _)| *f as u8);
+        Ok(Model {
+            config,
+            embed,
+            output,
+            output_norm,
+            layers,
+            inv_freq,
+            formats,
+        })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// How many weight matrices each storage format holds.
+    pub fn weight_formats(&self) -> &[(WeightFormat, usize)] {
+        &self.formats
+    }
+
+    /// An empty cache for a new sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            keys: vec![Vec::new(); self.config.layers],
+            values: vec![Vec::new(); self.config.layers],
+            len: 0,
+        }
+    }
+
+    /// Runs the new tokens of every step through the model, appends them to
+    /// the caches, and writes each step's next-token logits (vocab values per
+    /// step, in step order) to `logits`. Runs on the current rayon pool.
+    pub fn forward(&self, steps: &mut [Step<'_>], logits: &mut Vec<f32>) -> Result<(), Error> {
+        let c = &self.config;
+        let (h, hd) = (c.hidden, c.head_dim);
+        // Row bookkeeping: which step and which position each row is.
+        let mut row_step = Vec::new();
+        let mut row_pos = Vec::new();
+        for (s, step) in steps.iter().enumerate() {
+            if step.tokens.is_empty() {
+                return Err(Error::Runtime(
+                    "a forward step needs at least one token".into(),
+                ));
+            }
+            let end = step.cache.len + step.tokens.len();
+            if end > c.context {
+                return Err(Error::Runtime(format!(
+                    "sequence of {end} tokens exceeds the model's context of {}",
+                    c.context
+                )));
+            }
+            for (i, &t) in step.tokens.iter().enumerate() {
+                if t as usize >= c.vocab {
+                    return Err(Error::Runtime(format!(
+                        "token id {t} is outside the vocabulary of {}",
+                        c.vocab
+                    )));
+                }
+                row_step.push(s);
+                row_pos.push(step.cache.len + i);
+            }
+        }
+        let n = row_step.len();
+        let mut x: Vec<f32> = Vec::with_capacity(n * h);
+        for step in steps.iter() {
+            for &t in step.tokens {
+                x.extend(self.embed.row(t as usize));
+            }
+        }
+        let (q_rows, kv_rows) = (c.heads * hd, c.kv_heads * hd);
+        let qkv_width = q_rows + 2 * kv_rows;
+        let mut normed = vec![0f32; n * h];
+        let mut acts: Vec<ActBlock> = Vec::new();
+        let mut qkv = vec![0f32; n * qkv_width];
+        let mut attn = vec![0f32; n * q_rows];
+        let mut proj = vec![0f32; n * h];
+        let mut gate_up = vec![0f32; n * 2 * c.ffn];
+        let mut hidden_ffn = vec![0f32; n * c.ffn];
+        let (cos, sin) = self.rope_tables(&row_pos);
+
+        for (li, layer) in self.layers.iter().enumerate() {
+            rms_norm_rows(&x, &layer.attn_norm, c.eps, &mut normed);
+            quantize_acts(&normed, &mut acts);
+            layer.qkv.matmul(&acts, &mut qkv);
+            for row in qkv.chunks_exact_mut(qkv_width) {
+                if let Some(b) = &layer.qkv_bias {
+                    row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+                }
+                let (q, kv) = row.split_at_mut(q_rows);
+                let k = &mut kv[..kv_rows];
+                if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                    q.chunks_exact_mut(hd)
+                        .for_each(|v| rms_norm_in_place(v, qn, c.eps));
+                    k.chunks_exact_mut(hd)
+                        .for_each(|v| rms_norm_in_place(v, kn, c.eps));
+                }
+            }
+            for (r, row) in qkv.chunks_exact_mut(qkv_width).enumerate() {
+                let (cs, sn) = (
+                    &cos[r * hd / 2..(r + 1) * hd / 2],
+                    &sin[r * hd / 2..(r + 1) * hd / 2],
+                );
+                let (q, kv) = row.split_at_mut(q_rows);
+                for head in q
+                    .chunks_exact_mut(hd)
+                    .chain(kv[..kv_rows].chunks_exact_mut(hd))
+                {
+                    rotate(head, cs, sn, c.arch.rope_halves());
+                }
+            }
+            // Append every row's k and v before attending (rows of one step
+            // are in position order, and each row only sees positions ≤ its own).
+            for (r, row) in qkv.chunks_exact(qkv_width).enumerate() {
+                let cache = &mut *steps[row_step[r]].cache;
+                cache.keys[li].extend_from_slice(&row[q_rows..q_rows + kv_rows]);
+                cache.values[li].extend_from_slice(&row[q_rows + kv_rows..]);
+            }
+            {
+                let caches: Vec<(&[f32], &[f32])> = steps
+                    .iter()
+                    .map(|s| (&s.cache.keys[li][..], &s.cache.values[li][..]))
+                    .collect();
+                let qkv = &qkv;
+                let group = c.heads / c.kv_heads;
+                let scale = 1.0 / (hd as f32).sqrt();
+                let work = |r: usize, out: &mut [f32]| {
+                    let (keys, values) = caches[row_step[r]];
+                    let upto = row_pos[r] + 1;
+                    let q = &qkv[r * qkv_width..r * qkv_width + q_rows];
+                    let mut scores = vec![0f32; upto];
+                    for (hq, o) in out.chunks_exact_mut(hd).enumerate() {
+                        let kvh = hq / group;
+                        attend(
+                            &q[hq * hd..(hq + 1) * hd],
+                            keys,
+                            values,
+                            kvh * hd,
+                            kv_rows,
+                            upto,
+                            scale,
+                            &mut scores,
+                            o,
+                        );
+                    }
+                };
+                let total: usize = row_pos.iter().map(|p| p + 1).sum();
+                if total * c.heads * hd > 1 << 18 {
+                    attn.par_chunks_exact_mut(q_rows)
+                        .enumerate()
+                        .for_each(|(r, out)| work(r, out));
+                } else {
+                    attn.chunks_exact_mut(q_rows)
+                        .enumerate()
+                        .for_each(|(r, out)| work(r, out));
+                }
+            }
+            quantize_acts(&attn, &mut acts);
+            layer.out.matmul(&acts, &mut proj);
+            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+
+            rms_norm_rows(&x, &layer.ffn_norm, c.eps, &mut normed);
+            quantize_acts(&normed, &mut acts);
+            layer.gate_up.matmul(&acts, &mut gate_up);
+            for (gu, hf) in gate_up
+                .chunks_exact(2 * c.ffn)
+                .zip(hidden_ffn.chunks_exact_mut(c.ffn))
+            {
+                let (g, u) = gu.split_at(c.ffn);
+                for ((o, &g), &u) in hf.iter_mut().zip(g).zip(u) {
+                    *o = g / (1.0 + (-g).exp()) * u;
+                }
+            }
+            quantize_acts(&hidden_ffn, &mut acts);
+            layer.down.matmul(&acts, &mut proj);
+            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+        }
+        for step in steps.iter_mut() {
+            step.cache.len += step.tokens.len();
+        }
+        // Logits for each step's last row only.
+        let mut last = Vec::with_capacity(steps.len() * h);
+        let mut r = 0;
+        for step in steps.iter() {
+            r += step.tokens.len();
+            let mut v = vec![0f32; h];
+            rms_norm_in(&x[(r - 1) * h..r * h], &self.output_norm, c.eps, &mut v);
+            last.extend(v);
+        }
+        quantize_acts(&last, &mut acts);
+        logits.clear();
+        logits.resize(steps.len() * c.vocab, 0.0);
+        self.output
+            .as_ref()
+            .unwrap_or(&self.embed)
+            .matmul(&acts, logits);
+        Ok(())
+    }
+
+    /// cos and sin of position × inverse frequency for each row's position.
+    fn rope_tables(&self, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(positions.len() * half);
+        let mut sin = Vec::with_capacity(positions.len() * half);
+        for &p in positions {
+            for &f in &self.inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+        (cos, sin)
+    }
+}
+
+fn rms_norm_in(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let mean_sq = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let scale = 1.0 / (mean_sq + eps).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * scale * w;
+    }
+}
+
+fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let h = weight.len();
+    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        rms_norm_in(xr, weight, eps, or);
+    }
+}
+
+fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
+    let mean_sq = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let scale = 1.0 / (mean_sq + eps).sqrt();
+    x.iter_mut().zip(weight).for_each(|(v, w)| *v *= scale * w);
+}
+
+/// Rotary embedding of one head in place.
+fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32], halves: bool) {
+    let half = head.len() / 2;
+    for i in 0..half {
+        let (a, b) = if halves {
+            (i, i + half)
+        } else {
+            (2 * i, 2 * i + 1)
+        };
+        let (x0, x1) = (head[a], head[b]);
+        head[a] = x0 * cos[i] - x1 * sin[i];
+        head[b] = x0 * sin[i] + x1 * cos[i];
+    }
+}
+
+/// Softmax attention of one query head over the first `upto` cached
+/// positions of one kv head (`offset` into each cached row of `stride`).
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    offset: usize,
+    stride: usize,
+    upto: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    let mut max = f32::NEG_INFINITY;
+    for (j, s) in scores[..upto].iter_mut().enumerate() {
+        let k = &keys[j * stride + offset..j * stride + offset + hd];
+        *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+        max = max.max(*s);
+    }
+    let mut total = 0f32;
+    for s in scores[..upto].iter_mut() {
+        *s = (*s - max).exp();
+        total += *s;
+    }
+    out.fill(0.0);
+    for (j, &p) in scores[..upto].iter().enumerate() {
+        let v = &values[j * stride + offset..j * stride + offset + hd];
+        let w = p / total;
+        out.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
+    }
+}

@@ -1,0 +1,563 @@
+//! Quantized weight matrices and their matrix-vector products.
+//!
+//! The default model ships as Q4_1 (token embedding Q8_0). candle has no SIMD
+//! path for Q4_1, and a 135M-parameter decode step is bound by memory
+//! bandwidth, so re-quantizing to Q8_0 (twice the bytes) halves the speed
+//! ceiling. We therefore keep Q4_1 and Q8_0 weights exactly as the GGUF
+//! stores them (ggml block layouts) and dot them against activations
+//! quantized to 8 bits per 32-value block, like llama.cpp; AVX2 is detected at
+//! run time, with a portable path that gives the same result up to
+//! float summation order. Every other GGUF type is dequantized by candle and
+//! re-quantized to Q8_0 at load.
+
+use half::f16;
+use rayon::prelude::*;
+
+/// Values per quantization block (Q4_1, Q8_0 and activations alike).
+pub const BLOCK: usize = 32;
+
+/// ggml's Q4_1 block: value j = (nibble j) · d + m; byte i holds value i in
+/// its low nibble and value i + 16 in its high nibble.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct BlockQ4_1 {
+    d: f16,
+    m: f16,
+    qs: [u8; BLOCK / 2],
+}
+
+/// ggml's Q8_0 block: value j = qs[j] · d.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct BlockQ8_0 {
+    d: f16,
+    qs: [i8; BLOCK],
+}
+
+/// An activation block: value j ≈ qs[j] · d, and `s` = d · Σ qs (needed by
+/// Q4_1's offset term).
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+pub struct ActBlock {
+    d: f32,
+    s: f32,
+    qs: [i8; BLOCK],
+}
+
+/// The storage of a quantized matrix, one variant per kernel.
+#[derive(Clone, Debug)]
+enum Blocks {
+    Q4_1(Vec<BlockQ4_1>),
+    Q8_0(Vec<BlockQ8_0>),
+}
+
+/// A row-major matrix (`rows` × `cols`, `cols` a multiple of 32) of quantized
+/// weights; y = W x.
+#[derive(Clone, Debug)]
+pub struct QMatrix {
+    rows: usize,
+    cols: usize,
+    blocks: Blocks,
+}
+
+/// Which storage a [`QMatrix`] uses (reported by `model info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// Kept as stored.
+    Q4_1,
+    /// Kept as stored or re-quantized from another type.
+    Q8_0,
+}
+
+impl QMatrix {
+    /// Parses ggml Q4_1 bytes.
+    pub fn from_q4_1_bytes(rows: usize, cols: usize, bytes: &[u8]) -> Result<QMatrix, String> {
+        check_shape(rows, cols, bytes.len(), 20)?;
+        let blocks = bytes
+            .chunks_exact(20)
+            .map(|b| BlockQ4_1 {
+                d: f16::from_le_bytes([b[0], b[1]]),
+                m: f16::from_le_bytes([b[2], b[3]]),
+                qs: b[4..20].try_into().expect("16 bytes"),
+            })
+            .collect();
+        Ok(QMatrix {
+            rows,
+            cols,
+            blocks: Blocks::Q4_1(blocks),
+        })
+    }
+
+    /// Parses ggml Q8_0 bytes.
+    pub fn from_q8_0_bytes(rows: usize, cols: usize, bytes: &[u8]) -> Result<QMatrix, String> {
+        check_shape(rows, cols, bytes.len(), 34)?;
+        let blocks = bytes
+            .chunks_exact(34)
+            .map(|b| {
+                let mut qs = [0i8; BLOCK];
+                for (q, &byte) in qs.iter_mut().zip(&b[2..34]) {
+                    *q = byte as i8;
+                }
+                BlockQ8_0 {
+                    d: f16::from_le_bytes([b[0], b[1]]),
+                    qs,
+                }
+            })
+            .collect();
+        Ok(QMatrix {
+            rows,
+            cols,
+            blocks: Blocks::Q8_0(blocks),
+        })
+    }
+
+    /// Quantizes f32 weights (row-major) to Q8_0 the way ggml does.
+    pub fn quantize_q8_0(rows: usize, cols: usize, values: &[f32]) -> Result<QMatrix, String> {
+        if values.len() != rows * cols || cols % BLOCK != 0 {
+            return Err(format!(
+                "cannot quantize {} values as a {rows}×{cols} matrix (columns must be a multiple of {BLOCK})",
+                values.len()
+            ));
+        }
+        let blocks = values
+            .chunks_exact(BLOCK)
+            .map(|x| {
+                let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let mut qs = [0i8; BLOCK];
+                for (q, v) in qs.iter_mut().zip(x) {
+                    *q = (v * id).round() as i8;
+                }
+                BlockQ8_0 {
+                    d: f16::from_f32(d),
+                    qs,
+                }
+            })
+            .collect();
+        Ok(QMatrix {
+            rows,
+            cols,
+            blocks: Blocks::Q8_0(blocks),
+        })
+    }
+
+    /// Stacks matrices with the same column count and storage (e.g. the
+    /// q, k, v projections) so one pass computes all of them.
+    pub fn stack(parts: Vec<QMatrix>) -> Result<QMatrix, String> {
+        let cols = parts.first().map_or(0, |p| p.cols);
+        if parts.iter().any(|p| p.cols != cols) {
+            return Err("stacked matrices differ in column count".into());
+        }
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let all_q4 = parts.iter().all(|p| matches!(p.blocks, Blocks::Q4_1(_)));
+        let all_q8 = parts.iter().all(|p| matches!(p.blocks, Blocks::Q8_0(_)));
+        let blocks = if all_q4 {
+            let mut v = Vec::new();
+            for p in parts {
+                if let Blocks::Q4_1(b) = p.blocks {
+                    v.extend(b);
+                }
+            }
+            Blocks::Q4_1(v)
+        } else if all_q8 {
+            let mut v = Vec::new();
+            for p in parts {
+                if let Blocks::Q8_0(b) = p.blocks {
+                    v.extend(b);
+                }
+            }
+            Blocks::Q8_0(v)
+        } else {
+            // Mixed storage: bring everything to Q8_0.
+            let mut values = Vec::with_capacity(rows * cols);
+            for p in &parts {
+                for r in 0..p.rows {
+                    values.extend(p.row(r));
+                }
+            }
+            return QMatrix::quantize_q8_0(rows, cols, &values);
+        };
+        Ok(QMatrix { rows, cols, blocks })
+    }
+
+    /// Output dimension.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input dimension.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The storage format.
+    pub fn format(&self) -> WeightFormat {
+        match self.blocks {
+            Blocks::Q4_1(_) => WeightFormat::Q4_1,
+            Blocks::Q8_0(_) => WeightFormat::Q8_0,
+        }
+    }
+
+    /// Row `r` dequantized (used for embedding lookups).
+    pub fn row(&self, r: usize) -> Vec<f32> {
+        let per_row = self.cols / BLOCK;
+        let range = r * per_row..(r + 1) * per_row;
+        let mut out = Vec::with_capacity(self.cols);
+        match &self.blocks {
+            Blocks::Q4_1(b) => {
+                for blk in &b[range] {
+                    let (d, m) = (blk.d.to_f32(), blk.m.to_f32());
+                    let lo = blk.qs.iter().map(|q| (q & 0x0f) as f32 * d + m);
+                    let hi = blk.qs.iter().map(|q| (q >> 4) as f32 * d + m);
+                    out.extend(lo.collect::<Vec<_>>());
+                    out.extend(hi.collect::<Vec<_>>());
+                }
+            }
+            Blocks::Q8_0(b) => {
+                for blk in &b[range] {
+                    let d = blk.d.to_f32();
+                    out.extend(blk.qs.iter().map(|&q| q as f32 * d));
+                }
+            }
+        }
+        out
+    }
+
+    /// y = W x for every activation row: `acts` holds `n` rows of
+    /// cols/32 blocks each; `out` receives `n` rows of `self.rows` values.
+    /// Work is split over output rows on the current rayon pool; each weight
+    /// row is read once for up to four activation rows.
+    pub fn matmul(&self, acts: &[ActBlock], out: &mut [f32]) {
+        let per_row = self.cols / BLOCK;
+        let n = acts.len() / per_row;
+        assert_eq!(acts.len(), n * per_row, "activation blocks");
+        assert_eq!(out.len(), n * self.rows, "output size");
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = (self.rows / (threads * 4)).clamp(8, 512);
+        let simd = simd_available();
+        // Computed as [row][n] so that output rows split cleanly, then
+        // transposed; for n = 1 both layouts coincide.
+        let compute = |first_row: usize, dst: &mut [f32]| {
+            for (i, slot) in dst.chunks_exact_mut(n).enumerate() {
+                let r = first_row + i;
+                for (g, ys) in slot.chunks_mut(4).enumerate() {
+                    let xs = &acts[g * 4 * per_row..(g * 4 + ys.len()) * per_row];
+                    match &self.blocks {
+                        Blocks::Q4_1(w) => {
+                            dot_q4_1(&w[r * per_row..(r + 1) * per_row], xs, ys, simd)
+                        }
+                        Blocks::Q8_0(w) => {
+                            dot_q8_0(&w[r * per_row..(r + 1) * per_row], xs, ys, simd)
+                        }
+                    }
+                }
+            }
+        };
+        if n == 1 {
+            out.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(c, dst)| compute(c * chunk, dst));
+        } else {
+            let mut t = vec![0f32; n * self.rows];
+            t.par_chunks_mut(chunk * n)
+                .enumerate()
+                .for_each(|(c, dst)| compute(c * chunk, dst));
+            for r in 0..self.rows {
+                for b in 0..n {
+                    out[b * self.rows + r] = t[r * n + b];
+                }
+            }
+        }
+    }
+}
+
+fn check_shape(rows: usize, cols: usize, len: usize, block_bytes: usize) -> Result<(), String> {
+    if cols % BLOCK != 0 || len != rows * cols / BLOCK * block_bytes {
+        return Err(format!(
+            "{len} bytes do not hold a {rows}×{cols} matrix of {block_bytes}-byte blocks"
+        ));
+    }
+    Ok(())
+}
+
+/// Quantizes activation rows (each a multiple of 32 long) into `out`.
+pub fn quantize_acts(x: &[f32], out: &mut Vec<ActBlock>) {
+    out.clear();
+    out.extend(x.chunks_exact(BLOCK).map(|x| {
+        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut qs = [0i8; BLOCK];
+        let mut sum = 0i32;
+        for (q, v) in qs.iter_mut().zip(x) {
+            *q = (v * id).round() as i8;
+            sum += *q as i32;
+        }
+        // Scales rounded through f16 as ggml stores them, so results track
+        // llama.cpp's.
+        ActBlock {
+            d: f16::from_f32(d).to_f32(),
+            s: f16::from_f32(d * sum as f32).to_f32(),
+            qs,
+        }
+    }));
+}
+
+fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Dots one weight row (`w`) with `ys.len()` ≤ 4 activation rows laid end to
+/// end in `xs`.
+fn dot_q4_1(w: &[BlockQ4_1], xs: &[ActBlock], ys: &mut [f32], simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: AVX2, FMA and F16C were detected at run time.
+        return unsafe { avx2::dot_q4_1(w, xs, ys) };
+    }
+    let _ = simd;
+    for (y, x) in ys.iter_mut().zip(xs.chunks_exact(w.len())) {
+        *y = dot_q4_1_portable(w, x);
+    }
+}
+
+fn dot_q8_0(w: &[BlockQ8_0], xs: &[ActBlock], ys: &mut [f32], simd: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: AVX2, FMA and F16C were detected at run time.
+        return unsafe { avx2::dot_q8_0(w, xs, ys) };
+    }
+    let _ = simd;
+    for (y, x) in ys.iter_mut().zip(xs.chunks_exact(w.len())) {
+        *y = dot_q8_0_portable(w, x);
+    }
+}
+
+fn dot_q4_1_portable(w: &[BlockQ4_1], x: &[ActBlock]) -> f32 {
+    let mut sum = 0f32;
+    for (w, x) in w.iter().zip(x) {
+        let mut acc = 0i32;
+        for i in 0..BLOCK / 2 {
+            acc += (w.qs[i] & 0x0f) as i32 * x.qs[i] as i32;
+            acc += (w.qs[i] >> 4) as i32 * x.qs[i + BLOCK / 2] as i32;
+        }
+        sum += w.d.to_f32() * x.d * acc as f32 + w.m.to_f32() * x.s;
+    }
+    sum
+}
+
+fn dot_q8_0_portable(w: &[BlockQ8_0], x: &[ActBlock]) -> f32 {
+    let mut sum = 0f32;
+    for (w, x) in w.iter().zip(x) {
+        let acc: i32 =
+            w.qs.iter()
+                .zip(&x.qs)
+                .map(|(&a, &b)| a as i32 * b as i32)
+                .sum();
+        sum += w.d.to_f32() * x.d * acc as f32;
+    }
+    sum
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{ActBlock, BlockQ4_1, BlockQ8_0};
+    use half::f16;
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        _mm_cvtss_f32(s)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn to_f32(h: f16) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+    }
+
+    /// Σ over 32 lanes of unsigned `a` × signed `b`, as 8 f32 partial sums.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn dot_u8_i8(a: __m256i, b: __m256i) -> __m256 {
+        let pairs = _mm256_maddubs_epi16(a, b);
+        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_set1_epi16(1), pairs))
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_q4_1(w: &[BlockQ4_1], xs: &[ActBlock], ys: &mut [f32]) {
+        let nb = w.len();
+        let n = ys.len();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut offsets = [0f32; 4];
+        let low = _mm256_set1_epi8(0x0f);
+        for (i, wb) in w.iter().enumerate() {
+            // SAFETY: qs is 16 bytes; unaligned load.
+            let packed = unsafe { _mm_loadu_si128(wb.qs.as_ptr() as *const __m128i) };
+            let both = _mm256_insertf128_si256::<1>(
+                _mm256_castsi128_si256(packed),
+                _mm_srli_epi16(packed, 4),
+            );
+            let nibbles = _mm256_and_si256(both, low);
+            let (d, m) = (to_f32(wb.d), to_f32(wb.m));
+            for j in 0..n {
+                let x = &xs[j * nb + i];
+                // SAFETY: qs is 32 bytes; unaligned load.
+                let y = unsafe { _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i) };
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d), dot_u8_i8(nibbles, y), acc[j]);
+                offsets[j] += m * x.s;
+            }
+        }
+        for j in 0..n {
+            ys[j] = hsum(acc[j]) + offsets[j];
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn dot_q8_0(w: &[BlockQ8_0], xs: &[ActBlock], ys: &mut [f32]) {
+        let nb = w.len();
+        let n = ys.len();
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, wb) in w.iter().enumerate() {
+            // SAFETY: qs is 32 bytes; unaligned load.
+            let a = unsafe { _mm256_loadu_si256(wb.qs.as_ptr() as *const __m256i) };
+            let abs = _mm256_sign_epi8(a, a);
+            let d = to_f32(wb.d);
+            for j in 0..n {
+                let x = &xs[j * nb + i];
+                // SAFETY: qs is 32 bytes; unaligned load.
+                let b = unsafe { _mm256_loadu_si256(x.qs.as_ptr() as *const __m256i) };
+                // |a| · (b · sign a) = a · b, with the left operand unsigned.
+                let products = dot_u8_i8(abs, _mm256_sign_epi8(b, a));
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d), products, acc[j]);
+            }
+        }
+        for j in 0..n {
+            ys[j] = hsum(acc[j]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+    fn random_values(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| (rng.next_u32() as f32 / u32::MAX as f32 - 0.5) * 2.0)
+            .collect()
+    }
+
+    fn q4_1_bytes(values: &[f32]) -> Vec<u8> {
+        // ggml's Q4_1 quantizer: 16 levels between the block's min and max.
+        let mut out = Vec::new();
+        for x in values.chunks_exact(BLOCK) {
+            let min = x.iter().cloned().fold(f32::INFINITY, f32::min);
+            let max = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let d = (max - min) / 15.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            out.extend(f16::from_f32(d).to_le_bytes());
+            out.extend(f16::from_f32(min).to_le_bytes());
+            for i in 0..16 {
+                let lo = (((x[i] - min) * id + 0.5) as u8).min(15);
+                let hi = (((x[i + 16] - min) * id + 0.5) as u8).min(15);
+                out.push(lo | (hi << 4));
+            }
+        }
+        out
+    }
+
+    fn reference(w: &QMatrix, x: &[f32]) -> Vec<f32> {
+        (0..w.rows)
+            .map(|r| w.row(r).iter().zip(x).map(|(a, b)| a * b).sum())
+            .collect()
+    }
+
+    #[test]
+    fn kernels_match_dequantized_arithmetic() {
+        let (rows, cols) = (37, 256);
+        let w = random_values(rows * cols, 1);
+        let q4 = QMatrix::from_q4_1_bytes(rows, cols, &q4_1_bytes(&w)).unwrap();
+        let q8 = QMatrix::quantize_q8_0(rows, cols, &w).unwrap();
+        for n in [1usize, 3, 6] {
+            let x = random_values(n * cols, 2 + n as u64);
+            let mut acts = Vec::new();
+            quantize_acts(&x, &mut acts);
+            for m in [&q4, &q8] {
+                let mut y = vec![0f32; n * rows];
+                m.matmul(&acts, &mut y);
+                for b in 0..n {
+                    let xb = &x[b * cols..(b + 1) * cols];
+                    let want = reference(m, xb);
+                    for (r, (got, want)) in
+                        y[b * rows..(b + 1) * rows].iter().zip(&want).enumerate()
+                    {
+                        // Worst case of the activation quantization: per value
+                        // |x - q·d| ≤ d/2 + 127·d·2⁻¹¹ (d rounded to f16), and
+                        // for Q4_1 the f16 rounding of s in the offset term.
+                        let w = m.row(r);
+                        let mut bound = 0f32;
+                        for (wc, xc) in w.chunks(BLOCK).zip(xb.chunks(BLOCK)) {
+                            let d = xc.iter().fold(0f32, |a, v| a.max(v.abs())) / 127.0;
+                            let per_value = d / 2.0 + 127.0 * d / 2048.0;
+                            bound += wc.iter().map(|v| v.abs()).sum::<f32>() * per_value;
+                            bound += wc.iter().fold(0f32, |a, v| a.max(v.abs()))
+                                * xc.iter().map(|v| v.abs()).sum::<f32>()
+                                / 1024.0;
+                        }
+                        assert!(
+                            (got - want).abs() <= bound + 1e-4,
+                            "{got} vs {want} (bound {bound})"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn simd_and_portable_kernels_agree() {
+        let cols = 576;
+        let w = random_values(cols, 9);
+        let x = random_values(cols, 10);
+        let mut acts = Vec::new();
+        quantize_acts(&x, &mut acts);
+        let q4 = QMatrix::from_q4_1_bytes(1, cols, &q4_1_bytes(&w)).unwrap();
+        let q8 = QMatrix::quantize_q8_0(1, cols, &w).unwrap();
+        let (Blocks::Q4_1(b4), Blocks::Q8_0(b8)) = (&q4.blocks, &q8.blocks) else {
+            unreachable!()
+        };
+        let simd = simd_available();
+        let mut a = [0f32];
+        dot_q4_1(b4, &acts, &mut a, simd);
+        let b = dot_q4_1_portable(b4, &acts);
+        assert!((a[0] - b).abs() <= 1e-4 * b.abs().max(1.0), "{a:?} vs {b}");
+        dot_q8_0(b8, &acts, &mut a, simd);
+        let b = dot_q8_0_portable(b8, &acts);
+        assert!((a[0] - b).abs() <= 1e-4 * b.abs().max(1.0), "{a:?} vs {b}");
+    }
+
+    #[test]
+    fn stacking_concatenates_rows() {
+        let a = QMatrix::quantize_q8_0(2, 32, &random_values(64, 3)).unwrap();
+        let b = QMatrix::quantize_q8_0(3, 32, &random_values(96, 4)).unwrap();
+        let s = QMatrix::stack(vec![a.clone(), b.clone()]).unwrap();
+        assert_eq!(s.rows(), 5);
+        assert_eq!(s.row(1), a.row(1));
+        assert_eq!(s.row(4), b.row(2));
+        assert!(QMatrix::from_q8_0_bytes(2, 32, &[0; 10]).is_err());
+    }
+}
