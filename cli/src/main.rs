@@ -1,9 +1,12 @@
 //! `provmark`: keys, watermark profiles and detection from the command line.
 
 mod detect;
+mod generate;
 mod keys;
 mod models;
 mod profiles;
+mod prompts;
+mod serving;
 mod table;
 
 use std::process::ExitCode;
@@ -54,6 +57,8 @@ enum Command {
     /// Export a model's tokenizer.
     #[command(subcommand)]
     Tokenizer(models::TokenizerCommand),
+    /// Answer a prompt file with the model, watermark on, into resumable JSONL.
+    Generate(generate::GenerateArgs),
     /// Test texts for the watermark of one or more profiles.
     Detect(detect::DetectArgs),
 }
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Command::Profile(cmd) => profiles::run(cmd),
         Command::Model(cmd) => models::run_model(cmd),
         Command::Tokenizer(cmd) => models::run_tokenizer(cmd),
+        Command::Generate(args) => generate::run(args),
         Command::Detect(args) => detect::run(args),
     };
     match result {
