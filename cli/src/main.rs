@@ -6,6 +6,7 @@ mod keys;
 mod models;
 mod profiles;
 mod prompts;
+mod serve;
 mod serving;
 mod table;
 
@@ -59,6 +60,8 @@ enum Command {
     Tokenizer(models::TokenizerCommand),
     /// Answer a prompt file with the model, watermark on, into resumable JSONL.
     Generate(generate::GenerateArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API, watermark on.
+    Serve(serve::ServeArgs),
     /// Test texts for the watermark of one or more profiles.
     Detect(detect::DetectArgs),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Model(cmd) => models::run_model(cmd),
         Command::Tokenizer(cmd) => models::run_tokenizer(cmd),
         Command::Generate(args) => generate::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Detect(args) => detect::run(args),
     };
     match result {

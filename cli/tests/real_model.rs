@@ -1,0 +1,450 @@
+//! `provmark generate` and `provmark serve` on the default model: marked
+//! answers are detected, controls are not, runs resume, the server speaks
+//! OpenAI's protocol (plain and streaming, concurrent), refuses bad requests
+//! with OpenAI-shaped errors, and shuts down gracefully.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+fn provmark(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_provmark"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("provmark runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A key and a kgw profile for the default model's tokenizer.
+fn lab() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    ok(provmark(dir.path(), &["keygen", "--out", "lab.key"]));
+    ok(provmark(
+        dir.path(),
+        &[
+            "profile",
+            "new",
+            "--scheme",
+            "kgw",
+            "--key",
+            "lab.key",
+            "--out",
+            "lab.profile.json",
+        ],
+    ));
+    dir
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn detect(dir: &Path, input: &str) -> Vec<Value> {
+    let out = provmark(
+        dir,
+        &[
+            "detect",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--json",
+            "--alpha",
+            "1e-4",
+            input,
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const PROMPTS: &str = r#"{"id": "a", "prompt": "Write a long story about a dragon who learns to bake bread."}
+{"id": "b", "prompt": "Describe, in detail, how a city changes over four seasons."}
+{"id": "c", "messages": [{"role": "system", "content": "You are a patient teacher."}, {"role": "user", "content": "Explain photosynthesis step by step."}]}
+"#;
+
+#[test]
+fn generate_marks_answers_resumes_and_controls_stay_clean() {
+    let lab = lab();
+    let d = lab.path();
+    std::fs::write(d.join("prompts.jsonl"), PROMPTS).unwrap();
+    let gen = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "generate",
+            "--prompts",
+            "prompts.jsonl",
+            "--out",
+            out,
+            "--max-tokens",
+            "120",
+            "--seed",
+            "7",
+            "--threads",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        provmark(d, &args)
+    };
+    ok(gen(
+        "marked.jsonl",
+        &["--profile", "lab.profile.json", "--key", "lab.key"],
+    ));
+    let marked = read_jsonl(&d.join("marked.jsonl"));
+    assert_eq!(marked.len(), 3);
+    for r in &marked {
+        assert_eq!(r["watermark"], json!(true));
+        assert!(r["profile_digest"].as_str().unwrap().starts_with("sha256:"));
+        assert_eq!(
+            r["token_ids"].as_array().unwrap().len(),
+            r["completion_tokens"].as_u64().unwrap() as usize
+        );
+        assert!(r["timing"]["decode_s"].as_f64().unwrap() >= 0.0);
+    }
+
+    // Interrupted run: keep one record and half of the next; the rerun
+    // drops the partial line, redoes only the missing answers, and
+    // reproduces them exactly (per-answer seeds).
+    let full = std::fs::read_to_string(d.join("marked.jsonl")).unwrap();
+    let mut lines = full.lines();
+    let first = lines.next().unwrap();
+    let second = lines.next().unwrap();
+    std::fs::write(
+        d.join("resumed.jsonl"),
+        format!("{first}\n{}", &second[..second.len() / 2]),
+    )
+    .unwrap();
+    let out = gen(
+        "resumed.jsonl",
+        &["--profile", "lab.profile.json", "--key", "lab.key"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out);
+    assert!(err.contains("incomplete last line"), "{err}");
+    assert!(err.contains("1 answers already there, 2 to go"), "{err}");
+    let by_id = |rs: &[Value]| {
+        let mut m: Vec<(String, Value)> = rs
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_string(),
+                    r["token_ids"].clone(),
+                )
+            })
+            .collect();
+        m.sort_by(|a, b| a.0.cmp(&b.0));
+        m
+    };
+    assert_eq!(by_id(&read_jsonl(&d.join("resumed.jsonl"))), by_id(&marked));
+
+    // Another profile's file is refused rather than mixed.
+    let out = gen("resumed.jsonl", &["--no-watermark"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another profile"));
+
+    ok(gen("control.jsonl", &["--no-watermark"]));
+    let control = read_jsonl(&d.join("control.jsonl"));
+    assert!(control
+        .iter()
+        .all(|r| r["watermark"] == json!(false) && r["profile_digest"].is_null()));
+
+    let detected = |rs: &[Value]| rs.iter().filter(|r| r["verdict"] == "watermarked").count();
+    let m = detect(d, "marked.jsonl");
+    let c = detect(d, "control.jsonl");
+    assert_eq!((m.len(), c.len()), (3, 3));
+    assert!(detected(&m) >= 2, "marked: {m:?}");
+    assert_eq!(detected(&c), 0, "control: {c:?}");
+
+    // Bad prompt files name the line and field.
+    std::fs::write(
+        d.join("bad.jsonl"),
+        "{\"prompt\": \"ok\"}\n{\"prompt\": 5}\n",
+    )
+    .unwrap();
+    let out = provmark(
+        d,
+        &[
+            "generate",
+            "--no-watermark",
+            "--prompts",
+            "bad.jsonl",
+            "--out",
+            "x.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.jsonl:2: field prompt must be a string"),
+        "{err}"
+    );
+    assert!(
+        !d.join("x.jsonl").exists(),
+        "nothing written for a refused run"
+    );
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_provmark"))
+            .current_dir(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--threads", "2"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Server { child, base }
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value, (u16, Value)> {
+        match ureq::post(&format!("{}{path}", self.base)).send_json(body.clone()) {
+            Ok(r) => Ok(r.into_json().unwrap()),
+            Err(ureq::Error::Status(code, r)) => Err((code, r.into_json().unwrap())),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        // SIGTERM: graceful shutdown.
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        for _ in 0..100 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.child.kill().unwrap();
+        panic!("the server did not stop on SIGTERM");
+    }
+}
+
+#[test]
+fn server_speaks_openai_and_its_answers_are_detected() {
+    let lab = lab();
+    let d = lab.path();
+    let server = Server::start(
+        d,
+        &[
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--max-tokens-limit",
+            "160",
+            "--max-concurrent",
+            "6",
+            "--disclose-key-id",
+        ],
+    );
+    let health: Value = ureq::get(&format!("{}/health", server.base))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(health["watermark"], json!(true));
+    let models: Value = ureq::get(&format!("{}/v1/models", server.base))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let model = models["data"][0]["id"].as_str().unwrap().to_string();
+
+    // Four concurrent chat requests.
+    let questions = [
+        "Write a long story about a lighthouse keeper.",
+        "Explain how bread is made, in many steps.",
+        "Describe a walk through a forest in autumn.",
+        "Tell me about the history of the bicycle.",
+    ];
+    let answers: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = questions
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let server = &server;
+                let model = &model;
+                s.spawn(move || {
+                    server
+                        .post(
+                            "/v1/chat/completions",
+                            &json!({
+                                "model": model, "seed": i, "max_tokens": 150,
+                                "messages": [{"role": "user", "content": q}],
+                            }),
+                        )
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut jsonl = String::new();
+    for a in &answers {
+        assert_eq!(a["object"], "chat.completion");
+        assert!(a["provmark"]["key_id"]
+            .as_str()
+            .is_some_and(|k| k.len() == 16));
+        let text = a["choices"][0]["message"]["content"].as_str().unwrap();
+        jsonl.push_str(&json!({"text": text}).to_string());
+        jsonl.push('\n');
+    }
+
+    // Streaming: chunks add up to the answer, then [DONE].
+    let resp = ureq::post(&format!("{}/v1/chat/completions", server.base))
+        .send_json(json!({"stream": true, "seed": 9, "max_tokens": 150, "stream_options": {"include_usage": true},
+                          "messages": [{"role": "user", "content": "Write a poem about the moon and the tides."}]}))
+        .unwrap();
+    assert!(resp.content_type().contains("text/event-stream"));
+    let mut body = String::new();
+    resp.into_reader().read_to_string(&mut body).unwrap();
+    let datas: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(*datas.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = datas[..datas.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    let last = chunks.last().unwrap();
+    assert!(last["choices"][0]["finish_reason"].is_string());
+    assert_eq!(
+        last["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        !streamed.is_empty()
+    );
+    jsonl.push_str(&json!({"text": streamed}).to_string());
+    jsonl.push('\n');
+
+    // Raw completions.
+    let c = server
+        .post(
+            "/v1/completions",
+            &json!({"prompt": "Once upon a time", "max_tokens": 5}),
+        )
+        .unwrap();
+    assert_eq!(c["object"], "text_completion");
+    assert!(c["choices"][0]["text"].is_string());
+
+    // What was served is detected.
+    std::fs::write(d.join("served.jsonl"), jsonl).unwrap();
+    let results = detect(d, "served.jsonl");
+    let hits = results
+        .iter()
+        .filter(|r| r["verdict"] == "watermarked")
+        .count();
+    assert!(hits >= 4, "served answers detected: {results:?}");
+
+    // Bad requests get OpenAI-shaped errors.
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    for (body, code, needle) in [
+        (
+            json!({"model": "gpt-9", "messages": msgs}),
+            404,
+            "does not exist",
+        ),
+        (
+            json!({"messages": msgs, "max_tokens": 161}),
+            400,
+            "limit of 160",
+        ),
+        (json!({"messages": []}), 400, "messages"),
+        (
+            json!({"messages": msgs, "temperature": "hot"}),
+            400,
+            "temperature",
+        ),
+        (json!({"messages": msgs, "n": 2}), 400, "n is not supported"),
+        (json!({"messages": msgs, "top_p": 0}), 400, "top_p"),
+    ] {
+        let (status, err) = server.post("/v1/chat/completions", &body).unwrap_err();
+        assert_eq!(status, code, "{body}");
+        let msg = err["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{msg}");
+        assert!(err["error"]["type"].is_string());
+    }
+    match ureq::post(&format!("{}/v1/chat/completions", server.base)).send_string("{not json") {
+        Err(ureq::Error::Status(400, r)) => {
+            assert!(r.into_string().unwrap().contains("not valid JSON"))
+        }
+        other => panic!("{other:?}"),
+    }
+    match ureq::post(&format!("{}/v1/chat/completions", server.base))
+        .send_string(&"x".repeat(2 << 20))
+    {
+        Err(ureq::Error::Status(413, _)) => {}
+        other => panic!("oversized body: {other:?}"),
+    }
+    assert!(server.stop().success());
+}
+
+#[test]
+fn server_limits_concurrency_and_finishes_answers_on_shutdown() {
+    let lab = lab();
+    let server = Server::start(lab.path(), &["--no-watermark", "--max-concurrent", "1"]);
+    // Hold the only slot with a streaming answer...
+    let resp = ureq::post(&format!("{}/v1/chat/completions", server.base))
+        .send_json(json!({"stream": true, "max_tokens": 120, "seed": 1, "temperature": 1.0,
+                          "messages": [{"role": "user", "content": "Write a long essay about the ocean."}]}))
+        .unwrap();
+    let mut reader = BufReader::new(resp.into_reader());
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.starts_with("data: "));
+    // ...so the next request is turned away with 429.
+    let (status, err) = server
+        .post(
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap_err();
+    assert_eq!(status, 429);
+    assert_eq!(err["error"]["type"], "rate_limit_error");
+    // SIGTERM while streaming: the answer still completes with [DONE].
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    assert!(rest.trim_end().ends_with("data: [DONE]"), "{rest}");
+    assert!(server.stop().success());
+}
