@@ -163,11 +163,11 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("provmark-engine".into())
             .spawn(move || {
-                let mut chooser = match embedder {
+                let chooser = match embedder {
                     Some(e) => Chooser::Watermark(Box::new(e)),
                     None => Chooser::Plain(Sampler::default()),
                 };
-                run(&rt, &pool, &mut chooser, &config, rx)
+                run(&rt, &pool, &chooser, &config, rx)
             })
             .map_err(|e| Error::Runtime(format!("cannot start the engine thread: {e}")))?;
         Ok(Engine {
@@ -238,6 +238,9 @@ impl Drop for Engine {
     }
 }
 
+/// Chooses tokens; each sequence owns a clone (scratch buffers included),
+/// so the batch's choices run in parallel.
+#[derive(Clone)]
 enum Chooser {
     Watermark(Box<Embedder>),
     Plain(Sampler),
@@ -245,6 +248,9 @@ enum Chooser {
 
 struct Active {
     job: Job,
+    chooser: Chooser,
+    /// The token chosen in this step, before the stop/length checks.
+    chosen: Option<u32>,
     cache: KvCache,
     /// Prompt then generated tokens: the watermark's context.
     context: Vec<u32>,
@@ -261,7 +267,7 @@ struct Active {
 fn run(
     rt: &Runtime,
     pool: &rayon::ThreadPool,
-    chooser: &mut Chooser,
+    chooser: &Chooser,
     config: &EngineConfig,
     rx: mpsc::Receiver<Job>,
 ) {
@@ -285,6 +291,8 @@ fn run(
                 break;
             };
             active.push(Active {
+                chooser: chooser.clone(),
+                chosen: None,
                 cache: rt.model.new_cache(),
                 context: job.request.prompt.clone(),
                 fed: 0,
@@ -315,7 +323,6 @@ fn run(
             let mut steps: Vec<Step<'_>> = active
                 .iter_mut()
                 .zip(&ranges)
-                .filter(|(_, r)| !r.is_empty())
                 .map(|(a, r)| Step {
                     cache: &mut a.cache,
                     tokens: &a.context[r.clone()],
@@ -329,27 +336,36 @@ fn run(
             }
             continue;
         }
-        let mut row = 0;
+        // Every sequence had a row (ranges are never empty). Choose the
+        // token of each sequence done prefilling, in parallel.
+        for (a, range) in active.iter_mut().zip(&ranges) {
+            a.fed = range.end;
+        }
+        let logits = &logits;
+        pool.install(|| {
+            use rayon::prelude::*;
+            active.par_iter_mut().enumerate().for_each(|(row, a)| {
+                if a.fed < a.context.len() {
+                    return; // still prefilling
+                }
+                let step_logits = &logits[row * vocab..(row + 1) * vocab];
+                let t = Instant::now();
+                let cfg = a.job.request.sampling;
+                a.chosen = Some(match &mut a.chooser {
+                    Chooser::Watermark(e) => {
+                        e.next_token(&a.context, step_logits, &cfg, &mut a.rng)
+                    }
+                    Chooser::Plain(s) => s.next_token(step_logits, &cfg, &mut a.rng),
+                });
+                a.sampling_s += t.elapsed().as_secs_f64();
+            });
+        });
         let mut keep = Vec::with_capacity(active.len());
-        for (mut a, range) in active.drain(..).zip(ranges) {
-            if range.is_empty() {
+        for mut a in active.drain(..) {
+            let Some(token) = a.chosen.take() else {
                 keep.push(a);
                 continue;
-            }
-            let step_logits = &logits[row * vocab..(row + 1) * vocab];
-            row += 1;
-            a.fed = range.end;
-            if a.fed < a.context.len() {
-                keep.push(a); // still prefilling
-                continue;
-            }
-            let t = Instant::now();
-            let cfg = a.job.request.sampling;
-            let token = match chooser {
-                Chooser::Watermark(e) => e.next_token(&a.context, step_logits, &cfg, &mut a.rng),
-                Chooser::Plain(s) => s.next_token(step_logits, &cfg, &mut a.rng),
             };
-            a.sampling_s += t.elapsed().as_secs_f64();
             a.first_token.get_or_insert_with(Instant::now);
             if rt.stop_tokens().contains(&token) {
                 finish(rt, a, Finish::Stop);

@@ -395,6 +395,22 @@ impl Model {
     /// the caches, and writes each step's next-token logits (vocab values per
     /// step, in step order) to `logits`. Runs on the current rayon pool.
     pub fn forward(&self, steps: &mut [Step<'_>], logits: &mut Vec<f32>) -> Result<(), Error> {
+        self.run(steps, logits, false)
+    }
+
+    /// Like [`Model::forward`] for one sequence, but writes the next-token
+    /// logits after every new token (vocab values per token): what scoring a
+    /// text (perplexity, reading-mode audits) needs.
+    pub fn forward_all(&self, step: Step<'_>, logits: &mut Vec<f32>) -> Result<(), Error> {
+        self.run(&mut [step], logits, true)
+    }
+
+    fn run(
+        &self,
+        steps: &mut [Step<'_>],
+        logits: &mut Vec<f32>,
+        all_rows: bool,
+    ) -> Result<(), Error> {
         let c = &self.config;
         let (h, hd) = (c.hidden, c.head_dim);
         // Row bookkeeping: which step and which position each row is.
@@ -541,18 +557,25 @@ impl Model {
         for step in steps.iter_mut() {
             step.cache.len += step.tokens.len();
         }
-        // Logits for each step's last row only.
+        // Logits for each step's last row (or every row).
         let mut last = Vec::with_capacity(steps.len() * h);
         let mut r = 0;
         for step in steps.iter() {
+            let first = if all_rows {
+                r
+            } else {
+                r + step.tokens.len() - 1
+            };
             r += step.tokens.len();
-            let mut v = vec![0f32; h];
-            rms_norm_in(&x[(r - 1) * h..r * h], &self.output_norm, c.eps, &mut v);
-            last.extend(v);
+            for row in first..r {
+                let mut v = vec![0f32; h];
+                rms_norm_in(&x[row * h..(row + 1) * h], &self.output_norm, c.eps, &mut v);
+                last.extend(v);
+            }
         }
         quantize_acts(&last, &mut acts);
         logits.clear();
-        logits.resize(steps.len() * c.vocab, 0.0);
+        logits.resize(last.len() / h * c.vocab, 0.0);
         self.output
             .as_ref()
             .unwrap_or(&self.embed)

@@ -187,6 +187,20 @@ fn batched_and_incremental_forward_agree_with_prefill() {
     let v = m.config().vocab;
     assert!(close(&logits[..v], &full_a));
     assert!(close(&logits[v..], &full_b));
+    // Every row's logits at once: row i equals the prefill of a[..=i].
+    let mut cache = m.new_cache();
+    m.forward_all(
+        Step {
+            cache: &mut cache,
+            tokens: a,
+        },
+        &mut logits,
+    )
+    .unwrap();
+    assert_eq!(logits.len(), a.len() * v);
+    assert!(close(&logits[(a.len() - 1) * v..], &full_a));
+    let third = prefill(m, &a[..3]);
+    assert!(close(&logits[2 * v..3 * v], &third));
 }
 
 #[test]

@@ -10,7 +10,8 @@ use crate::Error;
 
 /// Embeds one profile's watermark into decode steps. Holds scratch buffers,
 /// so after the first step at a vocabulary size it allocates nothing; use one
-/// per thread.
+/// per thread (clone it for more; clones share nothing mutable).
+#[derive(Clone)]
 pub struct Embedder {
     schedule: Schedule,
     candidates: Candidates,

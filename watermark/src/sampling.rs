@@ -69,7 +69,7 @@ impl SamplingConfig {
 /// Plain sampling with the same temperature/top-k/top-p chain as
 /// [`crate::Embedder`] but no watermark: the control arm of experiments and
 /// unwatermarked serving. Holds scratch buffers; use one per thread.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Sampler {
     candidates: Candidates,
 }
@@ -89,7 +89,7 @@ impl Sampler {
 }
 
 /// Reusable buffers for the candidate set of one decode step.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Candidates {
     /// Candidate token ids, in increasing id order after [`Candidates::build`].
     pub ids: Vec<u32>,
