@@ -17,10 +17,15 @@ use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::SplitDelimiterBehavior;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::Error;
+
+/// llama.cpp's pre-tokenizer regex for "qwen2".
+const QWEN2_SPLIT: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// GGUF token types (llama.cpp's `llama_token_type`).
 const TOKEN_TYPE_CONTROL: i32 = 3;
@@ -89,10 +94,24 @@ impl GgufTokenizer {
             ])
             .into(),
             "gpt2" | "default" => ByteLevel::new(false, true, true).into(),
+            // Qwen2/Qwen3: llama.cpp's "qwen2" rule (single digits; letters
+            // may carry one leading non-letter), then bytes without GPT-2's
+            // own split.
+            "qwen2" => Sequence::new(vec![
+                Split::new(
+                    SplitPattern::Regex(QWEN2_SPLIT.into()),
+                    SplitDelimiterBehavior::Isolated,
+                    false,
+                )
+                .map_err(|e| Error::Gguf(format!("{origin}: qwen2 pre-tokenizer: {e}")))?
+                .into(),
+                ByteLevel::new(false, true, false).into(),
+            ])
+            .into(),
             other => {
                 return Err(Error::Gguf(format!(
                     "{origin}: pre-tokenizer {other:?} (tokenizer.ggml.pre) is not supported yet \
-                     (supported: smollm, gpt2)"
+                     (supported: smollm, gpt2, qwen2)"
                 )))
             }
         };
