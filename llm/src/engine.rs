@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use provmark_watermark::rand_core::SeedableRng;
-use provmark_watermark::{Embedder, Sampler, SamplingConfig};
+use provmark_watermark::{Embedder, MarkedWindows, Sampler, SamplingConfig};
 use rand_chacha::ChaCha20Rng;
 
 use crate::model::{KvCache, Step};
@@ -251,6 +251,8 @@ struct Active {
     chooser: Chooser,
     /// The token chosen in this step, before the stop/length checks.
     chosen: Option<u32>,
+    /// Windows already marked in this answer (spec §6.1).
+    marked: MarkedWindows,
     cache: KvCache,
     /// Prompt then generated tokens: the watermark's context.
     context: Vec<u32>,
@@ -293,6 +295,7 @@ fn run(
             active.push(Active {
                 chooser: chooser.clone(),
                 chosen: None,
+                marked: MarkedWindows::new(),
                 cache: rt.model.new_cache(),
                 context: job.request.prompt.clone(),
                 fed: 0,
@@ -353,7 +356,7 @@ fn run(
                 let cfg = a.job.request.sampling;
                 a.chosen = Some(match &mut a.chooser {
                     Chooser::Watermark(e) => {
-                        e.next_token(&a.context, step_logits, &cfg, &mut a.rng)
+                        e.next_token_in(&mut a.marked, &a.context, step_logits, &cfg, &mut a.rng)
                     }
                     Chooser::Plain(s) => s.next_token(step_logits, &cfg, &mut a.rng),
                 });

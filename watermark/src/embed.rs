@@ -3,10 +3,43 @@
 use rand_core::RngCore;
 
 use crate::key::Key;
-use crate::profile::{Profile, Scheme};
+use std::collections::HashSet;
+
+use crate::profile::{Profile, Scheme, MAX_CONTEXT};
 use crate::sampling::{Candidates, SamplingConfig};
 use crate::schedule::{GumbelUniform, Schedule, TokenValues};
 use crate::Error;
+
+/// The context windows already marked in one response (spec §6.1): an
+/// exact set, a few dozen bytes per generated token.
+#[derive(Clone, Debug, Default)]
+pub struct MarkedWindows {
+    seen: HashSet<[u32; MAX_CONTEXT as usize]>,
+}
+
+impl MarkedWindows {
+    /// An empty set, for a new response.
+    pub fn new() -> MarkedWindows {
+        MarkedWindows::default()
+    }
+
+    /// Records `window`; `false` if it was already there.
+    fn insert(&mut self, window: &[u32]) -> bool {
+        let mut key = [u32::MAX; MAX_CONTEXT as usize];
+        key[..window.len()].copy_from_slice(window);
+        self.seen.insert(key)
+    }
+
+    /// Windows recorded.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Whether nothing was recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
 
 /// Embeds one profile's watermark into decode steps. Holds scratch buffers,
 /// so after the first step at a vocabulary size it allocates nothing; use one
@@ -51,10 +84,13 @@ impl Embedder {
     /// KGW: adds δ to the logit of every green token, in place. A no-op for
     /// the other schemes and when the context is shorter than h.
     pub fn bias_logits(&mut self, context: &[u32], logits: &mut [f32]) {
+        if let Some(window) = self.window(context) {
+            self.bias_window(window, logits);
+        }
+    }
+
+    fn bias_window(&mut self, window: &[u32], logits: &mut [f32]) {
         let Scheme::Kgw(params) = *self.schedule.scheme() else {
-            return;
-        };
-        let Some(window) = self.window(context) else {
             return;
         };
         let mut values = self.schedule.values(window);
@@ -72,6 +108,10 @@ impl Embedder {
     /// (index = token id) given every preceding token id in `context`
     /// (prompt, then the response so far). `rng` supplies ordinary sampling
     /// randomness (KGW, and positions with a short context).
+    ///
+    /// This form marks every position, even when its window repeats; Gumbel
+    /// and SynthID then repeat their choice and can lock a response into a
+    /// loop. Serving should use [`Embedder::next_token_in`].
     pub fn next_token<R: RngCore + ?Sized>(
         &mut self,
         context: &[u32],
@@ -79,16 +119,49 @@ impl Embedder {
         cfg: &SamplingConfig,
         rng: &mut R,
     ) -> u32 {
-        assert!(!logits.is_empty(), "a decode step needs at least one logit");
         let window = self.window(context);
+        self.choose(window, logits, cfg, rng)
+    }
+
+    /// One decode step of a response whose marked windows are tracked in
+    /// `marked` (one per response, empty at its start): a position whose
+    /// window was already marked in this response is drawn like a position
+    /// without a window (spec §6.1; with h = 0 every position is marked).
+    /// Repeated windows add nothing to
+    /// detection (their tuples are de-duplicated), and re-marking them makes
+    /// Gumbel and SynthID repeat themselves.
+    pub fn next_token_in<R: RngCore + ?Sized>(
+        &mut self,
+        marked: &mut MarkedWindows,
+        context: &[u32],
+        logits: &[f32],
+        cfg: &SamplingConfig,
+        rng: &mut R,
+    ) -> u32 {
+        // h = 0 has a single, empty window: every position is marked.
+        let window = self
+            .window(context)
+            .filter(|w| w.is_empty() || marked.insert(w));
+        self.choose(window, logits, cfg, rng)
+    }
+
+    fn choose<R: RngCore + ?Sized>(
+        &mut self,
+        window: Option<&[u32]>,
+        logits: &[f32],
+        cfg: &SamplingConfig,
+        rng: &mut R,
+    ) -> u32 {
+        assert!(!logits.is_empty(), "a decode step needs at least one logit");
         let mut biased = std::mem::take(&mut self.biased);
-        let logits = if matches!(self.schedule.scheme(), Scheme::Kgw(_)) && window.is_some() {
-            biased.clear();
-            biased.extend_from_slice(logits);
-            self.bias_logits(context, &mut biased);
-            &biased[..]
-        } else {
-            logits
+        let logits = match window {
+            Some(w) if matches!(self.schedule.scheme(), Scheme::Kgw(_)) => {
+                biased.clear();
+                biased.extend_from_slice(logits);
+                self.bias_window(w, &mut biased);
+                &biased[..]
+            }
+            _ => logits,
         };
         self.candidates.build(logits, cfg);
         let token = match (window, *self.schedule.scheme()) {

@@ -35,7 +35,7 @@ mod sampling;
 mod schedule;
 pub mod scoring;
 
-pub use embed::Embedder;
+pub use embed::{Embedder, MarkedWindows};
 pub use key::{hex, Key, KEY_LEN};
 pub use profile::{
     KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest, MAX_CONTEXT, MAX_DELTA, MAX_LAYERS,

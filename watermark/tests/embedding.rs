@@ -185,3 +185,49 @@ fn sweep_and_random_access_paths_choose_the_same_token() {
         }
     }
 }
+
+#[test]
+fn repeated_windows_are_not_marked_twice_in_one_response() {
+    use provmark_watermark::{MarkedWindows, Sampler};
+    let logits: Vec<f32> = (0..64).map(|i| (i % 7) as f32 * 0.3).collect();
+    let cfg = SamplingConfig::default();
+    let context = [3u32, 9, 4, 9, 4];
+    for scheme in [
+        Scheme::Gumbel,
+        Scheme::SynthId(SynthIdParams::new(8).unwrap()),
+    ] {
+        let mut e = embedder(scheme, 1);
+        // A fresh window is marked exactly as by next_token (keyed: the RNG
+        // does not matter).
+        let mut marked = MarkedWindows::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let first = e.next_token_in(&mut marked, &context, &logits, &cfg, &mut rng);
+        let mut rng2 = ChaCha8Rng::seed_from_u64(99);
+        assert_eq!(first, e.next_token(&context, &logits, &cfg, &mut rng2));
+        assert_eq!(marked.len(), 1);
+        // The same window again is drawn like an unmarked position: it
+        // follows the RNG, exactly as the plain sampler would.
+        let mut picks = std::collections::HashSet::new();
+        for seed in 0..40 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let t = e.next_token_in(&mut marked, &context, &logits, &cfg, &mut rng);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            assert_eq!(t, Sampler::default().next_token(&logits, &cfg, &mut rng));
+            picks.insert(t);
+        }
+        assert!(picks.len() > 5, "repeated windows vary with the RNG");
+        assert_eq!(marked.len(), 1);
+    }
+    // h = 0: one empty window, every position still marked.
+    let key = Key::from_bytes([1; 32]);
+    let profile = Profile::new(Scheme::Gumbel, 0, TokenizerDigest::of_bytes(b"t"), &key).unwrap();
+    let mut e = Embedder::new(&profile, &key).unwrap();
+    let mut marked = MarkedWindows::new();
+    let picks: std::collections::HashSet<u32> = (0..20)
+        .map(|seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            e.next_token_in(&mut marked, &context, &logits, &cfg, &mut rng)
+        })
+        .collect();
+    assert_eq!(picks.len(), 1, "keyed at every position when h = 0");
+}
