@@ -163,6 +163,14 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
             PromptBody::Messages(m) => rt.encode_chat(m),
         }
         .with_context(|| format!("{prompts_name}: prompt {}", p.id))?;
+        let context = rt.model.config().context;
+        if ids.len() >= context {
+            bail!(
+                "{prompts_name}: prompt {} has {} tokens; the model's context is {context}",
+                p.id,
+                ids.len()
+            );
+        }
         for sample in 0..args.samples {
             if !done.contains(&(p.id.clone(), sample as u64)) {
                 jobs.push((p, sample, ids.clone()));
