@@ -1,8 +1,11 @@
 //! End-to-end tests of the `provmark` binary: keygen → profile → detect on
 //! text, with the bad inputs a user will feed it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::provmark;
+use std::path::PathBuf;
+use std::process::Output;
 
 use provmark_bench::corpus::{docs_corpus, train_bpe_json};
 use provmark_bench::generate;
@@ -12,14 +15,6 @@ use provmark_watermark::{Embedder, Key, Profile, SamplingConfig};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-
-fn provmark(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provmark"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("provmark runs")
-}
 
 fn text(out: &Output) -> (String, String) {
     (

@@ -3,20 +3,15 @@
 //! OpenAI's protocol (plain and streaming, concurrent), refuses bad requests
 //! with OpenAI-shaped errors, and shuts down gracefully.
 
+mod common;
+
+use common::provmark;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-
-fn provmark(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provmark"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("provmark runs")
-}
 
 fn ok(out: Output) -> String {
     assert!(
@@ -268,6 +263,8 @@ fn server_speaks_openai_and_its_answers_are_detected() {
             "160",
             "--max-concurrent",
             "6",
+            "--max-body-bytes",
+            "8192",
             "--disclose-key-id",
         ],
     );
@@ -408,7 +405,7 @@ fn server_speaks_openai_and_its_answers_are_detected() {
         other => panic!("{other:?}"),
     }
     match ureq::post(&format!("{}/v1/chat/completions", server.base))
-        .send_string(&"x".repeat(2 << 20))
+        .send_string(&"x".repeat(16 << 10))
     {
         Err(ureq::Error::Status(413, _)) => {}
         other => panic!("oversized body: {other:?}"),

@@ -219,6 +219,32 @@ impl Engine {
         .map_err(|_| Error::Runtime("the engine has stopped".into()))
     }
 
+    /// Runs `requests` together (batched by the engine) and returns their
+    /// answers in request order, blocking until all are done.
+    pub fn run_batch(&self, requests: Vec<Request>) -> Result<Vec<Answer>, Error> {
+        let mut receivers = Vec::with_capacity(requests.len());
+        for r in requests {
+            let (tx, rx) = mpsc::channel();
+            self.submit(
+                r,
+                Box::new(move |e| {
+                    if let Event::Done(a) = e {
+                        let _ = tx.send(a);
+                    }
+                    true
+                }),
+            )?;
+            receivers.push(rx);
+        }
+        receivers
+            .into_iter()
+            .map(|rx| {
+                rx.recv()
+                    .map_err(|_| Error::Runtime("the engine stopped".into()))
+            })
+            .collect()
+    }
+
     /// Stops accepting requests, lets running ones finish, joins the thread.
     pub fn shutdown(mut self) {
         self.stop();

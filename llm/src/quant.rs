@@ -122,13 +122,7 @@ impl QMatrix {
         let blocks = values
             .chunks_exact(BLOCK)
             .map(|x| {
-                let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-                let d = amax / 127.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                let mut qs = [0i8; BLOCK];
-                for (q, v) in qs.iter_mut().zip(x) {
-                    *q = (v * id).round() as i8;
-                }
+                let (d, qs) = quantize_block(x);
                 BlockQ8_0 {
                     d: f16::from_f32(d),
                     qs,
@@ -281,19 +275,24 @@ fn check_shape(rows: usize, cols: usize, len: usize, block_bytes: usize) -> Resu
     Ok(())
 }
 
+/// ggml's symmetric 8-bit rounding of one block: scale max|x|/127.
+fn quantize_block(x: &[f32]) -> (f32, [i8; BLOCK]) {
+    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0i8; BLOCK];
+    for (q, v) in qs.iter_mut().zip(x) {
+        *q = (v * id).round() as i8;
+    }
+    (d, qs)
+}
+
 /// Quantizes activation rows (each a multiple of 32 long) into `out`.
 pub fn quantize_acts(x: &[f32], out: &mut Vec<ActBlock>) {
     out.clear();
     out.extend(x.chunks_exact(BLOCK).map(|x| {
-        let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut qs = [0i8; BLOCK];
-        let mut sum = 0i32;
-        for (q, v) in qs.iter_mut().zip(x) {
-            *q = (v * id).round() as i8;
-            sum += *q as i32;
-        }
+        let (d, qs) = quantize_block(x);
+        let sum: i32 = qs.iter().map(|&q| q as i32).sum();
         // Scales rounded through f16 as ggml stores them, so results track
         // llama.cpp's.
         ActBlock {

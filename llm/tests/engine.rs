@@ -45,23 +45,7 @@ fn request(rt: &Runtime, question: &str, max_tokens: usize, seed: u64) -> Reques
 
 /// Submits all requests at once and collects the answers in order.
 fn run_all(engine: &Engine, requests: Vec<Request>) -> Vec<Answer> {
-    let mut rxs = Vec::new();
-    for r in requests {
-        let (tx, rx) = mpsc::channel();
-        engine
-            .submit(
-                r,
-                Box::new(move |e| {
-                    if let Event::Done(a) = e {
-                        let _ = tx.send(a);
-                    }
-                    true
-                }),
-            )
-            .unwrap();
-        rxs.push(rx);
-    }
-    rxs.into_iter().map(|rx| rx.recv().unwrap()).collect()
+    engine.run_batch(requests).expect("answers")
 }
 
 const QUESTIONS: [&str; 4] = [

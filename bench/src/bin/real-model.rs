@@ -7,7 +7,6 @@
 //! bench/RESULTS.md. Everything is seeded: a rerun on the same CPU features
 //! gives the same answers.
 
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +14,7 @@ use provmark_bench::prompts::prompt_set;
 use provmark_bench::{ks, tokens_to_detect};
 use provmark_llm::chat::Message;
 use provmark_llm::default_model;
-use provmark_llm::engine::{Answer, Engine, EngineConfig, Event, Request};
+use provmark_llm::engine::{Answer, Engine, EngineConfig, Request};
 use provmark_llm::model::Step;
 use provmark_llm::runtime::Runtime;
 use provmark_verify::{Detector, TextTokenizer};
@@ -29,27 +28,7 @@ struct Arm {
 }
 
 fn run_all(engine: &Engine, requests: Vec<Request>) -> Vec<Answer> {
-    let rxs: Vec<_> = requests
-        .into_iter()
-        .map(|r| {
-            let (tx, rx) = mpsc::channel();
-            engine
-                .submit(
-                    r,
-                    Box::new(move |e| {
-                        if let Event::Done(a) = e {
-                            let _ = tx.send(a);
-                        }
-                        true
-                    }),
-                )
-                .expect("submit");
-            rx
-        })
-        .collect();
-    rxs.into_iter()
-        .map(|rx| rx.recv().expect("answer"))
-        .collect()
+    engine.run_batch(requests).expect("answers")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
