@@ -119,6 +119,11 @@ impl Detector {
         self.schedule.context_len()
     }
 
+    /// The keyed schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
     /// Scores `ids`; `prefix` (e.g. the prompt's tokens) supplies context
     /// for the first h positions but is not itself scored.
     pub fn score(&self, prefix: &[u32], ids: &[u32]) -> ScoredText {

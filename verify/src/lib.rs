@@ -2,8 +2,10 @@
 //!
 //! [`Detector`] scores token sequences against one profile; [`stats`] holds
 //! the exact tails; [`window`] finds watermarked stretches in mixed text;
-//! [`detect_batch`] scores many texts on all cores in input order.
+//! [`detect_batch`] scores many texts on all cores in input order;
+//! [`corpus`] pools a whole corpus into one test.
 
+pub mod corpus;
 pub mod detect;
 pub mod input;
 pub mod stats;

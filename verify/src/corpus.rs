@@ -1,0 +1,246 @@
+//! Corpus-level tests: many texts pooled into one test, with the
+//! (window, token) de-duplication applied across the whole corpus, so the
+//! exact null of one text (spec §8) holds for the pool.
+//!
+//! The work splits in two: collecting the corpus's distinct tuples
+//! ([`TupleSet`], key-independent, exact) and scoring them under a key
+//! ([`score_tuples`]), so one collection serves the real key and any number
+//! of random keys (the key-swap null). Tuples are packed exactly into a
+//! `u128` (token in the low 32 bits, the window above it), which limits this
+//! first version to h ≤ 3: 16 bytes per distinct tuple once compacted, at
+//! most twice that while collecting. Collections are sharded by window
+//! ([`Shard`]): shards are disjoint, so per-shard de-duplication stays
+//! exact and shard scores simply add up.
+
+use provmark_watermark::scoring::token_score;
+use rayon::prelude::*;
+
+use crate::detect::{Detector, TestResult};
+
+/// The largest context width a corpus test supports in this version.
+pub const MAX_CORPUS_CONTEXT: usize = 3;
+
+/// Tuples scored per deterministic summation chunk: the statistic is the
+/// in-order sum of chunk sums, whatever the thread count.
+const CHUNK: usize = 4096;
+
+/// Which part of the tuple space a collection keeps: tuples whose window
+/// hashes to `index` modulo `count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+impl Shard {
+    /// The whole tuple space.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Shard `index` of `count`; `None` unless index < count.
+    pub fn new(index: u32, count: u32) -> Option<Shard> {
+        (index < count).then_some(Shard { index, count })
+    }
+
+    /// This shard's index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// How many shards there are.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    fn keeps(&self, packed: u128) -> bool {
+        if self.count == 1 {
+            return true;
+        }
+        // splitmix64 of the window bits: stable across machines and versions.
+        let mut z = ((packed >> 32) as u64) ^ ((packed >> 96) as u64).rotate_left(17);
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z % self.count as u64) as u32 == self.index
+    }
+}
+
+/// The distinct (window, token) tuples of a corpus (one shard of them).
+#[derive(Clone, Debug)]
+pub struct TupleSet {
+    h: usize,
+    shard: Shard,
+    tuples: Vec<u128>,
+    /// Length of the sorted, de-duplicated prefix of `tuples`.
+    compacted: usize,
+    texts: u64,
+    positions: u64,
+}
+
+impl TupleSet {
+    /// An empty set for context width `h` (≤ [`MAX_CORPUS_CONTEXT`]).
+    pub fn new(h: usize, shard: Shard) -> Result<TupleSet, String> {
+        if h > MAX_CORPUS_CONTEXT {
+            return Err(format!(
+                "corpus tests support context widths up to {MAX_CORPUS_CONTEXT} for now; the profile has h = {h}"
+            ));
+        }
+        Ok(TupleSet {
+            h,
+            shard,
+            tuples: Vec::new(),
+            compacted: 0,
+            texts: 0,
+            positions: 0,
+        })
+    }
+
+    /// Adds one text's scorable positions (those with h preceding tokens).
+    pub fn add_text(&mut self, ids: &[u32]) {
+        self.texts += 1;
+        let h = self.h;
+        for end in h..ids.len() {
+            let mut packed = 0u128;
+            for &id in &ids[end - h..=end] {
+                packed = (packed << 32) | id as u128;
+            }
+            self.positions += 1;
+            if self.shard.keeps(packed) {
+                self.tuples.push(packed);
+            }
+        }
+        // Keep memory near the distinct count: compact when the unsorted
+        // tail outgrows the sorted part.
+        if self.tuples.len() > 2 * self.compacted.max(1 << 16) {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        self.tuples.par_sort_unstable();
+        self.tuples.dedup();
+        self.tuples.shrink_to_fit();
+        self.compacted = self.tuples.len();
+    }
+
+    /// Adds another collection of the same h and shard (e.g. from another
+    /// worker or an earlier run).
+    pub fn union(&mut self, mut other: TupleSet) -> Result<(), String> {
+        if other.h != self.h || other.shard != self.shard {
+            return Err(format!(
+                "cannot merge tuple sets of different context width or shard (h {} vs {}, shard {}/{} vs {}/{})",
+                self.h, other.h, self.shard.index, self.shard.count, other.shard.index, other.shard.count
+            ));
+        }
+        self.texts += other.texts;
+        self.positions += other.positions;
+        self.tuples.append(&mut other.tuples);
+        self.compact();
+        Ok(())
+    }
+
+    /// Sorts and de-duplicates; returns the collection's counts.
+    pub fn finish(mut self) -> DistinctTuples {
+        self.compact();
+        DistinctTuples {
+            h: self.h,
+            shard: self.shard,
+            texts: self.texts,
+            positions: self.positions,
+            tuples: self.tuples,
+        }
+    }
+}
+
+/// A finished collection: sorted distinct tuples and corpus counts.
+#[derive(Clone, Debug)]
+pub struct DistinctTuples {
+    h: usize,
+    shard: Shard,
+    /// Texts added.
+    pub texts: u64,
+    /// Scorable positions seen (all shards).
+    pub positions: u64,
+    tuples: Vec<u128>,
+}
+
+impl DistinctTuples {
+    /// Distinct tuples in this shard.
+    pub fn len(&self) -> usize {
+        self.tuples.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.tuples.is_empty()
+    }
+
+    /// The shard.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+}
+
+/// The statistic of a corpus (or of one shard) under one key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CorpusScore {
+    /// Distinct tuples scored.
+    pub scored: u64,
+    /// Sum of their scores.
+    pub statistic: f64,
+}
+
+impl CorpusScore {
+    /// Adds the score of a disjoint shard.
+    pub fn combine(self, other: CorpusScore) -> CorpusScore {
+        CorpusScore {
+            scored: self.scored + other.scored,
+            statistic: self.statistic + other.statistic,
+        }
+    }
+
+    /// The exact test (spec §8) of the pooled statistic.
+    pub fn test(&self, detector: &Detector) -> Option<TestResult> {
+        detector.test(self.scored, self.statistic)
+    }
+}
+
+/// Scores every distinct tuple under `detector`'s key, on all cores; the
+/// sum is deterministic (fixed chunks, summed in order).
+pub fn score_tuples(detector: &Detector, tuples: &DistinctTuples) -> Result<CorpusScore, String> {
+    if detector.context_len() != tuples.h {
+        return Err(format!(
+            "the tuples were collected with h = {} but the profile has h = {}",
+            tuples.h,
+            detector.context_len()
+        ));
+    }
+    let h = tuples.h;
+    let schedule = detector.schedule();
+    let scheme = *schedule.scheme();
+    let sums: Vec<f64> = tuples
+        .tuples
+        .par_chunks(CHUNK)
+        .map(|chunk| {
+            let mut sum = 0.0;
+            let mut current: Option<(u128, provmark_watermark::TokenValues)> = None;
+            let mut window = [0u32; MAX_CORPUS_CONTEXT];
+            for &packed in chunk {
+                let key = packed >> 32;
+                if current.as_ref().is_none_or(|(k, _)| *k != key) {
+                    for (i, w) in window[..h].iter_mut().enumerate() {
+                        *w = (packed >> (32 * (h - i))) as u32;
+                    }
+                    current = Some((key, schedule.values(&window[..h])));
+                }
+                let (_, values) = current.as_mut().expect("set above");
+                sum += token_score(&scheme, values, packed as u32);
+            }
+            sum
+        })
+        .collect();
+    Ok(CorpusScore {
+        scored: tuples.tuples.len() as u64,
+        statistic: sums.iter().sum(),
+    })
+}
