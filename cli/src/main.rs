@@ -1,5 +1,6 @@
 //! `provmark`: keys, watermark profiles and detection from the command line.
 
+mod audit;
 mod detect;
 mod generate;
 mod keys;
@@ -64,6 +65,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Test texts for the watermark of one or more profiles.
     Detect(detect::DetectArgs),
+    /// Audit a suspect: pool its outputs into one test, with a key-swap null.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Detect(args) => detect::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -167,6 +167,31 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     assert!(detected(&m) >= 2, "marked: {m:?}");
     assert_eq!(detected(&c), 0, "control: {c:?}");
 
+    // The corpus audit pools the answers: the marked corpus is attributed
+    // (exact test and key-swap null both at 1e-3), the control corpus not.
+    let audit = |input: &str, extra: &[&str]| -> Value {
+        let mut args = vec![
+            "audit",
+            "corpus",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--json",
+            input,
+        ];
+        args.extend_from_slice(extra);
+        serde_json::from_str(ok(provmark(d, &args)).trim()).unwrap()
+    };
+    let a = audit("marked.jsonl", &[]);
+    assert_eq!(a["verdict"], "attributed", "{a}");
+    assert_eq!(a["key_swap"]["at_least"], 0);
+    assert!(a["log10_p"].as_f64().unwrap() < -10.0);
+    let c = audit("control.jsonl", &["--filter-from", "marked.jsonl"]);
+    assert_eq!(c["verdict"], "not_attributed", "{c}");
+    assert!(c["filtered_out"].as_u64().unwrap() > 0);
+    assert!(c["key_swap"]["p_value"].as_f64().unwrap() > 1e-3);
+
     // Bad prompt files name the line and field.
     std::fs::write(
         d.join("bad.jsonl"),

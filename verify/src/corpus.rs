@@ -244,3 +244,125 @@ pub fn score_tuples(detector: &Detector, tuples: &DistinctTuples) -> Result<Corp
         statistic: sums.iter().sum(),
     })
 }
+
+/// Windows seen in the lab's own watermarked outputs: the filter Φ of a
+/// corpus test keeps only suspect tuples whose window the lab actually
+/// marked (Sander et al. 2024), which concentrates the evidence.
+#[derive(Clone, Debug)]
+pub struct WindowSet {
+    h: usize,
+    windows: Vec<u128>,
+}
+
+impl WindowSet {
+    /// The windows of every position (with h preceding tokens) of `texts`.
+    pub fn from_texts<'a>(
+        h: usize,
+        texts: impl IntoIterator<Item = &'a [u32]>,
+    ) -> Result<WindowSet, String> {
+        if h > MAX_CORPUS_CONTEXT {
+            return Err(format!(
+                "corpus tests support context widths up to {MAX_CORPUS_CONTEXT} for now; the profile has h = {h}"
+            ));
+        }
+        let mut windows = Vec::new();
+        for ids in texts {
+            for end in h..ids.len() {
+                windows.push(pack(&ids[end - h..end]));
+            }
+        }
+        windows.par_sort_unstable();
+        windows.dedup();
+        Ok(WindowSet { h, windows })
+    }
+
+    /// Distinct windows.
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+}
+
+fn pack(ids: &[u32]) -> u128 {
+    ids.iter().fold(0u128, |acc, &id| (acc << 32) | id as u128)
+}
+
+impl DistinctTuples {
+    /// Keeps only tuples whose window is in `filter`; returns how many were
+    /// dropped.
+    pub fn retain_windows(&mut self, filter: &WindowSet) -> Result<usize, String> {
+        if filter.h != self.h {
+            return Err(format!(
+                "the filter was built with h = {} but the tuples with h = {}",
+                filter.h, self.h
+            ));
+        }
+        let before = self.tuples.len();
+        self.tuples
+            .retain(|t| filter.windows.binary_search(&(t >> 32)).is_ok());
+        Ok(before - self.tuples.len())
+    }
+}
+
+/// The key-swap null: the same distinct tuples scored under `keys` random
+/// keys derived from a public `seed` (never from the real key). The
+/// empirical p-value (1 + #{S_i ≥ S}) / (M + 1) needs no assumption about
+/// the PRF; it can never fall below 1/(M + 1).
+#[derive(Clone, Debug)]
+pub struct KeySwapNull {
+    /// The statistic under each random key, in key order.
+    pub statistics: Vec<f64>,
+    /// Random keys whose statistic reached the real key's.
+    pub at_least: usize,
+    /// (1 + at_least) / (M + 1).
+    pub p_value: f64,
+}
+
+/// Key `i` of the key-swap null for `seed`: SHA-256 of a tag, the seed and i.
+pub fn null_key(seed: u64, i: u64) -> provmark_watermark::Key {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"provmark/key-swap-null/1\0");
+    h.update(seed.to_le_bytes());
+    h.update(i.to_le_bytes());
+    provmark_watermark::Key::from_bytes(h.finalize().into())
+}
+
+/// Runs the key-swap null for `profile`'s scheme and h over `tuples`;
+/// `observed` is the real key's score. `progress` is called after each key.
+pub fn key_swap_null(
+    profile: &provmark_watermark::Profile,
+    tuples: &DistinctTuples,
+    observed: &CorpusScore,
+    keys: usize,
+    seed: u64,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<KeySwapNull, String> {
+    let mut statistics = Vec::with_capacity(keys);
+    for i in 0..keys {
+        let key = null_key(seed, i as u64);
+        let p = provmark_watermark::Profile::new(
+            *profile.scheme(),
+            profile.context() as u32,
+            profile.tokenizer().clone(),
+            &key,
+        )
+        .map_err(|e| e.to_string())?;
+        let detector = Detector::new(&p, &key).map_err(|e| e.to_string())?;
+        statistics.push(score_tuples(&detector, tuples)?.statistic);
+        progress(i + 1);
+    }
+    let at_least = statistics
+        .iter()
+        .filter(|&&s| s >= observed.statistic)
+        .count();
+    Ok(KeySwapNull {
+        p_value: (1 + at_least) as f64 / (keys + 1) as f64,
+        statistics,
+        at_least,
+    })
+}

@@ -154,3 +154,90 @@ fn pooled_p_values_are_uniform_under_the_null() {
         assert!(ps[0] > 1e-4, "{scheme:?}: smallest p {}", ps[0]);
     }
 }
+
+#[test]
+fn the_filter_keeps_only_windows_the_lab_marked() {
+    use provmark_verify::corpus::WindowSet;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let teacher: Vec<Vec<u32>> = (0..10).map(|_| random_text(&mut rng, 200, 30)).collect();
+    let suspect: Vec<Vec<u32>> = (0..10).map(|_| random_text(&mut rng, 200, 60)).collect();
+    let filter = WindowSet::from_texts(2, teacher.iter().map(|t| &t[..])).unwrap();
+    let mut tuples = collect(2, Shard::ALL, &suspect);
+    let before = tuples.len();
+    let dropped = tuples.retain_windows(&filter).unwrap();
+    assert_eq!(before - dropped, tuples.len());
+    assert!(dropped > 0 && !tuples.is_empty());
+    // The same as collecting only positions whose window the teacher has.
+    let windows: std::collections::HashSet<&[u32]> =
+        teacher.iter().flat_map(|t| t.windows(2)).collect();
+    let mut expected = std::collections::HashSet::new();
+    for t in &suspect {
+        for tuple in t.windows(3) {
+            if windows.contains(&tuple[..2]) {
+                expected.insert(tuple.to_vec());
+            }
+        }
+    }
+    assert_eq!(tuples.len(), expected.len());
+    assert!(WindowSet::from_texts(1, teacher.iter().map(|t| &t[..]))
+        .map(|f| tuples.retain_windows(&f).is_err())
+        .unwrap());
+}
+
+#[test]
+fn key_swap_null_is_uniform_and_ranks_a_marked_corpus_first() {
+    use provmark_verify::corpus::key_swap_null;
+    let scheme = Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap());
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let profile_of = |k: u64| {
+        let mut bytes = [0u8; 32];
+        ChaCha8Rng::seed_from_u64(k).fill_bytes(&mut bytes);
+        let key = Key::from_bytes(bytes);
+        (
+            Profile::new(scheme, 2, TokenizerDigest::of_bytes(b"t"), &key).unwrap(),
+            key,
+        )
+    };
+    // Null: unmarked corpora; the empirical p-values spread over (0, 1].
+    let mut below_half = 0;
+    let runs = 40;
+    for r in 0..runs {
+        let (profile, key) = profile_of(500 + r);
+        let d = Detector::new(&profile, &key).unwrap();
+        let texts: Vec<Vec<u32>> = (0..5).map(|_| random_text(&mut rng, 100, 10_000)).collect();
+        let tuples = collect(2, Shard::ALL, &texts);
+        let observed = score_tuples(&d, &tuples).unwrap();
+        let null = key_swap_null(&profile, &tuples, &observed, 49, r, &|_| {}).unwrap();
+        assert_eq!(null.statistics.len(), 49);
+        assert!(null.p_value >= 1.0 / 50.0);
+        below_half += usize::from(null.p_value <= 0.5);
+    }
+    assert!(
+        (10..=30).contains(&below_half),
+        "{below_half} of {runs} below 0.5"
+    );
+    // A corpus of only green tokens under the real key ranks above every
+    // random key: p = 1/(M+1).
+    let (profile, key) = profile_of(77);
+    let d = Detector::new(&profile, &key).unwrap();
+    let schedule = d.schedule();
+    let mut text = vec![1u32, 2];
+    while text.len() < 300 {
+        let window = [text[text.len() - 2], text[text.len() - 1]];
+        let mut values = schedule.values(&window);
+        let green = (0..10_000u32)
+            .find(|&t| {
+                (values.kgw_value(t) as u32) < KgwParams::new(0.25, 2.0).unwrap().threshold()
+                    && !text.contains(&t)
+            })
+            .unwrap();
+        text.push(green);
+    }
+    let tuples = collect(2, Shard::ALL, &[text]);
+    let observed = score_tuples(&d, &tuples).unwrap();
+    assert_eq!(observed.statistic as u64, observed.scored);
+    let null = key_swap_null(&profile, &tuples, &observed, 99, 1, &|_| {}).unwrap();
+    assert_eq!(null.at_least, 0);
+    assert!((null.p_value - 0.01).abs() < 1e-12);
+    assert!(observed.test(&d).unwrap().p.log10() < -30.0);
+}
