@@ -76,43 +76,56 @@ pub struct CorpusArgs {
     json: bool,
 }
 
-/// Reads every text of `inputs` and returns their token ids; unreadable
-/// records are reported and counted.
-fn read_corpus(
+/// Texts tokenized per parallel batch; only one batch is held at a time.
+const BATCH: usize = 4096;
+
+/// Streams every text of `inputs` through `sink` in tokenized batches
+/// (bounded memory); unreadable records are reported and counted. Returns
+/// the number of texts read.
+fn stream_corpus(
     inputs: &[String],
     field: &str,
     tokenizer: &TextTokenizer,
     errors: &mut usize,
-) -> Result<Vec<Vec<u32>>> {
+    sink: &mut dyn FnMut(&[Vec<u32>]),
+) -> Result<usize> {
     let options = ReadOptions {
         field: field.to_string(),
         max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
     };
-    let mut out = Vec::new();
+    let mut texts = 0;
     for name in inputs {
-        let reader = RecordReader::open(name, InputFormat::guess(name), options.clone())
-            .with_context(|| format!("cannot open {name}"))?;
-        let records: Vec<_> = reader
-            .collect::<std::io::Result<Vec<_>>>()
-            .with_context(|| format!("cannot read {name}"))?;
-        let encoded: Vec<Result<Vec<u32>, String>> = records
-            .par_iter()
-            .map(|r| {
-                let text = r.text.as_ref().map_err(|e| e.clone())?;
-                tokenizer.encode(text).map_err(|e| format!("{}: {e}", r.id))
-            })
-            .collect();
-        for e in encoded {
-            match e {
-                Ok(ids) => out.push(ids),
-                Err(msg) => {
-                    eprintln!("provmark: {msg}");
-                    *errors += 1;
+        let mut reader = RecordReader::open(name, InputFormat::guess(name), options.clone())
+            .with_context(|| format!("cannot open {name}"))?
+            .peekable();
+        while reader.peek().is_some() {
+            let records = reader
+                .by_ref()
+                .take(BATCH)
+                .collect::<std::io::Result<Vec<_>>>()
+                .with_context(|| format!("cannot read {name}"))?;
+            let encoded: Vec<Result<Vec<u32>, String>> = records
+                .par_iter()
+                .map(|r| {
+                    let text = r.text.as_ref().map_err(|e| e.clone())?;
+                    tokenizer.encode(text).map_err(|e| format!("{}: {e}", r.id))
+                })
+                .collect();
+            let mut ok = Vec::with_capacity(encoded.len());
+            for e in encoded {
+                match e {
+                    Ok(ids) => ok.push(ids),
+                    Err(msg) => {
+                        eprintln!("provmark: {msg}");
+                        *errors += 1;
+                    }
                 }
             }
+            texts += ok.len();
+            sink(&ok);
         }
     }
-    Ok(out)
+    Ok(texts)
 }
 
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
@@ -142,19 +155,32 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     tokenizer.check_profile(&profile, false)?;
     let h = profile.context();
     let mut errors = 0usize;
-    let texts = read_corpus(&args.inputs, &args.field, &tokenizer, &mut errors)?;
     let mut set = TupleSet::new(h, Shard::ALL).map_err(anyhow::Error::msg)?;
-    for t in &texts {
-        set.add_text(t);
-    }
+    let texts = stream_corpus(
+        &args.inputs,
+        &args.field,
+        &tokenizer,
+        &mut errors,
+        &mut |batch| {
+            for t in batch {
+                set.add_text(t);
+            }
+        },
+    )?;
     let mut tuples = set.finish();
     let distinct = tuples.len();
     let (filter_windows, dropped) = if args.filter_from.is_empty() {
         (None, 0)
     } else {
-        let teacher = read_corpus(&args.filter_from, &args.field, &tokenizer, &mut errors)?;
-        let filter =
-            WindowSet::from_texts(h, teacher.iter().map(|t| &t[..])).map_err(anyhow::Error::msg)?;
+        let mut teacher = WindowSet::new(h).map_err(anyhow::Error::msg)?;
+        stream_corpus(
+            &args.filter_from,
+            &args.field,
+            &tokenizer,
+            &mut errors,
+            &mut |batch| teacher.add_texts(batch.iter().map(|t| &t[..])),
+        )?;
+        let filter = teacher.finish();
         let dropped = tuples.retain_windows(&filter).map_err(anyhow::Error::msg)?;
         (Some(filter.len()), dropped)
     };
@@ -182,7 +208,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
         _ => "not_attributed",
     };
     let summary = json!({
-        "texts": texts.len(),
+        "texts": texts,
         "unreadable": errors,
         "positions": tuples.positions,
         "distinct_tuples": distinct,
@@ -204,12 +230,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     if args.json {
         writeln!(out, "{summary}")?;
     } else {
-        writeln!(
-            out,
-            "texts           {} ({} unreadable)",
-            texts.len(),
-            errors
-        )?;
+        writeln!(out, "texts           {texts} ({errors} unreadable)")?;
         writeln!(out, "positions       {}", tuples.positions)?;
         writeln!(out, "distinct tuples {distinct}")?;
         if let Some(w) = filter_windows {

@@ -255,25 +255,51 @@ pub struct WindowSet {
 }
 
 impl WindowSet {
-    /// The windows of every position (with h preceding tokens) of `texts`.
-    pub fn from_texts<'a>(
-        h: usize,
-        texts: impl IntoIterator<Item = &'a [u32]>,
-    ) -> Result<WindowSet, String> {
+    /// An empty set for context width `h`.
+    pub fn new(h: usize) -> Result<WindowSet, String> {
         if h > MAX_CORPUS_CONTEXT {
             return Err(format!(
                 "corpus tests support context widths up to {MAX_CORPUS_CONTEXT} for now; the profile has h = {h}"
             ));
         }
-        let mut windows = Vec::new();
+        Ok(WindowSet {
+            h,
+            windows: Vec::new(),
+        })
+    }
+
+    /// The windows of every position (with h preceding tokens) of `texts`.
+    pub fn from_texts<'a>(
+        h: usize,
+        texts: impl IntoIterator<Item = &'a [u32]>,
+    ) -> Result<WindowSet, String> {
+        let mut set = WindowSet::new(h)?;
+        set.add_texts(texts);
+        Ok(set.finish())
+    }
+
+    /// Adds the windows of more texts (compacting as it goes).
+    pub fn add_texts<'a>(&mut self, texts: impl IntoIterator<Item = &'a [u32]>) {
+        let h = self.h;
         for ids in texts {
             for end in h..ids.len() {
-                windows.push(pack(&ids[end - h..end]));
+                self.windows.push(pack(&ids[end - h..end]));
             }
         }
-        windows.par_sort_unstable();
-        windows.dedup();
-        Ok(WindowSet { h, windows })
+        if self.windows.len() > 1 << 20 {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        self.windows.par_sort_unstable();
+        self.windows.dedup();
+    }
+
+    /// Sorts and de-duplicates (needed before filtering).
+    pub fn finish(mut self) -> WindowSet {
+        self.compact();
+        self
     }
 
     /// Distinct windows.
