@@ -205,6 +205,35 @@ def detect(key, profile, tokens):
     return out
 
 
+def corpus_test(key, profile, texts):
+    """Spec §8.1: the distinct tuples over all texts, tested as one sample."""
+    h = profile["context"]
+    seen = set()
+    for tokens in texts:
+        for i in range(h, len(tokens)):
+            seen.add(tuple(tokens[i - h:i + 1]))
+    stat = 0.0
+    for tup in sorted(seen):
+        stat += token_score(profile, seed(key, profile, list(tup[:h])), tup[h])
+    # The exact test of §8 on the pooled (n, S): reuse detect's tail code on a
+    # synthetic text is not possible, so compute it directly.
+    return test_pooled(profile, len(seen), stat)
+
+
+def test_pooled(profile, scored, stat):
+    out = {"scored": scored, "statistic": stat}
+    s = profile["scheme"]
+    if s == "kgw":
+        g = mpmath.mpf(kgw_threshold(profile["params"]["gamma"])) / 2**16
+        p = binom_tail(int(stat), scored, g)
+    elif s == "synthid":
+        p = binom_tail(int(stat), scored * profile["params"]["layers"], mpmath.mpf(1) / 2)
+    else:
+        p = gamma_tail(scored, stat)
+    out["log10_p"] = log10(p)
+    return out
+
+
 # --- A marked text: pick, among a few candidates, the one the key favours.
 def marked_tokens(key, profile, rng, length, vocab):
     h = profile["context"]
@@ -265,6 +294,16 @@ def main():
             d = detect(key, p, tokens)
             d.update({"profile_index": i, "token_ids": tokens})
             out["detections"].append(d)
+    # Corpora (§8.1): each profile's four detection texts plus its plain text
+    # again, pooled; cross-text repeats count once.
+    out["corpora"] = []
+    for i, p in enumerate(profiles):
+        key = keys[profile_keys[i]]
+        cases = [j for j, d in enumerate(out["detections"]) if d["profile_index"] == i]
+        texts = [out["detections"][j]["token_ids"] for j in cases] + [out["detections"][cases[0]]["token_ids"]]
+        c = corpus_test(key, p, texts)
+        c.update({"profile_index": i, "detection_indices": cases + [cases[0]]})
+        out["corpora"].append(c)
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

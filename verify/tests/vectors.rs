@@ -116,3 +116,45 @@ fn full_detections_match_reference() {
     }
     assert!(strong >= 5, "vectors include strongly marked texts");
 }
+
+#[test]
+fn corpus_tests_match_reference() {
+    use provmark_verify::corpus::{score_tuples, Shard, TupleSet};
+    let v = vectors();
+    let keys: Vec<Key> = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| Key::from_hex(k["key_hex"].as_str().unwrap(), "vector").unwrap())
+        .collect();
+    let detections = v["detections"].as_array().unwrap();
+    for (i, case) in v["corpora"].as_array().unwrap().iter().enumerate() {
+        let p = &v["profiles"][case["profile_index"].as_u64().unwrap() as usize];
+        let profile = Profile::from_json(&p["profile"]).unwrap();
+        let detector =
+            Detector::new(&profile, &keys[p["key_index"].as_u64().unwrap() as usize]).unwrap();
+        let mut set = TupleSet::new(profile.context(), Shard::ALL).unwrap();
+        for j in case["detection_indices"].as_array().unwrap() {
+            let ids: Vec<u32> = detections[j.as_u64().unwrap() as usize]["token_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
+            set.add_text(&ids);
+        }
+        let score = score_tuples(&detector, &set.finish()).unwrap();
+        assert_eq!(score.scored, case["scored"].as_u64().unwrap(), "corpus {i}");
+        close(
+            score.statistic,
+            case["statistic"].as_f64().unwrap(),
+            &format!("corpus {i} statistic"),
+        );
+        let log10_p = score.test(&detector).unwrap().p.log10();
+        close(
+            log10_p,
+            case["log10_p"].as_f64().unwrap(),
+            &format!("corpus {i} log10_p"),
+        );
+    }
+}
