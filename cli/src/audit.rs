@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use provmark_verify::corpus::{key_swap_null, score_tuples, Shard, TupleSet, WindowSet};
 use provmark_verify::input::{InputFormat, ReadOptions, RecordReader, DEFAULT_MAX_RECORD_BYTES};
-use provmark_verify::{Detector, TextTokenizer};
+use provmark_verify::{null_test, Detector, TextTokenizer};
 use provmark_watermark::{Key, Profile};
 use rayon::prelude::*;
 use serde_json::json;
@@ -20,6 +20,8 @@ use serde_json::json;
 pub enum AuditCommand {
     /// Test a whole corpus (e.g. a suspect model's answers) as one sample.
     Corpus(CorpusArgs),
+    /// Combine the partial results of a sharded audit into one verdict.
+    Merge(MergeArgs),
 }
 
 #[derive(Args)]
@@ -74,6 +76,52 @@ pub struct CorpusArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Only this shard of the tuple space, as INDEX/COUNT (e.g. 3/8): shards are
+    /// disjoint, so separate jobs can split a large audit exactly.
+    #[arg(long, value_name = "I/N", requires = "partial")]
+    shard: Option<String>,
+    /// Write this shard's partial result (JSON) instead of a verdict.
+    #[arg(long, value_name = "FILE")]
+    partial: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// Partial results written by audit corpus --shard ... --partial, one per shard.
+    #[arg(required = true, value_name = "PARTIAL")]
+    parts: Vec<PathBuf>,
+    /// The watermark profile (its scheme gives the null distribution; no key needed).
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// Level for attribution (both p-values must reach it).
+    #[arg(long, default_value_t = 1e-3)]
+    alpha: f64,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+const PARTIAL_FORMAT: &str = "provmark-audit-partial/1";
+
+/// An audit's sufficient statistics: what a shard writes and what merging
+/// adds up (shards are disjoint sets of distinct tuples).
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
+struct Totals {
+    format: String,
+    profile_digest: String,
+    key_id: String,
+    shard_index: u32,
+    shard_count: u32,
+    texts: usize,
+    unreadable: usize,
+    positions: u64,
+    distinct_tuples: u64,
+    filter_windows: Option<usize>,
+    filtered_out: u64,
+    scored: u64,
+    statistic: f64,
+    null_seed: u64,
+    null_statistics: Vec<f64>,
 }
 
 /// Texts tokenized per parallel batch; only one batch is held at a time.
@@ -129,23 +177,43 @@ fn stream_corpus(
 }
 
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
-    let AuditCommand::Corpus(args) = cmd;
-    if !(args.alpha > 0.0 && args.alpha < 1.0) {
-        bail!(
-            "--alpha must lie strictly between 0 and 1, got {}",
-            args.alpha
-        );
+    match cmd {
+        AuditCommand::Corpus(args) => run_corpus(args),
+        AuditCommand::Merge(args) => run_merge(args),
     }
-    let floor = 1.0 / (args.null_keys as f64 + 1.0);
-    if floor > args.alpha {
+}
+
+fn check_levels(alpha: f64, null_keys: usize) -> Result<()> {
+    if !(alpha > 0.0 && alpha < 1.0) {
+        bail!("--alpha must lie strictly between 0 and 1, got {alpha}");
+    }
+    let floor = 1.0 / (null_keys as f64 + 1.0);
+    if floor > alpha {
         bail!(
-            "with --null-keys {} the key-swap p-value is at least {floor:.3e} > --alpha {}: \
+            "with {null_keys} null keys the key-swap p-value is at least {floor:.3e} > --alpha {alpha}: \
              use at least {} null keys",
-            args.null_keys,
-            args.alpha,
-            (1.0 / args.alpha).ceil() as u64 - 1
+            (1.0 / alpha).ceil() as u64 - 1
         );
     }
+    Ok(())
+}
+
+fn parse_shard(text: &str) -> Result<Shard> {
+    let bad = || {
+        anyhow::anyhow!("--shard must be INDEX/COUNT with INDEX < COUNT (e.g. 0/4), got {text:?}")
+    };
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let i: u32 = i.trim().parse().map_err(|_| bad())?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    Shard::new(i, n).ok_or_else(bad)
+}
+
+fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
+    let shard = match &args.shard {
+        Some(s) => parse_shard(s)?,
+        None => Shard::ALL,
+    };
+    check_levels(args.alpha, args.null_keys)?;
     let profile = Profile::load(&args.profile)?;
     let key = Key::load(&args.key)?;
     let detector = Detector::new(&profile, &key)
@@ -155,7 +223,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     tokenizer.check_profile(&profile, false)?;
     let h = profile.context();
     let mut errors = 0usize;
-    let mut set = TupleSet::new(h, Shard::ALL).map_err(anyhow::Error::msg)?;
+    let mut set = TupleSet::new(h, shard).map_err(anyhow::Error::msg)?;
     let texts = stream_corpus(
         &args.inputs,
         &args.field,
@@ -185,7 +253,6 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
         (Some(filter.len()), dropped)
     };
     let observed = score_tuples(&detector, &tuples).map_err(anyhow::Error::msg)?;
-    let test = observed.test(&detector);
     let progress = ProgressBar::new(args.null_keys as u64);
     progress.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} null keys  eta {eta}")
@@ -201,66 +268,176 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     )
     .map_err(anyhow::Error::msg)?;
     progress.finish_and_clear();
-    let attributed = test.is_some_and(|t| t.p.value() <= args.alpha) && swap.p_value <= args.alpha;
-    let verdict = match (test, attributed) {
-        (None, _) => "too_short",
-        (_, true) => "attributed",
-        _ => "not_attributed",
+    let totals = Totals {
+        format: PARTIAL_FORMAT.into(),
+        profile_digest: profile.digest(),
+        key_id: profile.key_id().to_string(),
+        shard_index: shard.index(),
+        shard_count: shard.count(),
+        texts,
+        unreadable: errors,
+        positions: tuples.positions,
+        distinct_tuples: distinct as u64,
+        filter_windows,
+        filtered_out: dropped as u64,
+        scored: observed.scored,
+        statistic: observed.statistic,
+        null_seed: args.null_seed,
+        null_statistics: swap.statistics,
     };
-    let summary = json!({
-        "texts": texts,
-        "unreadable": errors,
-        "positions": tuples.positions,
-        "distinct_tuples": distinct,
-        "filter_windows": filter_windows,
-        "filtered_out": dropped,
-        "scored": observed.scored,
-        "statistic": observed.statistic,
-        "log10_p": test.map(|t| t.p.log10()),
-        "p_value": test.map(|t| t.p.value()),
-        "z": test.map(|t| t.z),
-        "key_swap": {"keys": args.null_keys, "seed": args.null_seed, "at_least": swap.at_least, "p_value": swap.p_value},
-        "alpha": args.alpha,
-        "verdict": verdict,
-        "profile_digest": profile.digest(),
-        "key_id": profile.key_id(),
-    });
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.json {
-        writeln!(out, "{summary}")?;
+    if let Some(path) = &args.partial {
+        let text = serde_json::to_string(&totals)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "provmark: shard {}/{} written to {}; combine all shards with provmark audit merge",
+            shard.index(),
+            shard.count(),
+            path.display()
+        );
     } else {
-        writeln!(out, "texts           {texts} ({errors} unreadable)")?;
-        writeln!(out, "positions       {}", tuples.positions)?;
-        writeln!(out, "distinct tuples {distinct}")?;
-        if let Some(w) = filter_windows {
-            writeln!(
-                out,
-                "filter          {w} lab windows; {dropped} tuples dropped"
-            )?;
-        }
-        writeln!(out, "scored          {}", observed.scored)?;
-        writeln!(out, "statistic       {:.2}", observed.statistic)?;
-        match test {
-            Some(t) => writeln!(
-                out,
-                "exact test      log10_p {:.2}  (p = {:.3e}, z = {:.2})",
-                t.p.log10(),
-                t.p.value(),
-                t.z
-            )?,
-            None => writeln!(out, "exact test      nothing to score")?,
-        }
-        writeln!(
-            out,
-            "key-swap null   {} of {} random keys scored at least as high: p = {:.3e}",
-            swap.at_least, args.null_keys, swap.p_value
-        )?;
-        writeln!(out, "verdict         {verdict} (alpha {})", args.alpha)?;
+        render(&profile, &totals, args.alpha, args.json)?;
     }
     Ok(if errors > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn run_merge(args: MergeArgs) -> Result<ExitCode> {
+    let profile = Profile::load(&args.profile)?;
+    let mut parts = Vec::new();
+    for path in &args.parts {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
+        let t: Totals = serde_json::from_str(&text)
+            .with_context(|| format!("{name}: not a partial audit result"))?;
+        if t.format != PARTIAL_FORMAT {
+            bail!("{name}: format {:?}, expected {PARTIAL_FORMAT:?}", t.format);
+        }
+        if t.profile_digest != profile.digest() {
+            bail!(
+                "{name}: made with profile {}, not {}",
+                t.profile_digest,
+                args.profile.display()
+            );
+        }
+        parts.push((name, t));
+    }
+    let (first_name, first) = &parts[0];
+    let count = first.shard_count;
+    let mut seen = vec![false; count as usize];
+    for (name, t) in &parts {
+        let same = t.shard_count == count
+            && t.null_seed == first.null_seed
+            && t.null_statistics.len() == first.null_statistics.len()
+            && t.texts == first.texts
+            && t.positions == first.positions
+            && t.filter_windows == first.filter_windows;
+        if !same {
+            bail!(
+                "{name} and {first_name} come from different audits \
+                 (shard count, inputs, filter or null keys differ)"
+            );
+        }
+        let slot = seen
+            .get_mut(t.shard_index as usize)
+            .ok_or_else(|| anyhow::anyhow!("{name}: bad shard index"))?;
+        if *slot {
+            bail!("{name}: shard {}/{count} given twice", t.shard_index);
+        }
+        *slot = true;
+    }
+    if let Some(missing) = seen.iter().position(|s| !s) {
+        bail!("shard {missing}/{count} is missing: every shard is needed for an exact result");
+    }
+    check_levels(args.alpha, first.null_statistics.len())?;
+    let mut total = first.clone();
+    total.shard_index = 0;
+    total.shard_count = 1;
+    for (_, t) in &parts[1..] {
+        total.distinct_tuples += t.distinct_tuples;
+        total.filtered_out += t.filtered_out;
+        total.scored += t.scored;
+        total.statistic += t.statistic;
+        for (a, b) in total.null_statistics.iter_mut().zip(&t.null_statistics) {
+            *a += b;
+        }
+    }
+    render(&profile, &total, args.alpha, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The verdict of an audit's totals, as a summary or one JSON object.
+fn render(profile: &Profile, t: &Totals, alpha: f64, json_out: bool) -> Result<()> {
+    let test = null_test(profile.scheme(), t.scored, t.statistic);
+    let keys = t.null_statistics.len();
+    let at_least = t
+        .null_statistics
+        .iter()
+        .filter(|&&s| s >= t.statistic)
+        .count();
+    let swap_p = (1 + at_least) as f64 / (keys + 1) as f64;
+    let attributed = test.is_some_and(|x| x.p.value() <= alpha) && swap_p <= alpha;
+    let verdict = match (test, attributed) {
+        (None, _) => "too_short",
+        (_, true) => "attributed",
+        _ => "not_attributed",
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json_out {
+        let summary = json!({
+            "texts": t.texts,
+            "unreadable": t.unreadable,
+            "positions": t.positions,
+            "distinct_tuples": t.distinct_tuples,
+            "filter_windows": t.filter_windows,
+            "filtered_out": t.filtered_out,
+            "scored": t.scored,
+            "statistic": t.statistic,
+            "log10_p": test.map(|x| x.p.log10()),
+            "p_value": test.map(|x| x.p.value()),
+            "z": test.map(|x| x.z),
+            "key_swap": {"keys": keys, "seed": t.null_seed, "at_least": at_least, "p_value": swap_p},
+            "alpha": alpha,
+            "verdict": verdict,
+            "profile_digest": t.profile_digest,
+            "key_id": t.key_id,
+        });
+        writeln!(out, "{summary}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "texts           {} ({} unreadable)",
+        t.texts, t.unreadable
+    )?;
+    writeln!(out, "positions       {}", t.positions)?;
+    writeln!(out, "distinct tuples {}", t.distinct_tuples)?;
+    if let Some(w) = t.filter_windows {
+        writeln!(
+            out,
+            "filter          {w} lab windows; {} tuples dropped",
+            t.filtered_out
+        )?;
+    }
+    writeln!(out, "scored          {}", t.scored)?;
+    writeln!(out, "statistic       {:.2}", t.statistic)?;
+    match test {
+        Some(x) => writeln!(
+            out,
+            "exact test      log10_p {:.2}  (p = {:.3e}, z = {:.2})",
+            x.p.log10(),
+            x.p.value(),
+            x.z
+        )?,
+        None => writeln!(out, "exact test      nothing to score")?,
+    }
+    writeln!(
+        out,
+        "key-swap null   {at_least} of {keys} random keys scored at least as high: p = {swap_p:.3e}"
+    )?;
+    writeln!(out, "verdict         {verdict} (alpha {alpha})")?;
+    Ok(())
 }

@@ -192,6 +192,67 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     assert!(c["filtered_out"].as_u64().unwrap() > 0);
     assert!(c["key_swap"]["p_value"].as_f64().unwrap() > 1e-3);
 
+    // A sharded audit, merged, gives the unsharded result; a missing shard
+    // is refused.
+    for i in 0..2 {
+        let shard = format!("{i}/2");
+        let part = format!("part{i}.json");
+        ok(provmark(
+            d,
+            &[
+                "audit",
+                "corpus",
+                "--profile",
+                "lab.profile.json",
+                "--key",
+                "lab.key",
+                "--shard",
+                &shard,
+                "--partial",
+                &part,
+                "marked.jsonl",
+            ],
+        ));
+    }
+    let merged: Value = serde_json::from_str(
+        ok(provmark(
+            d,
+            &[
+                "audit",
+                "merge",
+                "--profile",
+                "lab.profile.json",
+                "--json",
+                "part0.json",
+                "part1.json",
+            ],
+        ))
+        .trim(),
+    )
+    .unwrap();
+    for field in [
+        "scored",
+        "statistic",
+        "log10_p",
+        "key_swap",
+        "verdict",
+        "distinct_tuples",
+    ] {
+        assert_eq!(merged[field], a[field], "{field}");
+    }
+    let out = provmark(
+        d,
+        &[
+            "audit",
+            "merge",
+            "--profile",
+            "lab.profile.json",
+            "part0.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shard 1/2 is missing"));
+
     // Bad prompt files name the line and field.
     std::fs::write(
         d.join("bad.jsonl"),
@@ -270,6 +331,16 @@ impl Server {
         }
         self.child.kill().unwrap();
         panic!("the server did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    /// A failing test must not leave its server running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
