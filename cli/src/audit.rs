@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use provmark_verify::corpus::{key_swap_null, score_tuples, Shard, TupleSet, WindowSet};
+use provmark_verify::corpus::{
+    key_swap_null, score_tuples, DistinctTuples, Shard, TupleSet, WindowSet,
+};
 use provmark_verify::input::{InputFormat, ReadOptions, RecordReader, DEFAULT_MAX_RECORD_BYTES};
 use provmark_verify::{null_test, Detector, TextTokenizer};
 use provmark_watermark::{Key, Profile};
@@ -20,8 +22,62 @@ use serde_json::json;
 pub enum AuditCommand {
     /// Test a whole corpus (e.g. a suspect model's answers) as one sample.
     Corpus(CorpusArgs),
+    /// Open-weight audit ("reading mode"): run a suspect GGUF over the lab's own
+    /// watermarked texts and test its top-1 predictions against the schedule.
+    Weights(WeightsArgs),
     /// Combine the partial results of a sharded audit into one verdict.
     Merge(MergeArgs),
+}
+
+#[derive(Args)]
+#[command(after_long_help = "\
+WHAT IT COMPUTES
+  At every position of the lab's texts the suspect predicts its most likely next token
+  given the real prefix; the tuple (real window, prediction) is scored against the
+  lab's schedule, each distinct tuple once across the corpus (spec §8.1). A model
+  trained on the lab's watermarked outputs prefers green tokens even where the text
+  chose otherwise (Sander et al. 2024, open-model reading mode). The key-swap null and
+  the verdict are those of audit corpus.
+
+TOKENIZERS
+  Reading mode needs the suspect to share the lab's tokenizer (same digest as the
+  profile); a suspect with another tokenizer is refused with an error (use audit
+  corpus on its generated text instead).
+
+EXAMPLE
+  provmark audit weights --suspect suspect.gguf --texts marked.jsonl \\
+      --profile lab.profile.json --key lab.key")]
+pub struct WeightsArgs {
+    /// The suspect model (GGUF of the llama, Qwen2 or Qwen3 family).
+    #[arg(long, value_name = "GGUF")]
+    suspect: PathBuf,
+    /// The lab's watermarked texts (JSONL with --field, or text files).
+    #[arg(long = "texts", value_name = "FILE", required = true)]
+    texts: Vec<String>,
+    /// Watermark profile.
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// The profile's key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Random keys in the key-swap null.
+    #[arg(long, default_value_t = 999, value_name = "M")]
+    null_keys: usize,
+    /// Public seed the null keys are derived from.
+    #[arg(long, default_value_t = 0)]
+    null_seed: u64,
+    /// Level for attribution (both p-values must reach it).
+    #[arg(long, default_value_t = 1e-3)]
+    alpha: f64,
+    /// JSONL field holding the text.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Compute threads for the suspect model.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -179,8 +235,100 @@ fn stream_corpus(
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
         AuditCommand::Corpus(args) => run_corpus(args),
+        AuditCommand::Weights(args) => run_weights(args),
         AuditCommand::Merge(args) => run_merge(args),
     }
+}
+
+fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
+    check_levels(args.alpha, args.null_keys)?;
+    let profile = Profile::load(&args.profile)?;
+    let key = Key::load(&args.key)?;
+    let detector = Detector::new(&profile, &key)
+        .with_context(|| format!("{} with {}", args.profile.display(), args.key.display()))?;
+    let name = args.suspect.display().to_string();
+    eprintln!("provmark: loading {name}");
+    let suspect = provmark_llm::runtime::Runtime::load(&args.suspect, &name)?;
+    let tokenizer = TextTokenizer::from_bytes(suspect.tokenizer.to_json().as_bytes(), &name)?;
+    if tokenizer.digest() != profile.tokenizer() {
+        bail!(
+            "{name}: its tokenizer ({}) is not the profile's ({}); reading mode needs both to \
+             give token ids the same meaning. Audit its generated text with audit corpus instead",
+            tokenizer.digest(),
+            profile.tokenizer()
+        );
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(provmark_llm::engine::default_threads);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .context("cannot start the compute threads")?;
+    let h = profile.context();
+    let mut set = TupleSet::new(h, Shard::ALL).map_err(anyhow::Error::msg)?;
+    let mut errors = 0usize;
+    let progress = ProgressBar::new_spinner();
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {pos} texts read by the suspect ({per_sec})")
+            .expect("valid template"),
+    );
+    let mut failure = None;
+    let texts = stream_corpus(
+        &args.texts,
+        &args.field,
+        &tokenizer,
+        &mut errors,
+        &mut |batch| {
+            for ids in batch {
+                if failure.is_some() {
+                    return;
+                }
+                let predicted = pool.install(|| {
+                    provmark_llm::reading::predict_top1(&suspect.model, ids, &mut |_, _| {})
+                });
+                match predicted {
+                    Ok(p) => {
+                        let n = p.len();
+                        if let Err(e) = set.add_predictions(&ids[..n], &p) {
+                            failure = Some(e);
+                        }
+                    }
+                    Err(e) => failure = Some(e.to_string()),
+                }
+                progress.inc(1);
+            }
+        },
+    )?;
+    progress.finish_and_clear();
+    if let Some(e) = failure {
+        bail!("{name}: {e}");
+    }
+    let tuples = set.finish();
+    let distinct = tuples.len();
+    conclude(
+        &Outcome {
+            profile: &profile,
+            detector: &detector,
+            shard: Shard::ALL,
+            texts,
+            errors,
+            distinct,
+            filter_windows: None,
+            dropped: 0,
+            null_keys: args.null_keys,
+            null_seed: args.null_seed,
+            alpha: args.alpha,
+            json: args.json,
+            partial: None,
+        },
+        &tuples,
+    )?;
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn check_levels(alpha: f64, null_keys: usize) -> Result<()> {
@@ -252,56 +400,97 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
         let dropped = tuples.retain_windows(&filter).map_err(anyhow::Error::msg)?;
         (Some(filter.len()), dropped)
     };
-    let observed = score_tuples(&detector, &tuples).map_err(anyhow::Error::msg)?;
-    let progress = ProgressBar::new(args.null_keys as u64);
+    conclude(
+        &Outcome {
+            profile: &profile,
+            detector: &detector,
+            shard,
+            texts,
+            errors,
+            distinct,
+            filter_windows,
+            dropped,
+            null_keys: args.null_keys,
+            null_seed: args.null_seed,
+            alpha: args.alpha,
+            json: args.json,
+            partial: args.partial.as_deref(),
+        },
+        &tuples,
+    )?;
+    Ok(if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What every audit mode hands to [`conclude`].
+struct Outcome<'a> {
+    profile: &'a Profile,
+    detector: &'a Detector,
+    shard: Shard,
+    texts: usize,
+    errors: usize,
+    distinct: usize,
+    filter_windows: Option<usize>,
+    dropped: usize,
+    null_keys: usize,
+    null_seed: u64,
+    alpha: f64,
+    json: bool,
+    partial: Option<&'a std::path::Path>,
+}
+
+/// Scores the tuples under the key and the key-swap null, then writes a
+/// partial result or renders the verdict.
+fn conclude(o: &Outcome<'_>, tuples: &DistinctTuples) -> Result<()> {
+    let observed = score_tuples(o.detector, tuples).map_err(anyhow::Error::msg)?;
+    let progress = ProgressBar::new(o.null_keys as u64);
     progress.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} null keys  eta {eta}")
             .expect("valid template"),
     );
     let swap = key_swap_null(
-        &profile,
-        &tuples,
+        o.profile,
+        tuples,
         &observed,
-        args.null_keys,
-        args.null_seed,
+        o.null_keys,
+        o.null_seed,
         &|_| progress.inc(1),
     )
     .map_err(anyhow::Error::msg)?;
     progress.finish_and_clear();
     let totals = Totals {
         format: PARTIAL_FORMAT.into(),
-        profile_digest: profile.digest(),
-        key_id: profile.key_id().to_string(),
-        shard_index: shard.index(),
-        shard_count: shard.count(),
-        texts,
-        unreadable: errors,
+        profile_digest: o.profile.digest(),
+        key_id: o.profile.key_id().to_string(),
+        shard_index: o.shard.index(),
+        shard_count: o.shard.count(),
+        texts: o.texts,
+        unreadable: o.errors,
         positions: tuples.positions,
-        distinct_tuples: distinct as u64,
-        filter_windows,
-        filtered_out: dropped as u64,
+        distinct_tuples: o.distinct as u64,
+        filter_windows: o.filter_windows,
+        filtered_out: o.dropped as u64,
         scored: observed.scored,
         statistic: observed.statistic,
-        null_seed: args.null_seed,
+        null_seed: o.null_seed,
         null_statistics: swap.statistics,
     };
-    if let Some(path) = &args.partial {
+    if let Some(path) = o.partial {
         let text = serde_json::to_string(&totals)? + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!(
             "provmark: shard {}/{} written to {}; combine all shards with provmark audit merge",
-            shard.index(),
-            shard.count(),
+            o.shard.index(),
+            o.shard.count(),
             path.display()
         );
+        Ok(())
     } else {
-        render(&profile, &totals, args.alpha, args.json)?;
+        render(o.profile, &totals, o.alpha, o.json)
     }
-    Ok(if errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 fn run_merge(args: MergeArgs) -> Result<ExitCode> {

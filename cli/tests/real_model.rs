@@ -253,6 +253,54 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("shard 1/2 is missing"));
 
+    // Reading mode with the teacher itself as the suspect: its own top-1
+    // predictions carry no mark (llm/tests/reading.rs has the positive case).
+    let model = provmark_llm::default_model::cached_path();
+    let model = model.to_str().unwrap();
+    let w: Value = serde_json::from_str(
+        ok(provmark(
+            d,
+            &[
+                "audit",
+                "weights",
+                "--suspect",
+                model,
+                "--texts",
+                "marked.jsonl",
+                "--profile",
+                "lab.profile.json",
+                "--key",
+                "lab.key",
+                "--json",
+            ],
+        ))
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(w["verdict"], "not_attributed", "{w}");
+    assert!(w["scored"].as_u64().unwrap() > 100);
+    let tiny = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../llm/tests/data/tiny/tiny-qwen2.gguf"
+    );
+    let out = provmark(
+        d,
+        &[
+            "audit",
+            "weights",
+            "--suspect",
+            tiny,
+            "--texts",
+            "marked.jsonl",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not the profile's"));
+
     // Bad prompt files name the line and field.
     std::fs::write(
         d.join("bad.jsonl"),

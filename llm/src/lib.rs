@@ -18,6 +18,7 @@ pub mod engine;
 pub mod gguf_tokenizer;
 pub mod model;
 pub mod quant;
+pub mod reading;
 pub mod runtime;
 
 /// Errors of the model side. Messages name the file and the field.

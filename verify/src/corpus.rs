@@ -116,6 +116,35 @@ impl TupleSet {
         }
     }
 
+    /// Reading mode (open-weight audits): adds one text whose tokens are
+    /// `ids` and whose suspect model predicted `predicted[i]` as its top-1
+    /// choice for position i given `ids[..i]`. The tuple of position i is
+    /// the real window followed by the prediction (`predicted[0]` is
+    /// ignored: nothing precedes position 0).
+    pub fn add_predictions(&mut self, ids: &[u32], predicted: &[u32]) -> Result<(), String> {
+        if predicted.len() != ids.len() {
+            return Err(format!(
+                "{} predictions for a text of {} tokens",
+                predicted.len(),
+                ids.len()
+            ));
+        }
+        self.texts += 1;
+        let h = self.h;
+        // Position 0 has no prefix to predict from, even when h = 0.
+        for end in h.max(1)..ids.len() {
+            let packed = (pack(&ids[end - h..end]) << 32) | predicted[end] as u128;
+            self.positions += 1;
+            if self.shard.keeps(packed) {
+                self.tuples.push(packed);
+            }
+        }
+        if self.tuples.len() > 2 * self.compacted.max(1 << 16) {
+            self.compact();
+        }
+        Ok(())
+    }
+
     fn compact(&mut self) {
         self.tuples.par_sort_unstable();
         self.tuples.dedup();
