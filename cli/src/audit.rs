@@ -29,6 +29,45 @@ pub enum AuditCommand {
     Merge(MergeArgs),
 }
 
+/// What every audit mode takes: the lab's profile and key, the key-swap
+/// null and the decision level, and the output form.
+#[derive(Args)]
+pub struct AuditCommon {
+    /// Watermark profile.
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// The profile's key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Random keys in the key-swap null.
+    #[arg(long, default_value_t = 999, value_name = "M")]
+    null_keys: usize,
+    /// Public seed the null keys are derived from (recorded in the output).
+    #[arg(long, default_value_t = 0)]
+    null_seed: u64,
+    /// Level for attribution (both p-values must reach it).
+    #[arg(long, default_value_t = 1e-3)]
+    alpha: f64,
+    /// JSONL field holding the text.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AuditCommon {
+    /// Checks the levels and loads the profile and its key's detector.
+    fn load(&self) -> Result<(Profile, Detector)> {
+        check_levels(self.alpha, self.null_keys)?;
+        let profile = Profile::load(&self.profile)?;
+        let key = Key::load(&self.key)?;
+        let detector = Detector::new(&profile, &key)
+            .with_context(|| format!("{} with {}", self.profile.display(), self.key.display()))?;
+        Ok((profile, detector))
+    }
+}
+
 #[derive(Args)]
 #[command(after_long_help = "\
 WHAT IT COMPUTES
@@ -54,30 +93,11 @@ pub struct WeightsArgs {
     /// The lab's watermarked texts (JSONL with --field, or text files).
     #[arg(long = "texts", value_name = "FILE", required = true)]
     texts: Vec<String>,
-    /// Watermark profile.
-    #[arg(long, value_name = "FILE")]
-    profile: PathBuf,
-    /// The profile's key file.
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
-    /// Random keys in the key-swap null.
-    #[arg(long, default_value_t = 999, value_name = "M")]
-    null_keys: usize,
-    /// Public seed the null keys are derived from.
-    #[arg(long, default_value_t = 0)]
-    null_seed: u64,
-    /// Level for attribution (both p-values must reach it).
-    #[arg(long, default_value_t = 1e-3)]
-    alpha: f64,
-    /// JSONL field holding the text.
-    #[arg(long, default_value = "text")]
-    field: String,
     /// Compute threads for the suspect model.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Print one JSON object instead of a summary.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: AuditCommon,
 }
 
 #[derive(Args)]
@@ -101,12 +121,6 @@ pub struct CorpusArgs {
     /// The suspect corpus: files or - (JSONL with --field, or one text per file).
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
-    /// Watermark profile.
-    #[arg(long, value_name = "FILE")]
-    profile: PathBuf,
-    /// The profile's key file.
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
     /// tokenizer.json matching the profile (default: the default model's).
     #[arg(long, value_name = "FILE")]
     tokenizer: Option<PathBuf>,
@@ -117,21 +131,8 @@ pub struct CorpusArgs {
     /// suspect tuples whose window occurs in them.
     #[arg(long, value_name = "FILE")]
     filter_from: Vec<String>,
-    /// Random keys in the key-swap null.
-    #[arg(long, default_value_t = 999, value_name = "M")]
-    null_keys: usize,
-    /// Public seed the null keys are derived from (recorded in the output).
-    #[arg(long, default_value_t = 0)]
-    null_seed: u64,
-    /// Level for attribution (both p-values must reach it).
-    #[arg(long, default_value_t = 1e-3)]
-    alpha: f64,
-    /// JSONL field holding the text.
-    #[arg(long, default_value = "text")]
-    field: String,
-    /// Print one JSON object instead of a summary.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    common: AuditCommon,
     /// Only this shard of the tuple space, as INDEX/COUNT (e.g. 3/8): shards are
     /// disjoint, so separate jobs can split a large audit exactly.
     #[arg(long, value_name = "I/N", requires = "partial")]
@@ -241,11 +242,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
 }
 
 fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
-    check_levels(args.alpha, args.null_keys)?;
-    let profile = Profile::load(&args.profile)?;
-    let key = Key::load(&args.key)?;
-    let detector = Detector::new(&profile, &key)
-        .with_context(|| format!("{} with {}", args.profile.display(), args.key.display()))?;
+    let (profile, detector) = args.common.load()?;
     let name = args.suspect.display().to_string();
     eprintln!("provmark: loading {name}");
     let suspect = provmark_llm::runtime::Runtime::load(&args.suspect, &name)?;
@@ -276,7 +273,7 @@ fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
     let mut failure = None;
     let texts = stream_corpus(
         &args.texts,
-        &args.field,
+        &args.common.field,
         &tokenizer,
         &mut errors,
         &mut |batch| {
@@ -316,10 +313,7 @@ fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
             distinct,
             filter_windows: None,
             dropped: 0,
-            null_keys: args.null_keys,
-            null_seed: args.null_seed,
-            alpha: args.alpha,
-            json: args.json,
+            common: &args.common,
             partial: None,
         },
         &tuples,
@@ -361,11 +355,7 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
         Some(s) => parse_shard(s)?,
         None => Shard::ALL,
     };
-    check_levels(args.alpha, args.null_keys)?;
-    let profile = Profile::load(&args.profile)?;
-    let key = Key::load(&args.key)?;
-    let detector = Detector::new(&profile, &key)
-        .with_context(|| format!("{} with {}", args.profile.display(), args.key.display()))?;
+    let (profile, detector) = args.common.load()?;
     let tokenizer =
         crate::models::text_tokenizer(args.tokenizer.as_deref(), args.model.as_deref())?;
     tokenizer.check_profile(&profile, false)?;
@@ -374,7 +364,7 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
     let mut set = TupleSet::new(h, shard).map_err(anyhow::Error::msg)?;
     let texts = stream_corpus(
         &args.inputs,
-        &args.field,
+        &args.common.field,
         &tokenizer,
         &mut errors,
         &mut |batch| {
@@ -391,7 +381,7 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
         let mut teacher = WindowSet::new(h).map_err(anyhow::Error::msg)?;
         stream_corpus(
             &args.filter_from,
-            &args.field,
+            &args.common.field,
             &tokenizer,
             &mut errors,
             &mut |batch| teacher.add_texts(batch.iter().map(|t| &t[..])),
@@ -410,10 +400,7 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
             distinct,
             filter_windows,
             dropped,
-            null_keys: args.null_keys,
-            null_seed: args.null_seed,
-            alpha: args.alpha,
-            json: args.json,
+            common: &args.common,
             partial: args.partial.as_deref(),
         },
         &tuples,
@@ -435,10 +422,7 @@ struct Outcome<'a> {
     distinct: usize,
     filter_windows: Option<usize>,
     dropped: usize,
-    null_keys: usize,
-    null_seed: u64,
-    alpha: f64,
-    json: bool,
+    common: &'a AuditCommon,
     partial: Option<&'a std::path::Path>,
 }
 
@@ -446,7 +430,7 @@ struct Outcome<'a> {
 /// partial result or renders the verdict.
 fn conclude(o: &Outcome<'_>, tuples: &DistinctTuples) -> Result<()> {
     let observed = score_tuples(o.detector, tuples).map_err(anyhow::Error::msg)?;
-    let progress = ProgressBar::new(o.null_keys as u64);
+    let progress = ProgressBar::new(o.common.null_keys as u64);
     progress.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} null keys  eta {eta}")
             .expect("valid template"),
@@ -455,8 +439,8 @@ fn conclude(o: &Outcome<'_>, tuples: &DistinctTuples) -> Result<()> {
         o.profile,
         tuples,
         &observed,
-        o.null_keys,
-        o.null_seed,
+        o.common.null_keys,
+        o.common.null_seed,
         &|_| progress.inc(1),
     )
     .map_err(anyhow::Error::msg)?;
@@ -475,7 +459,7 @@ fn conclude(o: &Outcome<'_>, tuples: &DistinctTuples) -> Result<()> {
         filtered_out: o.dropped as u64,
         scored: observed.scored,
         statistic: observed.statistic,
-        null_seed: o.null_seed,
+        null_seed: o.common.null_seed,
         null_statistics: swap.statistics,
     };
     if let Some(path) = o.partial {
@@ -489,7 +473,7 @@ fn conclude(o: &Outcome<'_>, tuples: &DistinctTuples) -> Result<()> {
         );
         Ok(())
     } else {
-        render(o.profile, &totals, o.alpha, o.json)
+        render(o.profile, &totals, o.common.alpha, o.common.json)
     }
 }
 

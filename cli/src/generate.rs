@@ -173,7 +173,12 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
         }
         for sample in 0..args.samples {
             if !done.contains(&(p.id.clone(), sample as u64)) {
-                jobs.push((p, sample, ids.clone()));
+                jobs.push((
+                    p,
+                    sample,
+                    ids.clone(),
+                    answer_seed(base_seed, &p.id, sample),
+                ));
             }
         }
     }
@@ -192,14 +197,13 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot open {} for writing", args.out.display()))?;
 
     let (tx, rx) = mpsc::channel();
-    for (index, (_, sample, ids)) in jobs.iter().enumerate() {
-        let p = jobs[index].0;
+    for (index, (_, _, ids, seed)) in jobs.iter().enumerate() {
         let tx = tx.clone();
         let request = Request {
             prompt: ids.clone(),
             max_tokens: args.max_tokens,
             sampling,
-            seed: answer_seed(base_seed, &p.id, *sample),
+            seed: *seed,
         };
         serving.engine.submit(
             request,
@@ -234,7 +238,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
             }
             continue;
         };
-        let (p, sample, _) = &jobs[index];
+        let (p, sample, _, seed) = &jobs[index];
         if let Finish::Error(e) = &a.finish {
             progress.suspend(|| eprintln!("provmark: prompt {}: {e}", p.id));
             failed += 1;
@@ -261,7 +265,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
             "model": serving.model_name,
             "model_sha256": rt.sha256(),
             "sampling": {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_tokens": args.max_tokens},
-            "seed": answer_seed(base_seed, &p.id, *sample),
+            "seed": seed,
             "timing": {
                 "queue_s": a.queue_s,
                 "prefill_s": a.prefill_s,

@@ -285,7 +285,10 @@ struct Active {
     /// How many of `context` the cache holds.
     fed: usize,
     generated: Vec<u32>,
-    emitted_text: usize,
+    /// Incremental detokenization: `generated[prefix..read]` is the text
+    /// already emitted that the next tokens are decoded against.
+    text_prefix: usize,
+    text_read: usize,
     rng: ChaCha20Rng,
     admitted: Instant,
     first_token: Option<Instant>,
@@ -326,7 +329,8 @@ fn run(
                 context: job.request.prompt.clone(),
                 fed: 0,
                 generated: Vec::new(),
-                emitted_text: 0,
+                text_prefix: 0,
+                text_read: 0,
                 rng: ChaCha20Rng::seed_from_u64(job.request.seed),
                 admitted: Instant::now(),
                 first_token: None,
@@ -416,18 +420,22 @@ fn run(
     }
 }
 
-/// The text completed by the newest token; held back while the decoded
-/// text ends inside a multi-byte character.
+/// The text completed by the newest token, decoding only the few tokens
+/// since the last emitted text (so a long answer costs O(1) per token); held
+/// back while the text ends inside a multi-byte character.
 fn new_text(rt: &Runtime, a: &mut Active) -> String {
-    let Ok(text) = rt.decode(&a.generated) else {
+    let (Ok(before), Ok(after)) = (
+        rt.decode(&a.generated[a.text_prefix..a.text_read]),
+        rt.decode(&a.generated[a.text_prefix..]),
+    ) else {
         return String::new();
     };
-    if text.ends_with('\u{fffd}') || text.len() < a.emitted_text {
+    if after.ends_with('\u{fffd}') || !after.starts_with(&before) {
         return String::new();
     }
-    let new = text.get(a.emitted_text..).unwrap_or_default().to_string();
-    a.emitted_text = text.len();
-    new
+    a.text_prefix = a.text_read;
+    a.text_read = a.generated.len();
+    after[before.len()..].to_string()
 }
 
 fn finish(rt: &Runtime, mut a: Active, reason: Finish) {

@@ -204,8 +204,8 @@ impl QMatrix {
                     let (d, m) = (blk.d.to_f32(), blk.m.to_f32());
                     let lo = blk.qs.iter().map(|q| (q & 0x0f) as f32 * d + m);
                     let hi = blk.qs.iter().map(|q| (q >> 4) as f32 * d + m);
-                    out.extend(lo.collect::<Vec<_>>());
-                    out.extend(hi.collect::<Vec<_>>());
+                    out.extend(lo);
+                    out.extend(hi);
                 }
             }
             Blocks::Q8_0(b) => {

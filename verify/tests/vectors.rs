@@ -14,6 +14,21 @@ fn vectors() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+fn keys(v: &Value) -> Vec<Key> {
+    v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| Key::from_hex(k["key_hex"].as_str().unwrap(), "vector").unwrap())
+        .collect()
+}
+
+/// The detector of vector profile `p` (a `profiles` entry).
+fn detector(p: &Value, keys: &[Key]) -> Detector {
+    let profile = Profile::from_json(&p["profile"]).unwrap();
+    Detector::new(&profile, &keys[p["key_index"].as_u64().unwrap() as usize]).unwrap()
+}
+
 fn close(got: f64, want: f64, what: &str) {
     let tol = 1e-11 * want.abs().max(1.0);
     assert!((got - want).abs() <= tol, "{what}: got {got}, want {want}");
@@ -52,20 +67,12 @@ fn gamma_tails_match_mpmath() {
 #[test]
 fn full_detections_match_reference() {
     let v = vectors();
-    let keys: Vec<Key> = v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| Key::from_hex(k["key_hex"].as_str().unwrap(), "vector").unwrap())
-        .collect();
+    let keys = keys(&v);
     let detectors: Vec<Detector> = v["profiles"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| {
-            let profile = Profile::from_json(&p["profile"]).unwrap();
-            Detector::new(&profile, &keys[p["key_index"].as_u64().unwrap() as usize]).unwrap()
-        })
+        .map(|p| detector(p, &keys))
         .collect();
     let cases = v["detections"].as_array().unwrap();
     let mut strong = 0;
@@ -121,19 +128,12 @@ fn full_detections_match_reference() {
 fn corpus_tests_match_reference() {
     use provmark_verify::corpus::{score_tuples, Shard, TupleSet};
     let v = vectors();
-    let keys: Vec<Key> = v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| Key::from_hex(k["key_hex"].as_str().unwrap(), "vector").unwrap())
-        .collect();
+    let keys = keys(&v);
     let detections = v["detections"].as_array().unwrap();
     for (i, case) in v["corpora"].as_array().unwrap().iter().enumerate() {
         let p = &v["profiles"][case["profile_index"].as_u64().unwrap() as usize];
-        let profile = Profile::from_json(&p["profile"]).unwrap();
-        let detector =
-            Detector::new(&profile, &keys[p["key_index"].as_u64().unwrap() as usize]).unwrap();
-        let mut set = TupleSet::new(profile.context(), Shard::ALL).unwrap();
+        let detector = detector(p, &keys);
+        let mut set = TupleSet::new(detector.context_len(), Shard::ALL).unwrap();
         for j in case["detection_indices"].as_array().unwrap() {
             let ids: Vec<u32> = detections[j.as_u64().unwrap() as usize]["token_ids"]
                 .as_array()
