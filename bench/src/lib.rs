@@ -4,8 +4,10 @@
 
 pub mod corpus;
 pub mod ks;
+pub mod ngram;
 pub mod prompts;
 pub mod synthetic;
+pub mod teacher;
 
 use provmark_watermark::rand_core::RngCore;
 use provmark_watermark::{Embedder, Sampler, SamplingConfig};

@@ -589,3 +589,107 @@ fn server_limits_concurrency_and_finishes_answers_on_shutdown() {
     assert!(rest.trim_end().ends_with("data: [DONE]"), "{rest}");
     assert!(server.stop().success());
 }
+
+#[test]
+fn audit_api_attributes_a_watermarked_server_beside_a_clean_reference() {
+    let lab = lab();
+    let d = lab.path();
+    let suspect = Server::start(d, &["--profile", "lab.profile.json", "--key", "lab.key"]);
+    let clean = Server::start(d, &["--no-watermark"]);
+    let prompts: String = [
+        "Describe a walk along a beach.",
+        "Explain how bread is made.",
+        "Write a short note about trains.",
+        "Tell me about your favourite season.",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, p)| format!("{}\n", json!({"id": i, "prompt": p})))
+    .collect();
+    std::fs::write(d.join("prompts.jsonl"), prompts).unwrap();
+    let args = [
+        "audit",
+        "api",
+        "--endpoint",
+        &format!("{}/v1", suspect.base),
+        "--model",
+        "SmolLM2-135M-Instruct.Q4_1",
+        "--reference-endpoint",
+        &format!("{}/v1", clean.base),
+        "--prompts",
+        "prompts.jsonl",
+        "--samples-per-prompt",
+        "2",
+        "--max-tokens",
+        "48",
+        "--out",
+        "audit",
+        "--profile",
+        "lab.profile.json",
+        "--key",
+        "lab.key",
+        "--null-keys",
+        "199",
+        "--alpha",
+        "0.01",
+        "--json",
+    ];
+    let out = provmark(d, &args);
+    let stdout = ok(out);
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["verdict"], "attributed", "{v}");
+    assert_eq!(v["answered"], 8);
+    assert_eq!(v["reference_answered"], 8);
+    assert!(v["log10_p"].as_f64().unwrap() < -6.0, "{v}");
+    assert_eq!(v["key_swap"]["at_least"], 0);
+    assert_eq!(v["reference"]["attributed"], false, "{v}");
+    assert!(v["reference"]["log10_p"].as_f64().unwrap() > -3.0, "{v}");
+    // The answers are a corpus audit corpus reads the same way.
+    let out = provmark(
+        d,
+        &[
+            "audit",
+            "corpus",
+            "audit/suspect.jsonl",
+            "--reference",
+            "audit/reference.jsonl",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--null-keys",
+            "199",
+            "--alpha",
+            "0.01",
+            "--json",
+        ],
+    );
+    let c: Value = serde_json::from_str(ok(out).lines().last().unwrap()).unwrap();
+    assert_eq!(c["log10_p"], v["log10_p"], "{c}");
+    assert_eq!(c["reference"]["log10_p"], v["reference"]["log10_p"]);
+    // A "clean" reference that is flagged too leaves nothing to conclude.
+    let out = provmark(
+        d,
+        &[
+            "audit",
+            "corpus",
+            "audit/suspect.jsonl",
+            "--reference",
+            "audit/suspect.jsonl",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--null-keys",
+            "199",
+            "--alpha",
+            "0.01",
+        ],
+    );
+    let summary = ok(out);
+    assert!(summary.contains("clean reference"), "{summary}");
+    assert!(
+        summary.contains("verdict         inconclusive"),
+        "{summary}"
+    );
+}

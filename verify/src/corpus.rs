@@ -421,3 +421,50 @@ pub fn key_swap_null(
         at_least,
     })
 }
+
+/// The corpus test kept up to date text by text, for progress displays of
+/// long audits: the same distinct tuples as a [`TupleSet`] over the same
+/// texts (so the final count agrees exactly; the sum may differ in the last
+/// bits because it is added in another order). Holds every distinct tuple
+/// in memory (16 bytes plus hash overhead each).
+pub struct RunningTest<'d> {
+    detector: &'d Detector,
+    seen: ahash::AHashSet<u128>,
+    score: CorpusScore,
+}
+
+impl<'d> RunningTest<'d> {
+    /// An empty running test under `detector`'s key.
+    pub fn new(detector: &'d Detector) -> RunningTest<'d> {
+        RunningTest {
+            detector,
+            seen: ahash::AHashSet::new(),
+            score: CorpusScore {
+                scored: 0,
+                statistic: 0.0,
+            },
+        }
+    }
+
+    /// Adds one text's new distinct tuples.
+    pub fn add_text(&mut self, ids: &[u32]) {
+        let h = self.detector.context_len();
+        let scored = self.detector.score(&[], ids);
+        for (&pos, &s) in scored.positions.iter().zip(&scored.scores) {
+            if self.seen.insert(pack(&ids[pos - h..=pos])) {
+                self.score.scored += 1;
+                self.score.statistic += s;
+            }
+        }
+    }
+
+    /// The pooled score so far.
+    pub fn score(&self) -> CorpusScore {
+        self.score
+    }
+
+    /// The exact test so far (`None` before anything was scored).
+    pub fn test(&self) -> Option<TestResult> {
+        self.score.test(self.detector)
+    }
+}

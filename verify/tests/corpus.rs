@@ -241,3 +241,26 @@ fn key_swap_null_is_uniform_and_ranks_a_marked_corpus_first() {
     assert!((null.p_value - 0.01).abs() < 1e-12);
     assert!(observed.test(&d).unwrap().p.log10() < -30.0);
 }
+
+#[test]
+fn running_test_follows_the_corpus_test() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    // Small vocabulary: many tuples repeat across texts.
+    let texts: Vec<Vec<u32>> = (0..40).map(|_| random_text(&mut rng, 200, 30)).collect();
+    for scheme in schemes() {
+        let d = detector(scheme, 2, 5);
+        let mut running = provmark_verify::corpus::RunningTest::new(&d);
+        for (i, t) in texts.iter().enumerate() {
+            running.add_text(t);
+            if i % 13 == 0 || i + 1 == texts.len() {
+                let whole = score_tuples(&d, &collect(2, Shard::ALL, &texts[..=i])).unwrap();
+                let now = running.score();
+                assert_eq!(now.scored, whole.scored);
+                assert!(
+                    (now.statistic - whole.statistic).abs() < 1e-9 * whole.statistic.abs().max(1.0)
+                );
+                assert_eq!(running.test().is_some(), whole.scored > 0);
+            }
+        }
+    }
+}

@@ -2,21 +2,23 @@
 //! de-duplication, optional filter Φ from the lab's own outputs), with the
 //! exact p-value and the key-swap null side by side.
 
-use std::io::Write;
+mod api;
+mod verdict;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use provmark_verify::corpus::{
-    key_swap_null, score_tuples, DistinctTuples, Shard, TupleSet, WindowSet,
-};
+use provmark_verify::corpus::{DistinctTuples, Shard, TupleSet, WindowSet};
 use provmark_verify::input::{InputFormat, ReadOptions, RecordReader, DEFAULT_MAX_RECORD_BYTES};
-use provmark_verify::{null_test, Detector, TextTokenizer};
+use provmark_verify::{Detector, TextTokenizer};
 use provmark_watermark::{Key, Profile};
 use rayon::prelude::*;
-use serde_json::json;
+use serde_json::Map;
+
+use verdict::{render, totals, Counts, NullKeys, Report, Totals, PARTIAL_FORMAT};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -25,13 +27,16 @@ pub enum AuditCommand {
     /// Open-weight audit ("reading mode"): run a suspect GGUF over the lab's own
     /// watermarked texts and test its top-1 predictions against the schedule.
     Weights(WeightsArgs),
+    /// Black-box audit: query a suspect's OpenAI-compatible API with prompts, keep
+    /// every answer (resumable), and test the answers as one corpus.
+    Api(api::ApiArgs),
     /// Combine the partial results of a sharded audit into one verdict.
     Merge(MergeArgs),
 }
 
 /// What every audit mode takes: the lab's profile and key, the key-swap
 /// null and the decision level, and the output form.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct AuditCommon {
     /// Watermark profile.
     #[arg(long, value_name = "FILE")]
@@ -96,6 +101,11 @@ pub struct WeightsArgs {
     /// Compute threads for the suspect model.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// A clean reference model (same tokenizer) known not to be trained on the
+    /// lab's outputs, e.g. the suspect's base model: read the same texts and shown
+    /// beside the suspect.
+    #[arg(long, value_name = "GGUF")]
+    reference_model: Option<PathBuf>,
     #[command(flatten)]
     common: AuditCommon,
 }
@@ -131,6 +141,11 @@ pub struct CorpusArgs {
     /// suspect tuples whose window occurs in them.
     #[arg(long, value_name = "FILE")]
     filter_from: Vec<String>,
+    /// A clean reference corpus (e.g. a model known not to be trained on the lab's
+    /// outputs answering the same prompts): the same pipeline runs on it and it is
+    /// shown beside the suspect.
+    #[arg(long, value_name = "FILE", conflicts_with = "shard")]
+    reference: Vec<String>,
     #[command(flatten)]
     common: AuditCommon,
     /// Only this shard of the tuple space, as INDEX/COUNT (e.g. 3/8): shards are
@@ -156,29 +171,6 @@ pub struct MergeArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
-}
-
-const PARTIAL_FORMAT: &str = "provmark-audit-partial/1";
-
-/// An audit's sufficient statistics: what a shard writes and what merging
-/// adds up (shards are disjoint sets of distinct tuples).
-#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
-struct Totals {
-    format: String,
-    profile_digest: String,
-    key_id: String,
-    shard_index: u32,
-    shard_count: u32,
-    texts: usize,
-    unreadable: usize,
-    positions: u64,
-    distinct_tuples: u64,
-    filter_windows: Option<usize>,
-    filtered_out: u64,
-    scored: u64,
-    statistic: f64,
-    null_seed: u64,
-    null_statistics: Vec<f64>,
 }
 
 /// Texts tokenized per parallel batch; only one batch is held at a time.
@@ -238,15 +230,22 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
         AuditCommand::Corpus(args) => run_corpus(args),
         AuditCommand::Weights(args) => run_weights(args),
         AuditCommand::Merge(args) => run_merge(args),
+        AuditCommand::Api(args) => api::run(args),
     }
 }
 
-fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
-    let (profile, detector) = args.common.load()?;
-    let name = args.suspect.display().to_string();
+/// The suspect's top-1 predictions over the lab's texts, as tuples.
+fn read_with(
+    path: &std::path::Path,
+    profile: &Profile,
+    texts: &[String],
+    common: &AuditCommon,
+    pool: &rayon::ThreadPool,
+) -> Result<(Counts, DistinctTuples)> {
+    let name = path.display().to_string();
     eprintln!("provmark: loading {name}");
-    let suspect = provmark_llm::runtime::Runtime::load(&args.suspect, &name)?;
-    let tokenizer = TextTokenizer::from_bytes(suspect.tokenizer.to_json().as_bytes(), &name)?;
+    let model = provmark_llm::runtime::Runtime::load(path, &name)?;
+    let tokenizer = TextTokenizer::from_bytes(model.tokenizer.to_json().as_bytes(), &name)?;
     if tokenizer.digest() != profile.tokenizer() {
         bail!(
             "{name}: its tokenizer ({}) is not the profile's ({}); reading mode needs both to \
@@ -255,25 +254,18 @@ fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
             profile.tokenizer()
         );
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(provmark_llm::engine::default_threads);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .context("cannot start the compute threads")?;
-    let h = profile.context();
-    let mut set = TupleSet::new(h, Shard::ALL).map_err(anyhow::Error::msg)?;
+    let mut set = TupleSet::new(profile.context(), Shard::ALL).map_err(anyhow::Error::msg)?;
     let mut errors = 0usize;
     let progress = ProgressBar::new_spinner();
     progress.set_style(
-        ProgressStyle::with_template("{spinner} {pos} texts read by the suspect ({per_sec})")
+        ProgressStyle::with_template("{spinner} {pos} texts read by {msg} ({per_sec})")
             .expect("valid template"),
     );
+    progress.set_message(name.clone());
     let mut failure = None;
-    let texts = stream_corpus(
-        &args.texts,
-        &args.common.field,
+    let count = stream_corpus(
+        texts,
+        &common.field,
         &tokenizer,
         &mut errors,
         &mut |batch| {
@@ -282,7 +274,7 @@ fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
                     return;
                 }
                 let predicted = pool.install(|| {
-                    provmark_llm::reading::predict_top1(&suspect.model, ids, &mut |_, _| {})
+                    provmark_llm::reading::predict_top1(&model.model, ids, &mut |_, _| {})
                 });
                 match predicted {
                     Ok(p) => {
@@ -302,21 +294,41 @@ fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
         bail!("{name}: {e}");
     }
     let tuples = set.finish();
-    let distinct = tuples.len();
+    let counts = Counts {
+        texts: count,
+        errors,
+        distinct: tuples.len(),
+        filter_windows: None,
+        dropped: 0,
+    };
+    Ok((counts, tuples))
+}
+
+fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
+    let (profile, detector) = args.common.load()?;
+    let threads = args
+        .threads
+        .unwrap_or_else(provmark_llm::engine::default_threads);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .context("cannot start the compute threads")?;
+    let suspect = read_with(&args.suspect, &profile, &args.texts, &args.common, &pool)?;
+    let reference = match &args.reference_model {
+        Some(path) => Some(read_with(path, &profile, &args.texts, &args.common, &pool)?),
+        None => None,
+    };
+    let errors = suspect.0.errors;
     conclude(
-        &Outcome {
+        &Setup {
             profile: &profile,
             detector: &detector,
-            shard: Shard::ALL,
-            texts,
-            errors,
-            distinct,
-            filter_windows: None,
-            dropped: 0,
             common: &args.common,
-            partial: None,
         },
-        &tuples,
+        Shard::ALL,
+        (&suspect.0, &suspect.1),
+        reference.as_ref().map(|(c, t)| (c, t)),
+        None,
     )?;
     Ok(if errors > 0 {
         ExitCode::from(1)
@@ -350,6 +362,60 @@ fn parse_shard(text: &str) -> Result<Shard> {
     Shard::new(i, n).ok_or_else(bad)
 }
 
+/// The distinct tuples of a corpus (one shard of them), with the filter Φ
+/// applied when given.
+fn collect_corpus(
+    inputs: &[String],
+    field: &str,
+    tokenizer: &TextTokenizer,
+    h: usize,
+    shard: Shard,
+    filter: Option<&WindowSet>,
+) -> Result<(Counts, DistinctTuples)> {
+    let mut errors = 0usize;
+    let mut set = TupleSet::new(h, shard).map_err(anyhow::Error::msg)?;
+    let texts = stream_corpus(inputs, field, tokenizer, &mut errors, &mut |batch| {
+        for t in batch {
+            set.add_text(t);
+        }
+    })?;
+    let mut tuples = set.finish();
+    let distinct = tuples.len();
+    let dropped = match filter {
+        Some(f) => tuples.retain_windows(f).map_err(anyhow::Error::msg)?,
+        None => 0,
+    };
+    let counts = Counts {
+        texts,
+        errors,
+        distinct,
+        filter_windows: filter.map(WindowSet::len),
+        dropped,
+    };
+    Ok((counts, tuples))
+}
+
+/// The lab's windows from its own outputs (the filter Φ), if any are given.
+fn lab_windows(
+    filter_from: &[String],
+    field: &str,
+    tokenizer: &TextTokenizer,
+    h: usize,
+) -> Result<Option<WindowSet>> {
+    if filter_from.is_empty() {
+        return Ok(None);
+    }
+    let mut errors = 0;
+    let mut teacher = WindowSet::new(h).map_err(anyhow::Error::msg)?;
+    stream_corpus(filter_from, field, tokenizer, &mut errors, &mut |batch| {
+        teacher.add_texts(batch.iter().map(|t| &t[..]))
+    })?;
+    if errors > 0 {
+        bail!("{errors} texts of --filter-from could not be read; the filter would be incomplete");
+    }
+    Ok(Some(teacher.finish()))
+}
+
 fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
     let shard = match &args.shard {
         Some(s) => parse_shard(s)?,
@@ -360,50 +426,32 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
         crate::models::text_tokenizer(args.tokenizer.as_deref(), args.model.as_deref())?;
     tokenizer.check_profile(&profile, false)?;
     let h = profile.context();
-    let mut errors = 0usize;
-    let mut set = TupleSet::new(h, shard).map_err(anyhow::Error::msg)?;
-    let texts = stream_corpus(
-        &args.inputs,
-        &args.common.field,
-        &tokenizer,
-        &mut errors,
-        &mut |batch| {
-            for t in batch {
-                set.add_text(t);
-            }
-        },
-    )?;
-    let mut tuples = set.finish();
-    let distinct = tuples.len();
-    let (filter_windows, dropped) = if args.filter_from.is_empty() {
-        (None, 0)
+    let field = &args.common.field;
+    let filter = lab_windows(&args.filter_from, field, &tokenizer, h)?;
+    let suspect = collect_corpus(&args.inputs, field, &tokenizer, h, shard, filter.as_ref())?;
+    let reference = if args.reference.is_empty() {
+        None
     } else {
-        let mut teacher = WindowSet::new(h).map_err(anyhow::Error::msg)?;
-        stream_corpus(
-            &args.filter_from,
-            &args.common.field,
+        Some(collect_corpus(
+            &args.reference,
+            field,
             &tokenizer,
-            &mut errors,
-            &mut |batch| teacher.add_texts(batch.iter().map(|t| &t[..])),
-        )?;
-        let filter = teacher.finish();
-        let dropped = tuples.retain_windows(&filter).map_err(anyhow::Error::msg)?;
-        (Some(filter.len()), dropped)
+            h,
+            shard,
+            filter.as_ref(),
+        )?)
     };
+    let errors = suspect.0.errors + reference.as_ref().map_or(0, |r| r.0.errors);
     conclude(
-        &Outcome {
+        &Setup {
             profile: &profile,
             detector: &detector,
-            shard,
-            texts,
-            errors,
-            distinct,
-            filter_windows,
-            dropped,
             common: &args.common,
-            partial: args.partial.as_deref(),
         },
-        &tuples,
+        shard,
+        (&suspect.0, &suspect.1),
+        reference.as_ref().map(|(c, t)| (c, t)),
+        args.partial.as_deref(),
     )?;
     Ok(if errors > 0 {
         ExitCode::from(1)
@@ -412,69 +460,69 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
     })
 }
 
-/// What every audit mode hands to [`conclude`].
-struct Outcome<'a> {
+/// What every audit mode shares when it concludes.
+struct Setup<'a> {
     profile: &'a Profile,
     detector: &'a Detector,
-    shard: Shard,
-    texts: usize,
-    errors: usize,
-    distinct: usize,
-    filter_windows: Option<usize>,
-    dropped: usize,
     common: &'a AuditCommon,
-    partial: Option<&'a std::path::Path>,
 }
 
-/// Scores the tuples under the key and the key-swap null, then writes a
-/// partial result or renders the verdict.
-fn conclude(o: &Outcome<'_>, tuples: &DistinctTuples) -> Result<()> {
-    let observed = score_tuples(o.detector, tuples).map_err(anyhow::Error::msg)?;
-    let progress = ProgressBar::new(o.common.null_keys as u64);
-    progress.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} null keys  eta {eta}")
-            .expect("valid template"),
-    );
-    let swap = key_swap_null(
-        o.profile,
-        tuples,
-        &observed,
-        o.common.null_keys,
-        o.common.null_seed,
-        &|_| progress.inc(1),
-    )
-    .map_err(anyhow::Error::msg)?;
-    progress.finish_and_clear();
-    let totals = Totals {
-        format: PARTIAL_FORMAT.into(),
-        profile_digest: o.profile.digest(),
-        key_id: o.profile.key_id().to_string(),
-        shard_index: o.shard.index(),
-        shard_count: o.shard.count(),
-        texts: o.texts,
-        unreadable: o.errors,
-        positions: tuples.positions,
-        distinct_tuples: o.distinct as u64,
-        filter_windows: o.filter_windows,
-        filtered_out: o.dropped as u64,
-        scored: observed.scored,
-        statistic: observed.statistic,
-        null_seed: o.common.null_seed,
-        null_statistics: swap.statistics,
+/// Scores the suspect's tuples and the reference's, when given.
+fn score_pair(
+    setup: &Setup<'_>,
+    shard: Shard,
+    suspect: (&Counts, &DistinctTuples),
+    reference: Option<(&Counts, &DistinctTuples)>,
+) -> Result<(Totals, Option<Totals>)> {
+    let null = NullKeys {
+        keys: setup.common.null_keys,
+        seed: setup.common.null_seed,
     };
-    if let Some(path) = o.partial {
-        let text = serde_json::to_string(&totals)? + "\n";
+    let score = |(c, t): (&Counts, &DistinctTuples), what| {
+        totals(setup.profile, setup.detector, null, shard, c, t, what)
+    };
+    let s = score(suspect, "suspect")?;
+    let r = match reference {
+        Some(r) => Some(score(r, "reference")?),
+        None => None,
+    };
+    Ok((s, r))
+}
+
+/// Scores and renders the verdict on stdout, or writes a shard's partial
+/// result to `partial`.
+fn conclude(
+    setup: &Setup<'_>,
+    shard: Shard,
+    suspect: (&Counts, &DistinctTuples),
+    reference: Option<(&Counts, &DistinctTuples)>,
+    partial: Option<&std::path::Path>,
+) -> Result<()> {
+    let (s, r) = score_pair(setup, shard, suspect, reference)?;
+    if let Some(path) = partial {
+        let text = serde_json::to_string(&s)? + "\n";
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!(
             "provmark: shard {}/{} written to {}; combine all shards with provmark audit merge",
-            o.shard.index(),
-            o.shard.count(),
+            shard.index(),
+            shard.count(),
             path.display()
         );
-        Ok(())
-    } else {
-        render(o.profile, &totals, o.common.alpha, o.common.json)
+        return Ok(());
     }
+    let report = Report {
+        suspect: &s,
+        reference: r.as_ref(),
+        alpha: setup.common.alpha,
+        extra: Map::new(),
+    };
+    render(
+        setup.profile,
+        &report,
+        setup.common.json,
+        &mut std::io::stdout().lock(),
+    )?;
+    Ok(())
 }
 
 fn run_merge(args: MergeArgs) -> Result<ExitCode> {
@@ -537,80 +585,16 @@ fn run_merge(args: MergeArgs) -> Result<ExitCode> {
             *a += b;
         }
     }
-    render(&profile, &total, args.alpha, args.json)?;
+    render(
+        &profile,
+        &Report {
+            suspect: &total,
+            reference: None,
+            alpha: args.alpha,
+            extra: Map::new(),
+        },
+        args.json,
+        &mut std::io::stdout().lock(),
+    )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The verdict of an audit's totals, as a summary or one JSON object.
-fn render(profile: &Profile, t: &Totals, alpha: f64, json_out: bool) -> Result<()> {
-    let test = null_test(profile.scheme(), t.scored, t.statistic);
-    let keys = t.null_statistics.len();
-    let at_least = t
-        .null_statistics
-        .iter()
-        .filter(|&&s| s >= t.statistic)
-        .count();
-    let swap_p = (1 + at_least) as f64 / (keys + 1) as f64;
-    let attributed = test.is_some_and(|x| x.p.value() <= alpha) && swap_p <= alpha;
-    let verdict = match (test, attributed) {
-        (None, _) => "too_short",
-        (_, true) => "attributed",
-        _ => "not_attributed",
-    };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if json_out {
-        let summary = json!({
-            "texts": t.texts,
-            "unreadable": t.unreadable,
-            "positions": t.positions,
-            "distinct_tuples": t.distinct_tuples,
-            "filter_windows": t.filter_windows,
-            "filtered_out": t.filtered_out,
-            "scored": t.scored,
-            "statistic": t.statistic,
-            "log10_p": test.map(|x| x.p.log10()),
-            "p_value": test.map(|x| x.p.value()),
-            "z": test.map(|x| x.z),
-            "key_swap": {"keys": keys, "seed": t.null_seed, "at_least": at_least, "p_value": swap_p},
-            "alpha": alpha,
-            "verdict": verdict,
-            "profile_digest": t.profile_digest,
-            "key_id": t.key_id,
-        });
-        writeln!(out, "{summary}")?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "texts           {} ({} unreadable)",
-        t.texts, t.unreadable
-    )?;
-    writeln!(out, "positions       {}", t.positions)?;
-    writeln!(out, "distinct tuples {}", t.distinct_tuples)?;
-    if let Some(w) = t.filter_windows {
-        writeln!(
-            out,
-            "filter          {w} lab windows; {} tuples dropped",
-            t.filtered_out
-        )?;
-    }
-    writeln!(out, "scored          {}", t.scored)?;
-    writeln!(out, "statistic       {:.2}", t.statistic)?;
-    match test {
-        Some(x) => writeln!(
-            out,
-            "exact test      log10_p {:.2}  (p = {:.3e}, z = {:.2})",
-            x.p.log10(),
-            x.p.value(),
-            x.z
-        )?,
-        None => writeln!(out, "exact test      nothing to score")?,
-    }
-    writeln!(
-        out,
-        "key-swap null   {at_least} of {keys} random keys scored at least as high: p = {swap_p:.3e}"
-    )?;
-    writeln!(out, "verdict         {verdict} (alpha {alpha})")?;
-    Ok(())
 }
