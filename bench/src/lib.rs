@@ -8,6 +8,7 @@ pub mod ngram;
 pub mod prompts;
 pub mod synthetic;
 pub mod teacher;
+pub mod transformer;
 
 use provmark_watermark::rand_core::RngCore;
 use provmark_watermark::{Embedder, Sampler, SamplingConfig};

@@ -220,6 +220,25 @@ def corpus_test(key, profile, texts):
     return test_pooled(profile, len(seen), stat)
 
 
+def reading_tuples(profile, tokens, predictions):
+    """Spec §8.2: (real window, prediction) for positions max(h, 1) .. L-1."""
+    h = profile["context"]
+    return {tuple(tokens[i - h:i]) + (predictions[i],) for i in range(max(h, 1), len(tokens))}
+
+
+def score_set(key, profile, tuples):
+    h = profile["context"]
+    stat = 0.0
+    for tup in sorted(tuples):
+        stat += token_score(profile, seed(key, profile, list(tup[:h])), tup[h])
+    return stat
+
+
+def null_key(s, i):
+    """Spec §8.3: null key i for the public seed s."""
+    return hashlib.sha256(b"provmark/key-swap-null/1\x00" + struct.pack("<QQ", s, i)).digest()
+
+
 def test_pooled(profile, scored, stat):
     out = {"scored": scored, "statistic": stat}
     s = profile["scheme"]
@@ -303,7 +322,31 @@ def main():
         texts = [out["detections"][j]["token_ids"] for j in cases] + [out["detections"][cases[0]]["token_ids"]]
         c = corpus_test(key, p, texts)
         c.update({"profile_index": i, "detection_indices": cases + [cases[0]]})
+        # Key-swap null (§8.3): the same distinct tuples under 4 null keys.
+        h = p["context"]
+        tuples = {tuple(t[k - h:k + 1]) for t in texts for k in range(h, len(t))}
+        nulls = []
+        for k in range(4):
+            nk = null_key(7, k)
+            np_ = profile_json(p["scheme"], p["params"], h, p["tokenizer"], nk)
+            nulls.append(score_set(nk, np_, tuples))
+        c.update({"null_seed": 7, "null_statistics": nulls,
+                  "swap_at_least": sum(1 for x in nulls if x >= c["statistic"])})
         out["corpora"].append(c)
+    # Reading mode (§8.2): each profile's plain and marked texts with random
+    # "predictions" (a suspect that learned nothing) and the text's own next
+    # tokens as predictions (one that predicts the marked text perfectly).
+    out["readings"] = []
+    for i, p in enumerate(profiles):
+        key = keys[profile_keys[i]]
+        cases = [j for j, d in enumerate(out["detections"]) if d["profile_index"] == i]
+        for j in (cases[0], cases[3]):
+            toks = out["detections"][j]["token_ids"]
+            for preds in ([rng.randrange(49152) for _ in toks], list(toks)):
+                tuples = reading_tuples(p, toks, preds)
+                r = test_pooled(p, len(tuples), score_set(key, p, tuples))
+                r.update({"profile_index": i, "detection_index": j, "predictions": preds})
+                out["readings"].append(r)
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

@@ -1,6 +1,7 @@
 //! Detection results and p-values of the spec's test vectors (computed by
 //! the independent Python reference with mpmath at 60 digits).
 
+use provmark_verify::corpus::{key_swap_null, score_tuples, Shard, TupleSet};
 use provmark_verify::stats::{binomial_upper_tail, gamma_upper_tail};
 use provmark_verify::Detector;
 use provmark_watermark::{Key, Profile};
@@ -126,7 +127,6 @@ fn full_detections_match_reference() {
 
 #[test]
 fn corpus_tests_match_reference() {
-    use provmark_verify::corpus::{score_tuples, Shard, TupleSet};
     let v = vectors();
     let keys = keys(&v);
     let detections = v["detections"].as_array().unwrap();
@@ -143,8 +143,32 @@ fn corpus_tests_match_reference() {
                 .collect();
             set.add_text(&ids);
         }
-        let score = score_tuples(&detector, &set.finish()).unwrap();
+        let tuples = set.finish();
+        let score = score_tuples(&detector, &tuples).unwrap();
         assert_eq!(score.scored, case["scored"].as_u64().unwrap(), "corpus {i}");
+        // The key-swap null (§8.3) under the spec's null keys.
+        let profile = Profile::from_json(&p["profile"]).unwrap();
+        let nulls = case["null_statistics"].as_array().unwrap();
+        let swap = key_swap_null(
+            &profile,
+            &tuples,
+            &score,
+            nulls.len(),
+            case["null_seed"].as_u64().unwrap(),
+            &|_| {},
+        )
+        .unwrap();
+        for (k, (got, want)) in swap.statistics.iter().zip(nulls).enumerate() {
+            close(
+                *got,
+                want.as_f64().unwrap(),
+                &format!("corpus {i} null key {k}"),
+            );
+        }
+        assert_eq!(
+            swap.at_least as u64,
+            case["swap_at_least"].as_u64().unwrap()
+        );
         close(
             score.statistic,
             case["statistic"].as_f64().unwrap(),
@@ -155,6 +179,45 @@ fn corpus_tests_match_reference() {
             log10_p,
             case["log10_p"].as_f64().unwrap(),
             &format!("corpus {i} log10_p"),
+        );
+    }
+}
+
+#[test]
+fn reading_mode_tests_match_reference() {
+    let v = vectors();
+    let keys = keys(&v);
+    let detections = v["detections"].as_array().unwrap();
+    let ids = |x: &Value| -> Vec<u32> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_u64().unwrap() as u32)
+            .collect()
+    };
+    for (i, case) in v["readings"].as_array().unwrap().iter().enumerate() {
+        let p = &v["profiles"][case["profile_index"].as_u64().unwrap() as usize];
+        let detector = detector(p, &keys);
+        let text =
+            ids(&detections[case["detection_index"].as_u64().unwrap() as usize]["token_ids"]);
+        let mut set = TupleSet::new(detector.context_len(), Shard::ALL).unwrap();
+        set.add_predictions(&text, &ids(&case["predictions"]))
+            .unwrap();
+        let score = score_tuples(&detector, &set.finish()).unwrap();
+        assert_eq!(
+            score.scored,
+            case["scored"].as_u64().unwrap(),
+            "reading {i}"
+        );
+        close(
+            score.statistic,
+            case["statistic"].as_f64().unwrap(),
+            &format!("reading {i} statistic"),
+        );
+        close(
+            score.test(&detector).unwrap().p.log10(),
+            case["log10_p"].as_f64().unwrap(),
+            &format!("reading {i} log10_p"),
         );
     }
 }

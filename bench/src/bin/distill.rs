@@ -15,6 +15,7 @@ use provmark_bench::ks;
 use provmark_bench::ngram::KneserNey;
 use provmark_bench::prompts::prompt_set;
 use provmark_bench::teacher::{self, TeacherAnswer, TeacherRun};
+use provmark_bench::transformer::{TinyConfig, TinyLm};
 use provmark_llm::default_model;
 use provmark_llm::runtime::Runtime;
 use provmark_verify::corpus::{
@@ -294,6 +295,9 @@ fn main() {
     }
 
     analyse(&rt, &tokenizer, &key, &arms, &teachers);
+    if std::env::var_os("DISTILL_SKIP_NN").is_none() {
+        analyse_transformers(&rt, &tokenizer, &key, &arms, &teachers);
+    }
 }
 
 fn analyse(
@@ -450,6 +454,140 @@ fn analyse(
                 ps.len(),
                 ks::ks_uniform(ps),
                 ks::ks_critical(ps.len(), 0.01)
+            );
+        }
+    }
+}
+
+/// The transformer students: fewer than the n-gram ones (each takes minutes
+/// on two cores), on the profiles and contamination levels that matter most.
+const NN_ARMS: &[&str] = &["kgw-h1", "kgw-h2", "gumbel-h2"];
+const NN_CONTAMINATION: &[f64] = &[1.0, 0.1];
+const NN: TinyConfig = TinyConfig {
+    width: 128,
+    layers: 2,
+    heads: 4,
+    context: 192,
+    steps: 600,
+    batch: 8,
+    learning_rate: 3e-3,
+};
+/// Black-box answers per held-out prompt from a transformer student.
+const NN_SAMPLES: usize = 2;
+
+fn train_nn(seqs: &[Vec<u32>], label: &str) -> (TinyLm, f32, f64) {
+    let t = Instant::now();
+    let mut last = f32::NAN;
+    let lm = TinyLm::train(NN, seqs, 17, &mut |step, loss| {
+        last = loss;
+        if step % 100 == 0 {
+            eprintln!(
+                "  {label}: step {step}, loss {loss:.3} ({:.0} s)",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    })
+    .expect("training");
+    (lm, last, t.elapsed().as_secs_f64())
+}
+
+fn nn_outputs(
+    lm: &TinyLm,
+    prompts: &[Vec<u32>],
+    stops: &[u32],
+    rt: &Runtime,
+    tokenizer: &TextTokenizer,
+    reading: &[&TeacherAnswer],
+) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let queries: Vec<Vec<u32>> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.clone(), NN_SAMPLES))
+        .collect();
+    let answers = lm
+        .generate(&queries, MAX_TOKENS, stops, 23)
+        .expect("generation");
+    let bb = answers
+        .iter()
+        .map(|a| tokenizer.encode(&rt.decode(a).unwrap()).unwrap())
+        .collect();
+    let preds = reading
+        .iter()
+        .map(|r| lm.read(&r.prompt, &r.tokens).expect("reading"))
+        .collect();
+    (bb, preds)
+}
+
+fn analyse_transformers(
+    rt: &Runtime,
+    tokenizer: &TextTokenizer,
+    key: &Key,
+    arms: &[(String, Option<Profile>)],
+    teachers: &[Vec<TeacherAnswer>],
+) {
+    let stops = rt.stop_tokens().to_vec();
+    let end = stops[0];
+    let held_out = |a: &&TeacherAnswer| HELD_OUT.contains(&a.family.as_str());
+    let none = &teachers[0];
+    let mut query_prompts: Vec<Vec<u32>> = none
+        .iter()
+        .filter(held_out)
+        .filter(|a| a.sample == 0)
+        .map(|a| a.prompt.clone())
+        .collect();
+    query_prompts.dedup();
+    let train_idx: Vec<usize> = (0..none.len()).filter(|&i| !held_out(&&none[i])).collect();
+    println!(
+        "\n### Transformer students (candle, {} layers, width {}, {} heads, context {}, {} AdamW steps of {} × {} tokens)\n",
+        NN.layers, NN.width, NN.heads, NN.context, NN.steps, NN.batch, NN.context
+    );
+    println!("Black-box: {} held-out prompts × {NN_SAMPLES} answers. Reading mode as for the n-gram students.\n", query_prompts.len());
+    println!("| teacher profile | student trained on | final loss | train s | black-box tokens | log10 p | key-swap p | reading log10 p | reading key-swap p |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let (clean_lm, clean_loss, clean_s) = train_nn(
+        &sequences(train_idx.iter().map(|&i| &none[i]), end),
+        "unwatermarked",
+    );
+    for (a, (name, profile)) in arms.iter().enumerate() {
+        if !NN_ARMS.contains(&name.as_str()) {
+            continue;
+        }
+        let profile = profile.as_ref().unwrap();
+        let h = profile.context();
+        let detector = Detector::new(profile, key).unwrap();
+        let marked = &teachers[a];
+        let reading: Vec<&TeacherAnswer> = marked.iter().filter(held_out).collect();
+        let reading_ids: Vec<Vec<u32>> = reading.iter().map(|r| r.tokens.clone()).collect();
+        let mut rows = Vec::new();
+        for &c in NN_CONTAMINATION {
+            let mix: Vec<&TeacherAnswer> = train_idx
+                .iter()
+                .map(|&i| if chosen(i, c) { &marked[i] } else { &none[i] })
+                .collect();
+            let label = format!("{:.0}% watermarked", c * 100.0);
+            let (lm, loss, secs) = train_nn(&sequences(mix, end), &format!("{name} {label}"));
+            let (bb, preds) = nn_outputs(&lm, &query_prompts, &stops, rt, tokenizer, &reading);
+            rows.push((label, loss, secs, bb, preds));
+        }
+        let (bb, preds) = nn_outputs(&clean_lm, &query_prompts, &stops, rt, tokenizer, &reading);
+        rows.push((
+            "unwatermarked answers".into(),
+            clean_loss,
+            clean_s,
+            bb,
+            preds,
+        ));
+        for (label, loss, secs, bb, preds) in rows {
+            let tokens = bb.iter().map(Vec::len).sum();
+            let bb_t = distinct(h, &bb);
+            let rd_t = distinct_reading(h, &reading_ids, &preds);
+            let bb_o = test(&detector, &bb_t, tokens);
+            let rd_o = test(&detector, &rd_t, 0);
+            println!(
+                "| {name} | {label} | {loss:.2} | {secs:.0} | {tokens} | {:.1} | {:.2} | {:.1} | {:.2} |",
+                bb_o.log10_p,
+                swap_p(profile, &detector, &bb_t),
+                rd_o.log10_p,
+                swap_p(profile, &detector, &rd_t),
             );
         }
     }
