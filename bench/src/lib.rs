@@ -5,6 +5,7 @@
 pub mod corpus;
 pub mod ks;
 pub mod ngram;
+pub mod plot;
 pub mod prompts;
 pub mod synthetic;
 pub mod teacher;

@@ -49,14 +49,17 @@ pub struct TeacherRun<'a> {
     pub threads: usize,
 }
 
+/// The complete cached answers at `path`, if there are.
+pub fn cached(run: &TeacherRun, path: &Path) -> Option<Vec<TeacherAnswer>> {
+    let want = run.prompts.len() * run.samples as usize;
+    load(path).filter(|c| c.len() == want)
+}
+
 /// Loads the cached answers at `path`, or generates them (and writes the
 /// cache) when the file is missing or incomplete.
 pub fn answers(run: &TeacherRun, path: &Path) -> Vec<TeacherAnswer> {
-    let want = run.prompts.len() * run.samples as usize;
-    if let Some(cached) = load(path) {
-        if cached.len() == want {
-            return cached;
-        }
+    if let Some(cached) = cached(run, path) {
+        return cached;
     }
     let embedder = run.profile.map(|p| Embedder::new(p, run.key).unwrap());
     let engine = Engine::start(

@@ -394,7 +394,7 @@ mod tests {
         let pattern: Vec<u32> = vec![100, 7, 4242, 9, 31, 100, 5, 77];
         let seq: Vec<u32> = pattern.iter().copied().cycle().take(400).collect();
         let mut last = f32::NAN;
-        let lm = TinyLm::train(tiny(), &[seq.clone()], 1, &mut |_, l| last = l).unwrap();
+        let lm = TinyLm::train(tiny(), std::slice::from_ref(&seq), 1, &mut |_, l| last = l).unwrap();
         assert!(last < 0.3, "final loss {last}");
         let answer = &seq[16..60];
         let read = lm.read(&seq[..16], answer).unwrap();
@@ -412,8 +412,8 @@ mod tests {
         let seq: Vec<u32> = (0..300).map(|i| (i * 7 % 23) as u32).collect();
         let mut cfg = tiny();
         cfg.steps = 5;
-        let a = TinyLm::train(cfg, &[seq.clone()], 9, &mut |_, _| {}).unwrap();
-        let b = TinyLm::train(cfg, &[seq.clone()], 9, &mut |_, _| {}).unwrap();
+        let a = TinyLm::train(cfg, std::slice::from_ref(&seq), 9, &mut |_, _| {}).unwrap();
+        let b = TinyLm::train(cfg, std::slice::from_ref(&seq), 9, &mut |_, _| {}).unwrap();
         assert_eq!(
             a.read(&seq[..5], &seq[5..40]).unwrap(),
             b.read(&seq[..5], &seq[5..40]).unwrap()

@@ -86,6 +86,10 @@ pub struct DetectArgs {
     /// Texts read and scored per parallel batch (bounds memory).
     #[arg(long, default_value_t = 2048, value_name = "N", hide = true)]
     batch: usize,
+    /// Also write an evidence report (canonical JSON, spec/report.md) that
+    /// provmark report verify can recompute from the key and the inputs.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 /// Most text held in memory at once (besides one record over the limit).
@@ -179,6 +183,11 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         });
     }
 
+    let mut recorder = match &args.report {
+        Some(_) => Some(recorder(&args, &targets, &tokenizers)?),
+        None => None,
+    };
+    let mut recorded = Vec::new();
     let options = ReadOptions {
         field: args.field.clone(),
         max_record_bytes: args.max_record_bytes,
@@ -219,8 +228,11 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
                 .map(|rec| evaluate(rec, &targets, &tokenizers, &args))
                 .collect();
             for (rec, res) in batch.iter().zip(results) {
-                let line = render(rec, &res, &targets, &args, &mut counts);
+                let (line, value) = render(rec, &res, &targets, &args, &mut counts);
                 writeln!(out, "{line}")?;
+                if recorder.is_some() {
+                    recorded.push(value);
+                }
             }
             progress.inc(batch.len() as u64);
         }
@@ -236,11 +248,61 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         counts.errors,
         args.alpha
     );
+    crate::report::finish(
+        args.report.as_deref(),
+        recorder.take(),
+        json!({"texts": recorded}),
+        json!({
+            "alpha": args.alpha,
+            "correction": if targets.len() > 1 { "holm" } else { "none" },
+            "watermarked": counts.marked,
+            "not_detected": counts.clean,
+            "too_short": counts.short,
+            "errors": counts.errors,
+        }),
+    )?;
     Ok(if counts.errors > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What a detect report records: every setting that changes a result, the
+/// profiles and key commitments, and the digests of every file read.
+fn recorder(
+    args: &DetectArgs,
+    targets: &[Target],
+    tokenizers: &[TextTokenizer],
+) -> Result<crate::report::Recorder> {
+    let mut r = crate::report::Recorder::new("detect");
+    r.param("alpha", args.alpha, json!(args.alpha));
+    r.param("field", &args.field, json!(args.field));
+    r.param(
+        "max-record-bytes",
+        args.max_record_bytes,
+        json!(args.max_record_bytes),
+    );
+    r.param("window-min", args.window_min, json!(args.window_min));
+    r.switch("jsonl", args.jsonl);
+    r.switch("windows", args.windows);
+    r.switch("force-tokenizer", args.force_tokenizer);
+    for (t, key_path) in targets.iter().zip(&args.keys) {
+        r.profile(&t.profile, &Key::load(key_path)?);
+    }
+    for t in tokenizers {
+        r.tokenizer(t.digest().as_str());
+    }
+    for p in &args.tokenizers {
+        r.input(Some("tokenizer"), "tokenizer", &p.display().to_string())?;
+    }
+    if let Some(m) = &args.model {
+        r.input(Some("model"), "model", &m.display().to_string())?;
+    }
+    for name in &args.inputs {
+        r.input(None, "input", name)?;
+    }
+    Ok(r)
 }
 
 fn evaluate(
@@ -348,22 +410,26 @@ fn detection_fields(o: &ProfileOutcome, obj: &mut Map<String, Value>) {
     }
 }
 
+/// One text's output line (a table row, or JSON with --json) and its JSON
+/// form (for reports).
 fn render(
     rec: &Record,
     res: &Result<Vec<ProfileOutcome>, String>,
     targets: &[Target],
     args: &DetectArgs,
     counts: &mut Counts,
-) -> String {
+) -> (String, Value) {
     let outcomes = match res {
         Err(e) => {
             counts.errors += 1;
             eprintln!("provmark: {e}");
-            return if args.json {
-                json!({"id": rec.id, "verdict": "error", "error": e}).to_string()
+            let value = json!({"id": rec.id, "verdict": "error", "error": e});
+            let line = if args.json {
+                value.to_string()
             } else {
                 table::row(&[rec.id.clone(), "error: see stderr".into()], &[32, 20])
             };
+            return (line, value);
         }
         Ok(o) => o,
     };
@@ -391,7 +457,7 @@ fn render(
         "not_detected" => counts.clean += 1,
         _ => counts.short += 1,
     }
-    if args.json {
+    let value = {
         let mut obj = Map::new();
         obj.insert("id".into(), json!(rec.id));
         if targets.len() == 1 {
@@ -422,7 +488,10 @@ fn render(
         }
         obj.insert("alpha".into(), json!(args.alpha));
         obj.insert("verdict".into(), json!(family_verdict));
-        Value::Object(obj).to_string()
+        Value::Object(obj)
+    };
+    let line = if args.json {
+        value.to_string()
     } else {
         let mut lines = Vec::new();
         for (i, o) in outcomes.iter().enumerate() {
@@ -453,7 +522,8 @@ fn render(
             lines.push(table::row(&cells, &widths(targets.len() > 1, args.windows)));
         }
         lines.join("\n")
-    }
+    };
+    (line, value)
 }
 
 fn widths(multi: bool, windows: bool) -> Vec<usize> {

@@ -7,6 +7,7 @@ mod keys;
 mod models;
 mod profiles;
 mod prompts;
+mod report;
 mod serve;
 mod serving;
 mod table;
@@ -71,6 +72,9 @@ enum Command {
     /// Audit a suspect: pool its outputs into one test, with a key-swap null.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Evidence reports: verify (recompute) and sign the --report of detect and audit.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Detect(args) => detect::run(args),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Report(cmd) => report::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -300,6 +300,37 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not the profile's"));
+    // A GGUF of an unsupported architecture, and a cut-off file: clear errors.
+    let bytes = std::fs::read(tiny).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"qwen2").unwrap();
+    let mut other = bytes.clone();
+    other[at..at + 5].copy_from_slice(b"bloom");
+    std::fs::write(d.join("bloom.gguf"), &other).unwrap();
+    std::fs::write(d.join("cut.gguf"), &bytes[..bytes.len() / 2]).unwrap();
+    for (file, needle) in [
+        ("bloom.gguf", "architecture \"bloom\" is not supported"),
+        ("cut.gguf", "cut.gguf"),
+    ] {
+        let out = provmark(
+            d,
+            &[
+                "audit",
+                "weights",
+                "--suspect",
+                file,
+                "--texts",
+                "marked.jsonl",
+                "--profile",
+                "lab.profile.json",
+                "--key",
+                "lab.key",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 
     // Bad prompt files name the line and field.
     std::fs::write(
@@ -633,6 +664,8 @@ fn audit_api_attributes_a_watermarked_server_beside_a_clean_reference() {
         "--alpha",
         "0.01",
         "--json",
+        "--report",
+        "api.json",
     ];
     let out = provmark(d, &args);
     let stdout = ok(out);
@@ -643,6 +676,27 @@ fn audit_api_attributes_a_watermarked_server_beside_a_clean_reference() {
     assert!(v["log10_p"].as_f64().unwrap() < -6.0, "{v}");
     assert_eq!(v["key_swap"]["at_least"], 0);
     assert_eq!(v["reference"]["attributed"], false, "{v}");
+    // Its report is recomputed from the kept answers (collection facts are
+    // recorded, not replayed).
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("api.json")).unwrap()).unwrap();
+    assert_eq!(report["command"]["name"], "audit api");
+    assert_eq!(report["collection"]["answered"], 8);
+    assert_eq!(report["results"]["log10_p"], v["log10_p"]);
+    let verified = ok(provmark(
+        d,
+        &[
+            "report",
+            "verify",
+            "api.json",
+            "--key",
+            "lab.key",
+            "--inputs",
+            "audit/reference.jsonl",
+            "audit/suspect.jsonl",
+        ],
+    ));
+    assert!(verified.starts_with("MATCH"), "{verified}");
     assert!(v["reference"]["log10_p"].as_f64().unwrap() > -3.0, "{v}");
     // The answers are a corpus audit corpus reads the same way.
     let out = provmark(

@@ -13,6 +13,7 @@ use std::time::Instant;
 use provmark_bench::corpus::docs_corpus;
 use provmark_bench::ks;
 use provmark_bench::ngram::KneserNey;
+use provmark_bench::plot::{log_x_plot, Series};
 use provmark_bench::prompts::prompt_set;
 use provmark_bench::teacher::{self, TeacherAnswer, TeacherRun};
 use provmark_bench::transformer::{TinyConfig, TinyLm};
@@ -38,7 +39,7 @@ const MAX_TOKENS: usize = 128;
 /// texts come from these.
 const HELD_OUT: &[&str] = &["poem", "letter"];
 /// Student answers per held-out prompt in black-box mode, and their length.
-const STUDENT_SAMPLES: u32 = 8;
+const STUDENT_SAMPLES: u32 = 64;
 /// Order of the Kneser–Ney students.
 const ORDER: usize = 4;
 /// Watermarked share of the students' training answers.
@@ -47,14 +48,25 @@ const CONTAMINATION: &[f64] = &[1.0, 0.5, 0.1, 0.05];
 const SWAP_KEYS: usize = 99;
 const CONTROL_KEYS: usize = 200;
 
-/// A student's label, its black-box answers and its reading predictions.
-type StudentRow = (String, Vec<Vec<u32>>, Vec<Vec<u32>>);
+/// One student's outputs.
+struct StudentRow {
+    label: String,
+    /// Black-box answers (re-tokenized).
+    answers: Vec<Vec<u32>>,
+    /// Reading-mode predictions over the held-out lab texts.
+    held_out: Vec<Vec<u32>>,
+    /// Reading-mode predictions over all the lab's texts of the arm.
+    all: Vec<Vec<u32>>,
+}
 
 /// One audit target: the tuples of a corpus and their exact test.
 struct Outcome {
     tokens: usize,
-    scored: u64,
     log10_p: f64,
+}
+
+fn figures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("figures")
 }
 
 fn distinct(h: usize, texts: &[Vec<u32>]) -> DistinctTuples {
@@ -77,7 +89,6 @@ fn test(detector: &Detector, tuples: &DistinctTuples, tokens: usize) -> Outcome 
     let s = score_tuples(detector, tuples).unwrap();
     Outcome {
         tokens,
-        scored: s.scored,
         log10_p: s.test(detector).map_or(0.0, |t| t.p.log10()),
     }
 }
@@ -270,21 +281,30 @@ fn main() {
     })
     .collect::<Vec<_>>();
     let prompts = prompt_set(PROMPTS);
+    // DISTILL_CACHED_ONLY=1: analyse only the arms already generated.
+    let cached_only = std::env::var_os("DISTILL_CACHED_ONLY").is_some();
     let mut teachers = Vec::new();
-    for (name, profile) in &arms {
+    let mut kept = Vec::new();
+    for (name, profile) in arms {
         let t = Instant::now();
-        let answers = teacher::answers(
-            &TeacherRun {
-                runtime: &rt,
-                profile: profile.as_ref(),
-                key: &key,
-                prompts: &prompts,
-                samples: SAMPLES,
-                max_tokens: MAX_TOKENS,
-                threads,
-            },
-            &dir.join(format!("teacher-{name}.jsonl")),
-        );
+        let run = TeacherRun {
+            runtime: &rt,
+            profile: profile.as_ref(),
+            key: &key,
+            prompts: &prompts,
+            samples: SAMPLES,
+            max_tokens: MAX_TOKENS,
+            threads,
+        };
+        let path = dir.join(format!("teacher-{name}.jsonl"));
+        let answers = if cached_only {
+            match teacher::cached(&run, &path) {
+                Some(a) => a,
+                None => continue,
+            }
+        } else {
+            teacher::answers(&run, &path)
+        };
         let tokens: usize = answers.iter().map(|a| a.tokens.len()).sum();
         eprintln!(
             "teacher {name}: {} answers, {tokens} tokens ({:.0} s)",
@@ -292,7 +312,9 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
         teachers.push(answers);
+        kept.push((name, profile));
     }
+    let arms = kept;
 
     analyse(&rt, &tokenizer, &key, &arms, &teachers);
     if std::env::var_os("DISTILL_SKIP_NN").is_none() {
@@ -324,7 +346,7 @@ fn analyse(
     let train_tokens: usize = train_idx.iter().map(|&i| none[i].tokens.len()).sum();
     println!("## Distillation: Kneser–Ney {ORDER}-gram students of SmolLM2-135M-Instruct\n");
     println!(
-        "Teacher: the default model at T = 1, {PROMPTS} prompts × {SAMPLES} samples, ≤ {MAX_TOKENS} tokens; students train on the {} answers of the {} non-held-out families ({train_tokens} answer tokens in the unwatermarked run) and are queried with the {} prompts of the held-out families ({}) × {STUDENT_SAMPLES} samples. Reading mode: the student's top-1 prediction over the lab's watermarked answers to the held-out prompts. Key-swap null: {SWAP_KEYS} keys.\n",
+        "Teacher: the default model at T = 1, {PROMPTS} prompts × {SAMPLES} samples, ≤ {MAX_TOKENS} tokens; students train on the {} answers of the {} non-held-out families ({train_tokens} answer tokens in the unwatermarked run) and are queried with the {} prompts of the held-out families ({}) × {STUDENT_SAMPLES} samples. Reading mode: the student's top-1 prediction at every position of the lab's watermarked answers. Key-swap null: {SWAP_KEYS} keys.\n",
         train_idx.len(),
         8 - HELD_OUT.len(),
         query_prompts.len(),
@@ -355,10 +377,12 @@ fn analyse(
     eprintln!("control students: {:.1} s", t.elapsed().as_secs_f64());
 
     println!("### Attribution per teacher profile and contamination\n");
-    println!("| teacher profile | student trained on | black-box tokens | log10 p @1k | @4k | @16k | all | tokens to 1e-6 | key-swap p | reading tokens | reading log10 p | reading tokens to 1e-6 | reading key-swap p |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("Black-box: log10 p of the student's answers after 1k … 64k tokens and all of them, tokens needed for p ≤ 1e-6, key-swap p (floor 1/{}). Reading (held-out): the lab's {} answers to held-out prompts ({} tokens in the unwatermarked run), which no student saw. Reading (all): all {} of the lab's answers of that profile, as a lab would feed them (the students trained on some).\n", SWAP_KEYS + 1, query_prompts.len() * SAMPLES as usize, none.iter().filter(held_out).map(|a| a.tokens.len()).sum::<usize>(), none.len());
+    println!("| teacher profile | student trained on | black-box tokens | log10 p @1k | @4k | @16k | @64k | all | tokens to 1e-6 | key-swap p | reading (held-out) log10 p | tokens to 1e-6 | key-swap p | reading (all) log10 p | key-swap p |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut robustness = Vec::new();
     let mut controls = Vec::new();
+    let mut figures = Vec::new();
     for (a, (name, profile)) in arms.iter().enumerate().skip(1) {
         let profile = profile.as_ref().unwrap();
         let h = profile.context();
@@ -366,6 +390,14 @@ fn analyse(
         let marked = &teachers[a];
         let reading: Vec<&TeacherAnswer> = marked.iter().filter(held_out).collect();
         let reading_ids: Vec<Vec<u32>> = reading.iter().map(|r| r.tokens.clone()).collect();
+        let lab_texts: Vec<&TeacherAnswer> = marked.iter().collect();
+        let lab_ids: Vec<Vec<u32>> = marked.iter().map(|r| r.tokens.clone()).collect();
+        let row = |label: String, student: &KneserNey, answers: Vec<Vec<u32>>| StudentRow {
+            label,
+            answers,
+            held_out: student_reading(student, &reading),
+            all: student_reading(student, &lab_texts),
+        };
         let mut rows: Vec<StudentRow> = Vec::new();
         for &c in CONTAMINATION {
             let t = Instant::now();
@@ -375,23 +407,32 @@ fn analyse(
                 .collect();
             let student = train(&sequences(mix, end), vocab, end);
             let bb = student_answers(&student, &query_prompts, &stops, rt, tokenizer);
-            let preds = student_reading(&student, &reading);
+            rows.push(row(format!("{:.0}% watermarked", c * 100.0), &student, bb));
             eprintln!("{name} at {c}: student {:.1} s", t.elapsed().as_secs_f64());
-            rows.push((format!("{:.0}% watermarked", c * 100.0), bb, preds));
         }
-        rows.push((
+        rows.push(row(
             "unwatermarked answers".into(),
+            &clean_student,
             clean_bb.clone(),
-            student_reading(&clean_student, &reading),
         ));
-        rows.push((
-            "human text".into(),
-            human_bb.clone(),
-            student_reading(&human_student, &reading),
-        ));
-        for (label, bb, preds) in &rows {
+        rows.push(row("human text".into(), &human_student, human_bb.clone()));
+        let mut series = Vec::new();
+        for StudentRow {
+            label,
+            answers: bb,
+            held_out: preds,
+            all,
+        } in &rows
+        {
             let bb_curve = curve(&detector, h, bb, None);
             let rd_curve = curve(&detector, h, &reading_ids, Some(preds));
+            series.push(Series {
+                label: label.clone(),
+                points: bb_curve
+                    .iter()
+                    .map(|o| (o.tokens as f64, o.log10_p))
+                    .collect(),
+            });
             let bb_all = bb_curve.last().unwrap();
             let rd_all = rd_curve.last().unwrap();
             let bb_swap = swap_p(profile, &detector, &distinct(h, bb));
@@ -400,21 +441,25 @@ fn analyse(
                 &detector,
                 &distinct_reading(h, &reading_ids, preds),
             );
+            let all_t = distinct_reading(h, &lab_ids, all);
+            let all_o = test(&detector, &all_t, 0);
+            let all_swap = swap_p(profile, &detector, &all_t);
             println!(
-                "| {name} | {label} | {} | {} | {} | {} | {:.1} | {} | {:.2} | {} | {:.1} | {} | {:.2} |",
+                "| {name} | {label} | {} | {} | {} | {} | {} | {:.1} | {} | {:.2} | {:.1} | {} | {:.2} | {:.1} | {:.2} |",
                 bb_all.tokens,
                 at_tokens(&bb_curve, 1000),
                 at_tokens(&bb_curve, 4000),
                 at_tokens(&bb_curve, 16000),
+                at_tokens(&bb_curve, 64000),
                 bb_all.log10_p,
                 tokens_to(&bb_curve, -6.0),
                 bb_swap,
-                rd_all.tokens,
                 rd_all.log10_p,
                 tokens_to(&rd_curve, -6.0),
                 rd_swap,
+                all_o.log10_p,
+                all_swap,
             );
-            let _ = rd_all.scored + bb_all.scored;
             if label.starts_with("100%") || label.starts_with("10%") {
                 let mut cells = Vec::new();
                 for (rate, delete) in [(0.1, false), (0.3, false), (0.1, true), (0.3, true)] {
@@ -425,13 +470,32 @@ fn analyse(
                 robustness.push((name.clone(), label.clone(), bb_all.log10_p, cells));
             }
             if label.starts_with("unwatermarked") || label.starts_with("human") {
-                let bb_ps = random_key_ps(profile, &distinct(h, bb));
+                // An eighth of the answers (8 per prompt) keeps 200 keys cheap.
+                let bb_ps = random_key_ps(profile, &distinct(h, &bb[..bb.len() / 8]));
                 let rd_ps = random_key_ps(profile, &distinct_reading(h, &reading_ids, preds));
                 controls.push((name.clone(), label.clone(), bb_ps, rd_ps));
             }
         }
+        let figure = format!("distill-{name}.svg");
+        std::fs::create_dir_all(figures_dir()).unwrap();
+        std::fs::write(
+            figures_dir().join(&figure),
+            log_x_plot(
+                &format!("{name}: n-gram students queried as a black box"),
+                "student tokens audited",
+                "log10 p",
+                &series,
+                Some((-6.0, "p = 1e-6")),
+            ),
+        )
+        .unwrap();
+        figures.push(figure);
     }
 
+    println!();
+    for f in &figures {
+        println!("![{f}](figures/{f})");
+    }
     println!("\n### Robustness: the students' black-box answers edited at random (log10 p, all tokens)\n");
     println!("| teacher profile | student trained on | unedited | 10% substituted | 30% substituted | 10% deleted | 30% deleted |");
     println!("|---|---|---:|---:|---:|---:|---:|");
@@ -461,16 +525,17 @@ fn analyse(
 
 /// The transformer students: fewer than the n-gram ones (each takes minutes
 /// on two cores), on the profiles and contamination levels that matter most.
-const NN_ARMS: &[&str] = &["kgw-h1", "kgw-h2", "gumbel-h2"];
+const NN_ARMS: &[&str] = &["kgw-h1", "kgw-h2"];
 const NN_CONTAMINATION: &[f64] = &[1.0, 0.1];
 const NN: TinyConfig = TinyConfig {
     width: 128,
     layers: 2,
     heads: 4,
-    context: 192,
-    steps: 600,
-    batch: 8,
+    context: 64,
+    steps: 300,
+    batch: 16,
     learning_rate: 3e-3,
+    vocab: 4096,
 };
 /// Black-box answers per held-out prompt from a transformer student.
 const NN_SAMPLES: usize = 2;

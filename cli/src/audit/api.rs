@@ -24,8 +24,9 @@ use provmark_verify::TextTokenizer;
 use serde_json::{json, Map, Value};
 
 use super::verdict::{render, Report};
-use super::{lab_windows, score_pair, AuditCommon, Counts, Setup};
+use super::{lab_windows, score_pair, write_report, AuditCommon, Counts, Setup};
 use crate::prompts::{self, Prompt, PromptBody};
+use crate::report::Recorder;
 
 #[derive(Args)]
 #[command(after_long_help = "\
@@ -697,6 +698,55 @@ fn tuples_of(
     Ok((counts, tuples))
 }
 
+/// The report of an API audit: its numbers are those of `audit corpus` on
+/// the kept answers (which is what a verifier recomputes); how the answers
+/// were collected is recorded as evidence but cannot be replayed.
+fn recorder(
+    args: &ApiArgs,
+    profile: &provmark_watermark::Profile,
+    prompts_sha256: &str,
+    collection: Map<String, Value>,
+) -> Result<Recorder> {
+    let c = &args.common;
+    let mut r = Recorder::new("audit corpus");
+    r.rename("audit api");
+    r.param("alpha", c.alpha, json!(c.alpha));
+    r.param("null-keys", c.null_keys, json!(c.null_keys));
+    r.param("null-seed", c.null_seed, json!(c.null_seed));
+    r.param("field", "text", json!("text"));
+    r.profile(profile, &provmark_watermark::Key::load(&c.key)?);
+    r.tokenizer(profile.tokenizer().as_str());
+    if let Some(t) = &args.tokenizer {
+        r.input(Some("tokenizer"), "tokenizer", &t.display().to_string())?;
+    }
+    for f in &args.filter_from {
+        r.input(Some("filter-from"), "filter", f)?;
+    }
+    if args.reference_endpoint.is_some() {
+        let path = args.out.join("reference.jsonl");
+        r.input(Some("reference"), "reference", &path.display().to_string())?;
+    }
+    r.input(
+        None,
+        "input",
+        &args.out.join("suspect.jsonl").display().to_string(),
+    )?;
+    let mut facts = collection;
+    facts.insert("prompts_sha256".into(), json!(prompts_sha256));
+    facts.insert("samples_per_prompt".into(), json!(args.samples_per_prompt));
+    facts.insert("max_tokens".into(), json!(args.max_tokens));
+    facts.insert("temperature".into(), json!(args.temperature));
+    if let Some(e) = &args.reference_endpoint {
+        facts.insert("reference_endpoint".into(), json!(chat_url(e)));
+        facts.insert(
+            "reference_model".into(),
+            json!(args.reference_model.as_deref().unwrap_or(&args.model)),
+        );
+    }
+    r.collection(Value::Object(facts));
+    Ok(r)
+}
+
 pub fn run(args: ApiArgs) -> Result<std::process::ExitCode> {
     let (profile, detector) = args.common.load()?;
     let tokenizer = crate::models::text_tokenizer(args.tokenizer.as_deref(), None)?;
@@ -797,6 +847,18 @@ pub fn run(args: ApiArgs) -> Result<std::process::ExitCode> {
         args.common.json,
         &mut std::io::stdout().lock(),
     )?;
+    if let Some(path) = &args.common.report {
+        let recorder = recorder(&args, &profile, &prompts_sha256, report.extra.clone())?;
+        // The results are audit corpus's on the kept answers; the collection
+        // facts live in the report's collection member.
+        let recomputable = Report {
+            suspect: report.suspect,
+            reference: report.reference,
+            alpha: report.alpha,
+            extra: Map::new(),
+        };
+        write_report(&profile, &recomputable, Some(path), Some(recorder))?;
+    }
     let failed = suspect.failed + reference.as_ref().map_or(0, |r| r.failed);
     Ok(if failed > 0 {
         std::process::ExitCode::from(1)

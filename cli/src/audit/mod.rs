@@ -18,6 +18,7 @@ use provmark_watermark::{Key, Profile};
 use rayon::prelude::*;
 use serde_json::Map;
 
+use crate::report::Recorder;
 use verdict::{render, totals, Counts, NullKeys, Report, Totals, PARTIAL_FORMAT};
 
 #[derive(Subcommand)]
@@ -59,9 +60,36 @@ pub struct AuditCommon {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Also write an evidence report (canonical JSON, spec/report.md) that
+    /// provmark report verify can recompute from the key and the inputs.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 impl AuditCommon {
+    /// A report recorder with the settings every audit shares, when --report
+    /// was given.
+    fn recorder(&self, command: &str, profile: &Profile) -> Result<Option<Recorder>> {
+        if self.report.is_none() {
+            return Ok(None);
+        }
+        let mut r = Recorder::new(command);
+        r.param("alpha", self.alpha, serde_json::json!(self.alpha));
+        r.param(
+            "null-keys",
+            self.null_keys,
+            serde_json::json!(self.null_keys),
+        );
+        r.param(
+            "null-seed",
+            self.null_seed,
+            serde_json::json!(self.null_seed),
+        );
+        r.param("field", &self.field, serde_json::json!(self.field));
+        r.profile(profile, &Key::load(&self.key)?);
+        Ok(Some(r))
+    }
+
     /// Checks the levels and loads the profile and its key's detector.
     fn load(&self) -> Result<(Profile, Detector)> {
         check_levels(self.alpha, self.null_keys)?;
@@ -152,8 +180,9 @@ pub struct CorpusArgs {
     /// disjoint, so separate jobs can split a large audit exactly.
     #[arg(long, value_name = "I/N", requires = "partial")]
     shard: Option<String>,
-    /// Write this shard's partial result (JSON) instead of a verdict.
-    #[arg(long, value_name = "FILE")]
+    /// Write this shard's partial result (JSON) instead of a verdict (a report
+    /// comes from audit merge).
+    #[arg(long, value_name = "FILE", conflicts_with = "report")]
     partial: Option<PathBuf>,
 }
 
@@ -171,6 +200,9 @@ pub struct MergeArgs {
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     json: bool,
+    /// Also write an evidence report of the merged result (spec/report.md).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 /// Texts tokenized per parallel batch; only one batch is held at a time.
@@ -306,6 +338,25 @@ fn read_with(
 
 fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
     let (profile, detector) = args.common.load()?;
+    let mut recorder = args.common.recorder("audit weights", &profile)?;
+    if let Some(r) = recorder.as_mut() {
+        r.input(
+            Some("suspect"),
+            "suspect",
+            &args.suspect.display().to_string(),
+        )?;
+        if let Some(m) = &args.reference_model {
+            r.input(
+                Some("reference-model"),
+                "reference_model",
+                &m.display().to_string(),
+            )?;
+        }
+        for t in &args.texts {
+            r.input(Some("texts"), "input", t)?;
+        }
+        r.tokenizer(profile.tokenizer().as_str());
+    }
     let threads = args
         .threads
         .unwrap_or_else(provmark_llm::engine::default_threads);
@@ -329,6 +380,7 @@ fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
         (&suspect.0, &suspect.1),
         reference.as_ref().map(|(c, t)| (c, t)),
         None,
+        recorder,
     )?;
     Ok(if errors > 0 {
         ExitCode::from(1)
@@ -425,6 +477,25 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
     let tokenizer =
         crate::models::text_tokenizer(args.tokenizer.as_deref(), args.model.as_deref())?;
     tokenizer.check_profile(&profile, false)?;
+    let mut recorder = args.common.recorder("audit corpus", &profile)?;
+    if let Some(r) = recorder.as_mut() {
+        r.tokenizer(tokenizer.digest().as_str());
+        if let Some(t) = &args.tokenizer {
+            r.input(Some("tokenizer"), "tokenizer", &t.display().to_string())?;
+        }
+        if let Some(m) = &args.model {
+            r.input(Some("model"), "model", &m.display().to_string())?;
+        }
+        for f in &args.filter_from {
+            r.input(Some("filter-from"), "filter", f)?;
+        }
+        for f in &args.reference {
+            r.input(Some("reference"), "reference", f)?;
+        }
+        for f in &args.inputs {
+            r.input(None, "input", f)?;
+        }
+    }
     let h = profile.context();
     let field = &args.common.field;
     let filter = lab_windows(&args.filter_from, field, &tokenizer, h)?;
@@ -452,6 +523,7 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
         (&suspect.0, &suspect.1),
         reference.as_ref().map(|(c, t)| (c, t)),
         args.partial.as_deref(),
+        recorder,
     )?;
     Ok(if errors > 0 {
         ExitCode::from(1)
@@ -497,6 +569,7 @@ fn conclude(
     suspect: (&Counts, &DistinctTuples),
     reference: Option<(&Counts, &DistinctTuples)>,
     partial: Option<&std::path::Path>,
+    recorder: Option<Recorder>,
 ) -> Result<()> {
     let (s, r) = score_pair(setup, shard, suspect, reference)?;
     if let Some(path) = partial {
@@ -522,7 +595,34 @@ fn conclude(
         setup.common.json,
         &mut std::io::stdout().lock(),
     )?;
-    Ok(())
+    write_report(
+        setup.profile,
+        &report,
+        setup.common.report.as_deref(),
+        recorder,
+    )
+}
+
+/// The report's results (the verdict object plus every key-swap statistic)
+/// and decision.
+fn write_report(
+    profile: &Profile,
+    report: &Report<'_>,
+    path: Option<&std::path::Path>,
+    recorder: Option<Recorder>,
+) -> Result<()> {
+    let (Some(path), Some(recorder)) = (path, recorder) else {
+        return Ok(());
+    };
+    let mut bytes = Vec::new();
+    let verdict = render(profile, report, true, &mut bytes)?;
+    let mut results: serde_json::Value = serde_json::from_slice(&bytes)?;
+    results["key_swap"]["statistics"] = serde_json::json!(report.suspect.null_statistics);
+    if let Some(r) = report.reference {
+        results["reference"]["key_swap"]["statistics"] = serde_json::json!(r.null_statistics);
+    }
+    let decision = serde_json::json!({"verdict": verdict, "alpha": report.alpha});
+    crate::report::finish(Some(path), Some(recorder), results, decision)
 }
 
 fn run_merge(args: MergeArgs) -> Result<ExitCode> {
@@ -585,16 +685,25 @@ fn run_merge(args: MergeArgs) -> Result<ExitCode> {
             *a += b;
         }
     }
-    render(
-        &profile,
-        &Report {
-            suspect: &total,
-            reference: None,
-            alpha: args.alpha,
-            extra: Map::new(),
-        },
-        args.json,
-        &mut std::io::stdout().lock(),
-    )?;
+    let report = Report {
+        suspect: &total,
+        reference: None,
+        alpha: args.alpha,
+        extra: Map::new(),
+    };
+    render(&profile, &report, args.json, &mut std::io::stdout().lock())?;
+    let recorder = match &args.report {
+        Some(_) => {
+            let mut r = Recorder::new("audit merge");
+            r.param("alpha", args.alpha, serde_json::json!(args.alpha));
+            r.profile_only(&profile);
+            for p in &args.parts {
+                r.input(None, "partial", &p.display().to_string())?;
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    write_report(&profile, &report, args.report.as_deref(), recorder)?;
     Ok(ExitCode::SUCCESS)
 }

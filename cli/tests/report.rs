@@ -1,0 +1,347 @@
+//! Evidence reports: canonical bytes that do not depend on the run, exact
+//! recomputation by `report verify`, and every kind of change (input byte,
+//! key, parameter, edited result, signature) caught and named.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::provmark;
+use provmark_bench::corpus::{docs_corpus, train_bpe_json};
+use serde_json::{json, Value};
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn lab() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("tokenizer.json"),
+        train_bpe_json(&docs_corpus(), 2048),
+    )
+    .unwrap();
+    ok(provmark(d, &["keygen", "--out", "lab.key"]));
+    ok(provmark(d, &["keygen", "--out", "other.key"]));
+    ok(provmark(
+        d,
+        &[
+            "profile",
+            "new",
+            "--tokenizer",
+            "tokenizer.json",
+            "--key",
+            "lab.key",
+            "--out",
+            "lab.profile.json",
+        ],
+    ));
+    let docs = docs_corpus();
+    let paragraphs: Vec<&str> = docs.split("\n\n").filter(|p| p.len() > 200).collect();
+    let jsonl = |range: std::ops::Range<usize>| -> String {
+        paragraphs[range]
+            .iter()
+            .map(|p| format!("{}\n", json!({"text": p})))
+            .collect()
+    };
+    std::fs::write(d.join("texts.jsonl"), jsonl(0..30)).unwrap();
+    std::fs::write(d.join("more.jsonl"), jsonl(30..50)).unwrap();
+    std::fs::write(d.join("lab.jsonl"), jsonl(10..40)).unwrap();
+    dir
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The digested part of a report, in its canonical bytes.
+fn body(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("run");
+    serde_jcs::to_string(&v).unwrap()
+}
+
+fn verify(d: &Path, report: &str, key: &str, inputs: &[&str]) -> (Option<i32>, String) {
+    let mut args = vec!["report", "verify", report, "--key", key, "--inputs"];
+    args.extend_from_slice(inputs);
+    let out = provmark(d, &args);
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn detect_reports_are_canonical_and_recomputed_exactly() {
+    let lab = lab();
+    let d = lab.path();
+    let detect = |threads: &str, out: &str| {
+        ok(provmark(
+            d,
+            &[
+                "detect",
+                "--profile",
+                "lab.profile.json",
+                "--key",
+                "lab.key",
+                "--tokenizer",
+                "tokenizer.json",
+                "--threads",
+                threads,
+                "--report",
+                out,
+                "texts.jsonl",
+                "more.jsonl",
+            ],
+        ))
+    };
+    detect("1", "a.json");
+    detect("2", "b.json");
+    // Same inputs and key: the same canonical bytes whatever the threads.
+    assert_eq!(body(&d.join("a.json")), body(&d.join("b.json")));
+    let a = read(&d.join("a.json"));
+    assert_eq!(a["format"], "provmark-report/1");
+    assert_eq!(a["results"]["texts"].as_array().unwrap().len(), 50);
+    assert_eq!(a["inputs"].as_array().unwrap().len(), 3);
+    assert_eq!(a["inputs"][0]["role"], "tokenizer");
+    assert!(a["profiles"][0]["key_commitment"].as_str().unwrap().len() > 10);
+    // The key itself is nowhere in the report.
+    let key_hex = std::fs::read_to_string(d.join("lab.key")).unwrap();
+    assert!(!std::fs::read_to_string(d.join("a.json"))
+        .unwrap()
+        .contains(key_hex.trim()));
+
+    let inputs = ["tokenizer.json", "texts.jsonl", "more.jsonl"];
+    let (code, out) = verify(d, "a.json", "lab.key", &inputs);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("MATCH"), "{out}");
+
+    // Another key: named, and nothing is recomputed.
+    let (code, out) = verify(d, "a.json", "other.key", &inputs);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("key 0") && out.contains("commitment"), "{out}");
+
+    // One changed byte of an input: named by its place and role.
+    let original = std::fs::read_to_string(d.join("more.jsonl")).unwrap();
+    std::fs::write(d.join("more.jsonl"), original.replacen('e', "E", 1)).unwrap();
+    let (code, out) = verify(d, "a.json", "lab.key", &inputs);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("input 2 (input more.jsonl"), "{out}");
+    std::fs::write(d.join("more.jsonl"), &original).unwrap();
+
+    // An edited p-value: the digest no longer matches, and recomputation
+    // names the field.
+    let mut forged = a.clone();
+    forged["results"]["texts"][3]["log10_p"] = json!(-42.0);
+    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    let (code, out) = verify(d, "forged.json", "lab.key", &inputs);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("digest:"), "{out}");
+    assert!(out.contains("results.texts[3].log10_p: -42.0"), "{out}");
+
+    // A forger who also fixes the digest is still caught by recomputation;
+    // a changed parameter likewise.
+    forged["parameters"]["alpha"] = json!(0.5);
+    let mut no_digest = forged.clone();
+    no_digest.as_object_mut().unwrap().remove("digest");
+    forged["digest"] = json!(redigest(&no_digest));
+    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    let (code, out) = verify(d, "forged.json", "lab.key", &inputs);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(!out.contains("digest:"), "{out}");
+    assert!(
+        out.contains("parameters.alpha") && out.contains("results.texts[3].log10_p"),
+        "{out}"
+    );
+
+    // Wrong number of inputs: a clear error listing what the report needs.
+    let (code, out) = verify(d, "a.json", "lab.key", &["texts.jsonl"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        out.contains("tokenizer tokenizer.json, input texts.jsonl, input more.jsonl"),
+        "{out}"
+    );
+}
+
+fn redigest(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let mut m = v.as_object().unwrap().clone();
+    m.remove("run");
+    m.remove("signature");
+    let bytes = serde_jcs::to_string(&Value::Object(m)).unwrap();
+    format!("sha256:{:x}", Sha256::digest(bytes.as_bytes()))
+}
+
+#[test]
+fn audit_reports_verify_and_signatures_catch_tampering() {
+    let lab = lab();
+    let d = lab.path();
+    let common = [
+        "--profile",
+        "lab.profile.json",
+        "--key",
+        "lab.key",
+        "--tokenizer",
+        "tokenizer.json",
+        "--null-keys",
+        "99",
+        "--alpha",
+        "0.01",
+    ];
+    let mut args = vec!["audit", "corpus"];
+    args.extend_from_slice(&common);
+    args.extend_from_slice(&[
+        "--filter-from",
+        "lab.jsonl",
+        "--reference",
+        "more.jsonl",
+        "--report",
+        "audit.json",
+        "texts.jsonl",
+    ]);
+    ok(provmark(d, &args));
+    let a = read(&d.join("audit.json"));
+    assert_eq!(
+        a["results"]["key_swap"]["statistics"]
+            .as_array()
+            .unwrap()
+            .len(),
+        99
+    );
+    assert!(a["results"]["reference"]["key_swap"]["statistics"].is_array());
+    assert_eq!(a["decision"]["verdict"], a["results"]["verdict"]);
+    let inputs = ["tokenizer.json", "lab.jsonl", "more.jsonl", "texts.jsonl"];
+    let (code, out) = verify(d, "audit.json", "lab.key", &inputs);
+    assert_eq!(code, Some(0), "{out}");
+
+    // Sign, verify with the signer's public key, then tamper.
+    let out = ok(provmark(
+        d,
+        &["report", "keygen", "--out", "auditor.ed25519"],
+    ));
+    let public = out
+        .lines()
+        .find_map(|l| l.strip_prefix("public key  "))
+        .unwrap()
+        .to_string();
+    ok(provmark(
+        d,
+        &[
+            "report",
+            "sign",
+            "audit.json",
+            "--signing-key",
+            "auditor.ed25519",
+        ],
+    ));
+    let signed = read(&d.join("audit.json"));
+    assert_eq!(
+        signed["digest"], a["digest"],
+        "signing does not change the digest"
+    );
+    let mut args = vec![
+        "report",
+        "verify",
+        "audit.json",
+        "--signer",
+        &public,
+        "--key",
+        "lab.key",
+        "--inputs",
+    ];
+    args.extend_from_slice(&inputs);
+    let (code, out) = {
+        let o = provmark(d, &args);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    assert_eq!(code, Some(0), "{out}");
+    let signing_key = std::fs::read_to_string(d.join("auditor.ed25519")).unwrap();
+    assert!(!out.contains(signing_key.trim()));
+    // A swapped input digest, re-digested by the forger: the signature fails.
+    let mut forged = signed.clone();
+    forged["inputs"][3]["sha256"] = json!("00".repeat(32));
+    let mut unsigned = forged.clone();
+    unsigned.as_object_mut().unwrap().remove("digest");
+    forged["digest"] = json!(redigest(&unsigned));
+    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    let (code, out) = verify(d, "forged.json", "lab.key", &inputs);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("signature: does not verify"), "{out}");
+    assert!(out.contains("input 3"), "{out}");
+    // Refusing to sign an edited report.
+    std::fs::write(d.join("edited.json"), {
+        let mut e = signed.clone();
+        e["results"]["scored"] = json!(1);
+        e.to_string()
+    })
+    .unwrap();
+    let out = provmark(
+        d,
+        &[
+            "report",
+            "sign",
+            "edited.json",
+            "--signing-key",
+            "auditor.ed25519",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to sign"));
+
+    // Sharded audits: the merged result has a report that verifies too.
+    for i in 0..2 {
+        let shard = format!("{i}/2");
+        let part = format!("part{i}.json");
+        let mut args = vec!["audit", "corpus"];
+        args.extend_from_slice(&common);
+        args.extend_from_slice(&["--shard", &shard, "--partial", &part, "texts.jsonl"]);
+        ok(provmark(d, &args));
+    }
+    ok(provmark(
+        d,
+        &[
+            "audit",
+            "merge",
+            "--profile",
+            "lab.profile.json",
+            "--alpha",
+            "0.01",
+            "--report",
+            "merged.json",
+            "part0.json",
+            "part1.json",
+        ],
+    ));
+    let out = provmark(
+        d,
+        &[
+            "report",
+            "verify",
+            "merged.json",
+            "--inputs",
+            "part0.json",
+            "part1.json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
