@@ -22,6 +22,15 @@ pub struct KeygenArgs {
 
 #[derive(Subcommand)]
 pub enum KeyCommand {
+    /// Check a key file against a published commitment (exit 0 if it matches, 1 if not).
+    VerifyCommitment {
+        /// The key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The commitment (64 hex characters) as published, e.g. in a report.
+        #[arg(long, value_name = "HEX")]
+        commitment: String,
+    },
     /// Print a key file's public id and commitment (never the key).
     Info {
         /// The key file.
@@ -63,6 +72,23 @@ pub fn run(cmd: KeyCommand) -> Result<ExitCode> {
         KeyCommand::Info { key, json } => {
             let k = Key::load(&key)?;
             print_info(&k, &key, json);
+        }
+        KeyCommand::VerifyCommitment { key, commitment } => {
+            let k = Key::load(&key)?;
+            let given = commitment.trim().to_ascii_lowercase();
+            if given.len() != 64 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("--commitment must be 64 hex characters");
+            }
+            if k.commitment() == given {
+                println!("MATCH  {} is the key of commitment {given}", key.display());
+            } else {
+                println!(
+                    "MISMATCH  {} has commitment {}, not {given}",
+                    key.display(),
+                    k.commitment()
+                );
+                return Ok(ExitCode::from(1));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -166,6 +166,34 @@ fn detect_reports_are_canonical_and_recomputed_exactly() {
         "{out}"
     );
 
+    // The key against the published commitment.
+    let commitment = a["profiles"][0]["key_commitment"].as_str().unwrap();
+    let out = provmark(
+        d,
+        &[
+            "key",
+            "verify-commitment",
+            "--key",
+            "lab.key",
+            "--commitment",
+            commitment,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let out = provmark(
+        d,
+        &[
+            "key",
+            "verify-commitment",
+            "--key",
+            "other.key",
+            "--commitment",
+            commitment,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("MISMATCH"));
+
     // Wrong number of inputs: a clear error listing what the report needs.
     let (code, out) = verify(d, "a.json", "lab.key", &["texts.jsonl"]);
     assert_eq!(code, Some(2));
@@ -344,4 +372,161 @@ fn audit_reports_verify_and_signatures_catch_tampering() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// Headless Chromium, when installed (CI installs Debian's package and sets
+/// PROVMARK_REQUIRE_CHROMIUM, so there the check cannot be skipped).
+fn chromium() -> Option<&'static str> {
+    let found = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    if found.is_none() {
+        assert!(
+            std::env::var_os("PROVMARK_REQUIRE_CHROMIUM").is_none(),
+            "PROVMARK_REQUIRE_CHROMIUM is set but chromium is not installed"
+        );
+        eprintln!("chromium not installed: the browser part of this test is skipped");
+    }
+    found
+}
+
+#[test]
+fn rendered_reports_are_self_contained_and_render_in_chromium() {
+    let lab = lab();
+    let d = lab.path();
+    ok(provmark(
+        d,
+        &[
+            "detect",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--tokenizer",
+            "tokenizer.json",
+            "--report",
+            "detect.json",
+            "texts.jsonl",
+        ],
+    ));
+    ok(provmark(
+        d,
+        &[
+            "report",
+            "render",
+            "detect.json",
+            "--html",
+            "detect.html",
+            "--key",
+            "lab.key",
+            "--inputs",
+            "tokenizer.json",
+            "texts.jsonl",
+            "--max-texts",
+            "3",
+        ],
+    ));
+    ok(provmark(
+        d,
+        &[
+            "audit",
+            "corpus",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--tokenizer",
+            "tokenizer.json",
+            "--null-keys",
+            "99",
+            "--alpha",
+            "0.01",
+            "--report",
+            "audit.json",
+            "texts.jsonl",
+        ],
+    ));
+    ok(provmark(
+        d,
+        &["report", "render", "audit.json", "--html", "audit.html"],
+    ));
+    let detect_html = std::fs::read_to_string(d.join("detect.html")).unwrap();
+    let audit_html = std::fs::read_to_string(d.join("audit.html")).unwrap();
+    for html in [&detect_html, &audit_html] {
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        // No scripts and nothing fetched from a network.
+        assert!(
+            !html.contains("<script")
+                && !html.contains("src=\"http")
+                && !html.contains("href=\"http")
+        );
+        assert!(html.contains("provmark report verify"));
+    }
+    assert!(
+        detect_html.contains("0 of 30 text(s) carry the watermark"),
+        "{detect_html}"
+    );
+    let report = read(&d.join("detect.json"));
+    let scored: u64 = report["results"]["texts"].as_array().unwrap()[..3]
+        .iter()
+        .map(|t| t["scored"].as_u64().unwrap())
+        .sum();
+    let coloured = detect_html.matches("class=\"g\" title").count()
+        + detect_html.matches("class=\"r\" title").count();
+    assert_eq!(coloured as u64, scored, "every scored token is coloured");
+    assert!(audit_html.contains("random keys") && audit_html.contains("<svg"));
+    // A wrong key is refused before anything is shown.
+    let out = provmark(
+        d,
+        &[
+            "report",
+            "render",
+            "detect.json",
+            "--html",
+            "x.html",
+            "--key",
+            "other.key",
+            "--inputs",
+            "tokenizer.json",
+            "texts.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    let Some(browser) = chromium() else { return };
+    for page in ["detect", "audit"] {
+        let url = format!("file://{}", d.join(format!("{page}.html")).display());
+        let shot = d.join(format!("{page}.png"));
+        let run = |extra: &[&str]| {
+            std::process::Command::new(browser)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--window-size=1100,1400",
+                ])
+                .args(extra)
+                .arg(&url)
+                .output()
+                .unwrap()
+        };
+        let out = run(&[&format!("--screenshot={}", shot.display())]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let png = std::fs::read(&shot).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 20_000,
+            "a real screenshot"
+        );
+        let dom = String::from_utf8(run(&["--dump-dom"]).stdout).unwrap();
+        assert!(dom.contains("id=\"verdict\""), "{dom}");
+        assert!(dom.contains(if page == "detect" {
+            "carry the watermark"
+        } else {
+            "Not attributed"
+        }));
+    }
 }

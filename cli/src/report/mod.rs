@@ -2,6 +2,7 @@
 //! create the auditor's signing key.
 
 pub mod canonical;
+mod render;
 mod sign;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,8 @@ pub enum ReportCommand {
     Sign(sign::SignArgs),
     /// Create an auditor's ed25519 signing key (mode 0600) and print its public key.
     Keygen(sign::KeygenArgs),
+    /// Render a report as one self-contained HTML page for people.
+    Render(render::RenderArgs),
 }
 
 #[derive(Args)]
@@ -64,6 +67,7 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
         ReportCommand::Verify(args) => verify(args),
         ReportCommand::Sign(args) => sign::sign(args),
         ReportCommand::Keygen(args) => sign::keygen(args),
+        ReportCommand::Render(args) => render::render(args),
     }
 }
 

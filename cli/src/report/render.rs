@@ -1,0 +1,468 @@
+//! `provmark report render`: one self-contained HTML page (no scripts, no
+//! network) that explains a report to people: the verdict in plain words,
+//! then the evidence (token view, running p-value, null distribution,
+//! digests) and how to re-verify it.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use provmark_verify::input::{InputFormat, ReadOptions, RecordReader};
+use provmark_verify::{Detector, TextTokenizer};
+use provmark_watermark::{Key, Profile, Scheme};
+use serde_json::Value;
+
+use super::canonical;
+
+#[derive(Args)]
+#[command(after_long_help = "\
+The page opens with the verdict in plain words, then the evidence: for detect reports
+given --key and --inputs, each text token by token (green: the key favours the token;
+red: it does not; grey: not scored) with its running log10 p; for audits, the real
+key's statistic against the key-swap null's histogram, beside the clean reference;
+then the profile, key commitment, input digests and the command that re-verifies it.
+The key and inputs are checked against the report before anything is shown.
+
+EXAMPLE
+  provmark report render evidence.json --html evidence.html --key lab.key --inputs answers.jsonl")]
+pub struct RenderArgs {
+    /// The report.
+    report: PathBuf,
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE")]
+    html: PathBuf,
+    /// The key (detect reports: enables the token view).
+    #[arg(long, value_name = "FILE", requires = "inputs")]
+    key: Option<PathBuf>,
+    /// The report's input files, in its order (for the token view).
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "key")]
+    inputs: Vec<PathBuf>,
+    /// Texts shown token by token at most.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    max_texts: usize,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn num(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if x.abs() >= 1e4 || (x != 0.0 && x.abs() < 1e-3) => format!("{x:.3e}"),
+        Some(x) => format!("{}", (x * 1000.0).round() / 1000.0),
+        None => "–".into(),
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222;line-height:1.45}
+h1{font-size:1.5em}.verdict{font-size:1.25em;padding:.8em 1em;border-radius:6px;background:#f3f3f3}
+.yes{border-left:8px solid #2e7d32}.no{border-left:8px solid #777}.warn{border-left:8px solid #ef6c00}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;font-size:.9em}
+code,pre{background:#f6f6f6;padding:2px 4px;font-size:.85em;overflow-wrap:anywhere}pre{white-space:pre-wrap;padding:.6em}
+.tokens{font-family:ui-monospace,monospace;font-size:.85em;line-height:1.8;white-space:pre-wrap;border:1px solid #ddd;padding:.6em}
+.g{background:#b9f6ca}.r{background:#ffcdd2}.u{color:#999}.legend span{padding:0 6px;margin-right:8px}";
+
+/// The verdict sentence and its CSS class.
+fn headline(report: &Value) -> (String, &'static str) {
+    let results = &report["results"];
+    if let Some(texts) = results["texts"].as_array() {
+        let d = &report["decision"];
+        let marked = d["watermarked"].as_u64().unwrap_or(0);
+        let sentence = format!(
+            "{marked} of {} text(s) carry the watermark of the profile at significance level α = {} \
+             ({} not detected, {} too short, {} unreadable){}.",
+            texts.len(),
+            num(&d["alpha"]),
+            d["not_detected"],
+            d["too_short"],
+            d["errors"],
+            if d["correction"] == "holm" {
+                ", Holm-corrected over the profiles"
+            } else {
+                ""
+            }
+        );
+        return (sentence, if marked > 0 { "yes" } else { "no" });
+    }
+    let swap = &results["key_swap"];
+    let detail = format!(
+        "exact test p = {} (log10 p = {}) over {} distinct scored tuples; {} of {} random keys scored at \
+         least as high (key-swap p = {}); α = {}.",
+        num(&results["p_value"]),
+        num(&results["log10_p"]),
+        results["scored"],
+        swap["at_least"],
+        swap["keys"],
+        num(&swap["p_value"]),
+        num(&results["alpha"])
+    );
+    match results["verdict"].as_str().unwrap_or("") {
+        "attributed" => (
+            format!("Attributed: the suspect's output carries the lab's watermark. The {detail}"),
+            "yes",
+        ),
+        "inconclusive" => (
+            format!(
+                "Inconclusive: the suspect is flagged, but so is the clean reference, so the \
+                 pipeline cannot tell them apart. The {detail}"
+            ),
+            "warn",
+        ),
+        "too_short" => ("Too short: nothing could be scored.".into(), "no"),
+        _ => (
+            format!("Not attributed: the evidence does not reach the level required. The {detail}"),
+            "no",
+        ),
+    }
+}
+
+/// A polyline chart as inline SVG.
+fn line_svg(points: &[(f64, f64)], x_label: &str, y_label: &str) -> String {
+    let (w, h, m) = (640.0, 220.0, 48.0);
+    if points.len() < 2 {
+        return String::new();
+    }
+    let (x1, y0) = points
+        .iter()
+        .fold((1f64, 0f64), |(a, b), &(x, y)| (a.max(x), b.min(y)));
+    let y0 = y0.min(-1.0);
+    let sx = |x: f64| m + x / x1 * (w - 2.0 * m);
+    let sy = |y: f64| m / 2.0 + (y / y0) * (h - 1.5 * m);
+    let pts: Vec<String> = points
+        .iter()
+        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+        .collect();
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="{y_label} against {x_label}"><rect width="100%" height="100%" fill="white"/><path d="M{m},{t} V{b} H{r}" stroke="#000" fill="none"/><polyline points="{}" fill="none" stroke="#1565c0" stroke-width="2"/><text x="{m}" y="{ty}" font-size="11">0</text><text x="{r}" y="{ty}" font-size="11" text-anchor="end">{x1} {x_label}</text><text x="4" y="{yb}" font-size="11">{y0:.1}</text><text x="4" y="{t}" font-size="11">{y_label}</text></svg>"##,
+        pts.join(" "),
+        t = m / 2.0,
+        b = h - m,
+        r = w - m,
+        ty = h - m + 16.0,
+        yb = h - m,
+    )
+}
+
+/// The key-swap null's histogram with the real key's statistic marked.
+fn histogram_svg(null: &[f64], observed: f64) -> String {
+    if null.is_empty() {
+        return String::new();
+    }
+    let (w, h, m, bins) = (640.0, 220.0, 40.0, 30usize);
+    let lo = null.iter().copied().fold(observed, f64::min);
+    let hi = null.iter().copied().fold(observed, f64::max);
+    let span = (hi - lo).max(1e-9);
+    let mut counts = vec![0usize; bins];
+    for &s in null {
+        counts[(((s - lo) / span) * (bins as f64 - 1.0)).round() as usize] += 1;
+    }
+    let top = *counts.iter().max().unwrap_or(&1) as f64;
+    let bw = (w - 2.0 * m) / bins as f64;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="key-swap null histogram"><rect width="100%" height="100%" fill="white"/>"#
+    );
+    for (i, &c) in counts.iter().enumerate() {
+        let bh = c as f64 / top * (h - 2.0 * m);
+        let _ = write!(
+            svg,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{bh:.1}" fill="#90a4ae"/>"##,
+            m + i as f64 * bw,
+            h - m - bh,
+            bw - 1.0
+        );
+    }
+    let ox = m + (observed - lo) / span * (w - 2.0 * m);
+    let _ = write!(
+        svg,
+        r##"<line x1="{ox:.1}" y1="{}" x2="{ox:.1}" y2="{}" stroke="#c62828" stroke-width="3"/><text x="{ox:.1}" y="{}" font-size="11" fill="#c62828" text-anchor="middle">real key: {observed:.1}</text><text x="{m}" y="{}" font-size="11">{lo:.1}</text><text x="{}" y="{}" font-size="11" text-anchor="end">{hi:.1} (statistic)</text></svg>"##,
+        m / 2.0,
+        h - m,
+        m / 2.0 - 4.0 + 12.0,
+        h - m + 16.0,
+        w - m,
+        h - m + 16.0
+    );
+    svg
+}
+
+/// The token view of one text: spans coloured by score, and its running
+/// log10 p.
+fn token_view(
+    detector: &Detector,
+    scheme: &Scheme,
+    tokenizer: &TextTokenizer,
+    text: &str,
+) -> Result<String> {
+    let enc = tokenizer
+        .inner()
+        .encode(text, false)
+        .map_err(|e| anyhow::anyhow!("tokenization failed: {e}"))?;
+    let ids = enc.get_ids();
+    let offsets = enc.get_offsets();
+    let scored = detector.score(&[], ids);
+    let mut score_at = vec![None; ids.len()];
+    for (&p, &s) in scored.positions.iter().zip(&scored.scores) {
+        score_at[p] = Some(s);
+    }
+    let mut html = String::from(r#"<div class="tokens">"#);
+    let mut last = 0usize;
+    for (i, &(a, b)) in offsets.iter().enumerate() {
+        let (a, b) = (a.max(last), b.max(a.max(last)));
+        let piece = text.get(a..b).unwrap_or("");
+        // Text between tokens (e.g. spaces the tokenizer folds in) as is.
+        if let Some(gap) = text.get(last..a) {
+            html.push_str(&esc(gap));
+        }
+        let class = match (score_at[i], scheme) {
+            (None, _) => "u",
+            (Some(s), Scheme::Kgw(_)) if s > 0.5 => "g",
+            (Some(_), Scheme::Kgw(_)) => "r",
+            (Some(s), Scheme::Gumbel) if s > 1.0 => "g",
+            (Some(_), Scheme::Gumbel) => "r",
+            (Some(s), Scheme::SynthId(p)) if s > p.layers() as f64 / 2.0 => "g",
+            (Some(_), Scheme::SynthId(_)) => "r",
+        };
+        let title = score_at[i].map_or("not scored".to_string(), |s| format!("score {s:.3}"));
+        let _ = write!(
+            html,
+            r#"<span class="{class}" title="{title}">{}</span>"#,
+            esc(piece)
+        );
+        last = b;
+    }
+    if let Some(rest) = text.get(last..) {
+        html.push_str(&esc(rest));
+    }
+    html.push_str("</div>");
+    let mut sum = 0.0;
+    let mut points = Vec::new();
+    for (n, s) in scored.scores.iter().enumerate() {
+        sum += s;
+        if let Some(t) = detector.test(n as u64 + 1, sum) {
+            points.push(((n + 1) as f64, t.p.log10()));
+        }
+    }
+    html.push_str(&line_svg(&points, "scored tokens", "running log10 p"));
+    Ok(html)
+}
+
+pub fn render(args: RenderArgs) -> Result<ExitCode> {
+    let report = canonical::read(&args.report)?;
+    let name = args.report.display().to_string();
+    if canonical::digest_of(&report)? != report["digest"].as_str().unwrap_or("") {
+        bail!("{name}: its content does not match its digest; refusing to render an edited report");
+    }
+    let (sentence, class) = headline(&report);
+    let mut page = String::new();
+    let _ = write!(
+        page,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>provmark evidence: {}</title><style>{STYLE}</style></head><body>",
+        esc(&name)
+    );
+    let _ = write!(
+        page,
+        "<h1>provmark evidence report</h1><p class=\"verdict {class}\" id=\"verdict\">{}</p>",
+        esc(&sentence)
+    );
+    let _ = write!(
+        page,
+        "<p>Command <code>provmark {}</code>; report digest <code>{}</code>{}.</p>",
+        esc(report["command"]["name"].as_str().unwrap_or("?")),
+        esc(report["digest"].as_str().unwrap_or("")),
+        if report["signature"].is_object() {
+            format!(
+                ", signed (ed25519) by <code>{}</code>",
+                esc(report["signature"]["public_key"].as_str().unwrap_or(""))
+            )
+        } else {
+            String::new()
+        }
+    );
+
+    // Evidence.
+    page.push_str("<h2>Evidence</h2>");
+    let results = &report["results"];
+    if let Some(texts) = results["texts"].as_array() {
+        page.push_str("<table><tr><th>text</th><th>tokens</th><th>scored</th><th>log10 p</th><th>verdict</th></tr>");
+        for t in texts {
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(t["id"].as_str().unwrap_or("")),
+                t["tokens"],
+                t["scored"],
+                num(&t["log10_p"]),
+                esc(t["verdict"].as_str().unwrap_or(""))
+            );
+        }
+        page.push_str("</table>");
+        match &args.key {
+            Some(key_path) => page.push_str(&token_section(&report, key_path, &args)?),
+            None => page.push_str(
+                "<p><em>The token view needs the key and the inputs (render with --key and --inputs).</em></p>",
+            ),
+        }
+    } else {
+        let mut columns = vec![("suspect", results)];
+        if results["reference"].is_object() {
+            columns.push(("clean reference", &results["reference"]));
+        }
+        for (label, r) in columns {
+            let _ = write!(
+                page,
+                "<h3>{label}</h3><table><tr><th>texts</th><td>{}</td></tr><tr><th>distinct tuples</th><td>{}</td></tr><tr><th>filtered out</th><td>{}</td></tr><tr><th>scored</th><td>{}</td></tr><tr><th>statistic</th><td>{}</td></tr><tr><th>exact log10 p</th><td>{}</td></tr><tr><th>key-swap</th><td>{} of {} keys at least as high: p = {}</td></tr></table>",
+                r["texts"], r["distinct_tuples"], r["filtered_out"], r["scored"], num(&r["statistic"]),
+                num(&r["log10_p"]), r["key_swap"]["at_least"], r["key_swap"]["keys"], num(&r["key_swap"]["p_value"])
+            );
+            let null: Vec<f64> = r["key_swap"]["statistics"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_f64).collect())
+                .unwrap_or_default();
+            let _ = write!(
+                page,
+                "<p>The statistic under the real key (red) against the same tuples scored under {} random keys:</p>{}",
+                null.len(),
+                histogram_svg(&null, r["statistic"].as_f64().unwrap_or(0.0))
+            );
+        }
+    }
+
+    // Provenance.
+    page.push_str("<h2>What was tested</h2><table><tr><th>profile</th><th>scheme</th><th>h</th><th>digest</th><th>key id</th><th>key commitment</th></tr>");
+    for p in report["profiles"].as_array().into_iter().flatten() {
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            esc(&p["profile"]["params"].to_string()),
+            esc(p["profile"]["scheme"].as_str().unwrap_or("")),
+            p["profile"]["context"],
+            esc(p["digest"].as_str().unwrap_or("")),
+            esc(p["key_id"].as_str().unwrap_or("")),
+            esc(p["key_commitment"].as_str().unwrap_or("–"))
+        );
+    }
+    page.push_str("</table><table><tr><th>#</th><th>role</th><th>file</th><th>bytes</th><th>SHA-256</th></tr>");
+    let mut verify_inputs = Vec::new();
+    for i in report["inputs"].as_array().into_iter().flatten() {
+        let file = i["name"].as_str().unwrap_or("");
+        verify_inputs.push(file.to_string());
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            i["index"],
+            esc(i["role"].as_str().unwrap_or("")),
+            esc(file),
+            i["bytes"],
+            esc(i["sha256"].as_str().unwrap_or(""))
+        );
+    }
+    let _ = write!(
+        page,
+        "</table><p>Merkle root of the inputs: <code>{}</code>. Parameters: <code>{}</code>.</p>",
+        esc(report["inputs_merkle_root"].as_str().unwrap_or("")),
+        esc(&report["parameters"].to_string())
+    );
+    let keys = report["profiles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| !p["key_commitment"].is_null())
+        .enumerate()
+        .map(|(i, _)| format!(" --key KEY{i}"))
+        .collect::<String>();
+    let _ = write!(
+        page,
+        "<h2>How to re-verify</h2><p>With the key(s) and these files, anyone can recompute every number above (spec/SPEC.md, spec/report.md):</p><pre>provmark report verify {}{keys} --inputs {}</pre><p>It prints MATCH, or MISMATCH with each field that differs. <code>python3 spec/reference/check_report.py</code> re-derives the canonical bytes and digest independently.</p></body></html>\n",
+        esc(&name),
+        esc(&verify_inputs.join(" "))
+    );
+    std::fs::write(&args.html, page)
+        .with_context(|| format!("cannot write {}", args.html.display()))?;
+    eprintln!("provmark: wrote {}", args.html.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The token view of a detect report's texts (after checking the key and
+/// the input files against the report).
+fn token_section(report: &Value, key_path: &PathBuf, args: &RenderArgs) -> Result<String> {
+    let profiles = report["profiles"].as_array().cloned().unwrap_or_default();
+    let first = profiles.first().context("the report has no profile")?;
+    let key = Key::load(key_path)?;
+    if first["key_commitment"] != serde_json::json!(key.commitment()) {
+        bail!(
+            "{}: not the key of the report's first profile (commitment differs)",
+            key_path.display()
+        );
+    }
+    let recorded = report["inputs"].as_array().cloned().unwrap_or_default();
+    if recorded.len() != args.inputs.len() {
+        bail!(
+            "give the report's {} input file(s) with --inputs, in its order",
+            recorded.len()
+        );
+    }
+    for (rec, path) in recorded.iter().zip(&args.inputs) {
+        let (d, _) = canonical::file_digest(path)?;
+        if serde_json::json!(canonical::hex(&d)) != rec["sha256"] {
+            bail!(
+                "{}: not the file the report was made from (SHA-256 differs)",
+                path.display()
+            );
+        }
+    }
+    let profile = Profile::from_json(&first["profile"])?;
+    let detector = Detector::new(&profile, &key)?;
+    let role_path = |role: &str| {
+        recorded
+            .iter()
+            .zip(&args.inputs)
+            .find(|(r, _)| r["role"] == role)
+            .map(|(_, p)| p.clone())
+    };
+    let tokenizer = crate::models::text_tokenizer(
+        role_path("tokenizer").as_deref(),
+        role_path("model").as_deref(),
+    )?;
+    let params = &report["parameters"];
+    let options = ReadOptions {
+        field: params["field"].as_str().unwrap_or("text").to_string(),
+        max_record_bytes: params["max_record_bytes"]
+            .as_u64()
+            .unwrap_or(provmark_verify::input::DEFAULT_MAX_RECORD_BYTES as u64)
+            as usize,
+    };
+    let mut html = format!(
+        "<h3>Token by token (first {} texts, profile 1)</h3><p class=\"legend\"><span class=\"g\">favoured by the key</span><span class=\"r\">not favoured</span><span class=\"u\">not scored (first h tokens, repeats)</span></p>",
+        args.max_texts
+    );
+    let mut shown = 0;
+    for (rec, path) in recorded.iter().zip(&args.inputs) {
+        if rec["role"] != "input" || shown >= args.max_texts {
+            continue;
+        }
+        let name = path.display().to_string();
+        let format = if params["jsonl"] == true {
+            InputFormat::Jsonl
+        } else {
+            InputFormat::guess(&name)
+        };
+        let reader = RecordReader::open(&name, format, options.clone())
+            .with_context(|| format!("cannot open {name}"))?;
+        for r in reader {
+            if shown >= args.max_texts {
+                break;
+            }
+            let r = r.with_context(|| format!("cannot read {name}"))?;
+            let Ok(text) = &r.text else { continue };
+            let _ = write!(html, "<h4>{}</h4>", esc(&r.id));
+            html.push_str(&token_view(&detector, profile.scheme(), &tokenizer, text)?);
+            shown += 1;
+        }
+    }
+    Ok(html)
+}
