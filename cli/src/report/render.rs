@@ -375,9 +375,9 @@ pub fn render(args: RenderArgs) -> Result<ExitCode> {
         .enumerate()
         .map(|(i, _)| format!(" --key KEY{i}"))
         .collect::<String>();
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<h2>How to re-verify</h2><p>With the key(s) and these files, anyone can recompute every number above (spec/SPEC.md, spec/report.md):</p><pre>provmark report verify {}{keys} --inputs {}</pre><p>It prints MATCH, or MISMATCH with each field that differs. <code>python3 spec/reference/check_report.py</code> re-derives the canonical bytes and digest independently.</p></body></html>\n",
+        "<h2>How to re-verify</h2><p>With the key(s) and these files, anyone can recompute every number above (spec/SPEC.md, spec/report.md):</p><pre>provmark report verify {}{keys} --inputs {}</pre><p>It prints MATCH, or MISMATCH with each field that differs. <code>python3 spec/reference/check_report.py</code> re-derives the canonical bytes and digest independently.</p></body></html>",
         esc(&name),
         esc(&verify_inputs.join(" "))
     );
@@ -389,7 +389,7 @@ pub fn render(args: RenderArgs) -> Result<ExitCode> {
 
 /// The token view of a detect report's texts (after checking the key and
 /// the input files against the report).
-fn token_section(report: &Value, key_path: &PathBuf, args: &RenderArgs) -> Result<String> {
+fn token_section(report: &Value, key_path: &std::path::Path, args: &RenderArgs) -> Result<String> {
     let profiles = report["profiles"].as_array().cloned().unwrap_or_default();
     let first = profiles.first().context("the report has no profile")?;
     let key = Key::load(key_path)?;
