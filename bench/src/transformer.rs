@@ -394,7 +394,8 @@ mod tests {
         let pattern: Vec<u32> = vec![100, 7, 4242, 9, 31, 100, 5, 77];
         let seq: Vec<u32> = pattern.iter().copied().cycle().take(400).collect();
         let mut last = f32::NAN;
-        let lm = TinyLm::train(tiny(), std::slice::from_ref(&seq), 1, &mut |_, l| last = l).unwrap();
+        let lm =
+            TinyLm::train(tiny(), std::slice::from_ref(&seq), 1, &mut |_, l| last = l).unwrap();
         assert!(last < 0.3, "final loss {last}");
         let answer = &seq[16..60];
         let read = lm.read(&seq[..16], answer).unwrap();
