@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -93,29 +93,16 @@ fn answer_seed(base: u64, id: &str, sample: usize) -> u64 {
 fn resume(out: &Path, profile_digest: &Value) -> Result<HashSet<(String, u64)>> {
     let name = out.display().to_string();
     let mut done = HashSet::new();
-    let Ok(mut file) = OpenOptions::new().read(true).write(true).open(out) else {
+    if !out.exists() {
         return Ok(done);
-    };
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {name}"))?;
-    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if complete < bytes.len() {
-        eprintln!(
-            "provmark: {name}: dropping an incomplete last line ({} bytes) from an interrupted run",
-            bytes.len() - complete
-        );
-        file.set_len(complete as u64)
-            .with_context(|| format!("cannot truncate {name}"))?;
-        file.seek(SeekFrom::End(0))?;
     }
-    for (i, line) in BufReader::new(&bytes[..complete]).lines().enumerate() {
-        let line = line?;
+    let (_, lines) = crate::jsonl::open_for_append(out)?;
+    for (i, line) in lines.iter().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let here = format!("{name}:{}", i + 1);
-        let v: Value = serde_json::from_str(&line)
+        let v: Value = serde_json::from_str(line)
             .with_context(|| format!("{here}: not a JSON record; is --out the right file?"))?;
         let (Some(id), Some(sample)) = (v["id"].as_str(), v["sample"].as_u64()) else {
             bail!("{here}: fields id and sample are missing; is --out the right file?");

@@ -3,6 +3,7 @@
 mod audit;
 mod detect;
 mod generate;
+mod jsonl;
 mod keys;
 mod models;
 mod profiles;

@@ -17,13 +17,15 @@ use provmark_bench::plot::{log_x_plot, Series};
 use provmark_bench::prompts::prompt_set;
 use provmark_bench::teacher::{self, TeacherAnswer, TeacherRun};
 use provmark_bench::transformer::{TinyConfig, TinyLm};
+use provmark_llm::chat::Message;
 use provmark_llm::default_model;
+use provmark_llm::engine::{Engine, EngineConfig, Request};
 use provmark_llm::runtime::Runtime;
 use provmark_verify::corpus::{
     key_swap_null, null_key, score_tuples, DistinctTuples, Shard, TupleSet,
 };
 use provmark_verify::{Detector, TextTokenizer};
-use provmark_watermark::{Key, KgwParams, Profile, Scheme, SynthIdParams};
+use provmark_watermark::{Key, KgwParams, Profile, SamplingConfig, Scheme, SynthIdParams};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
@@ -131,6 +133,25 @@ fn at_tokens(curve: &[Outcome], tokens: usize) -> String {
         .rev()
         .find(|o| o.tokens <= tokens)
         .map_or("–".into(), |o| format!("{:.1}", o.log10_p))
+}
+
+fn is_held_out(a: &TeacherAnswer) -> bool {
+    HELD_OUT.contains(&a.family.as_str())
+}
+
+/// The black-box queries (the held-out families' prompts, once each) and
+/// the indices of the answers students may train on.
+fn split(answers: &[TeacherAnswer]) -> (Vec<Vec<u32>>, Vec<usize>) {
+    let mut queries: Vec<Vec<u32>> = answers
+        .iter()
+        .filter(|a| is_held_out(a) && a.sample == 0)
+        .map(|a| a.prompt.clone())
+        .collect();
+    queries.dedup();
+    let train = (0..answers.len())
+        .filter(|&i| !is_held_out(&answers[i]))
+        .collect();
+    (queries, train)
 }
 
 /// Training sequences: prompt, answer, end token.
@@ -322,8 +343,46 @@ fn main() {
     }
 }
 
-fn analyse(
+/// Student answers paraphrased by the unwatermarked default model, per
+/// 100%-contaminated student (the attack of rewriting a distilled copy's
+/// output with another model).
+const PARAPHRASED: usize = 48;
+
+fn paraphrase(
+    engine: &Engine,
+    tokenizer: &TextTokenizer,
     rt: &Runtime,
+    answers: &[Vec<u32>],
+) -> Vec<Vec<u32>> {
+    let requests = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let text = rt.decode(a).unwrap();
+            let prompt = rt
+                .encode_chat(&[Message {
+                    role: "user".into(),
+                    content: format!("Rewrite the following text in your own words, keeping its meaning:\n\n{text}"),
+                }])
+                .unwrap();
+            Request {
+                prompt,
+                max_tokens: MAX_TOKENS + 32,
+                sampling: SamplingConfig::new(0.7, 0, 0.95).unwrap(),
+                seed: 5000 + i as u64,
+            }
+        })
+        .collect();
+    engine
+        .run_batch(requests)
+        .unwrap()
+        .into_iter()
+        .map(|a| tokenizer.encode(&a.text).unwrap())
+        .collect()
+}
+
+fn analyse(
+    rt: &Arc<Runtime>,
     tokenizer: &TextTokenizer,
     key: &Key,
     arms: &[(String, Option<Profile>)],
@@ -332,17 +391,9 @@ fn analyse(
     let vocab = rt.model.config().vocab;
     let stops = rt.stop_tokens().to_vec();
     let end = stops[0];
-    let held_out = |a: &&TeacherAnswer| HELD_OUT.contains(&a.family.as_str());
+    let held_out = |a: &&TeacherAnswer| is_held_out(a);
     let none = &teachers[0];
-    // Black-box queries: the held-out prompts.
-    let mut query_prompts: Vec<Vec<u32>> = none
-        .iter()
-        .filter(held_out)
-        .filter(|a| a.sample == 0)
-        .map(|a| a.prompt.clone())
-        .collect();
-    query_prompts.dedup();
-    let train_idx: Vec<usize> = (0..none.len()).filter(|&i| !held_out(&&none[i])).collect();
+    let (query_prompts, train_idx) = split(none);
     let train_tokens: usize = train_idx.iter().map(|&i| none[i].tokens.len()).sum();
     println!("## Distillation: Kneser–Ney {ORDER}-gram students of SmolLM2-135M-Instruct\n");
     println!(
@@ -381,6 +432,17 @@ fn analyse(
     println!("| teacher profile | student trained on | black-box tokens | log10 p @1k | @4k | @16k | @64k | all | tokens to 1e-6 | key-swap p | reading (held-out) log10 p | tokens to 1e-6 | key-swap p | reading (all) log10 p | key-swap p |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut robustness = Vec::new();
+    let mut paraphrases = Vec::new();
+    let paraphraser = Engine::start(
+        rt.clone(),
+        None,
+        EngineConfig {
+            threads: 2,
+            max_batch: 16,
+            prefill_chunk: 256,
+        },
+    )
+    .unwrap();
     let mut controls = Vec::new();
     let mut figures = Vec::new();
     for (a, (name, profile)) in arms.iter().enumerate().skip(1) {
@@ -469,6 +531,20 @@ fn analyse(
                 }
                 robustness.push((name.clone(), label.clone(), bb_all.log10_p, cells));
             }
+            if label.starts_with("100%") {
+                let subset = &bb[..PARAPHRASED.min(bb.len())];
+                let t = Instant::now();
+                let rewritten = paraphrase(&paraphraser, tokenizer, rt, subset);
+                eprintln!(
+                    "{name}: paraphrased {} answers in {:.0} s",
+                    subset.len(),
+                    t.elapsed().as_secs_f64()
+                );
+                let tokens = |v: &[Vec<u32>]| v.iter().map(Vec::len).sum::<usize>();
+                let before = test(&detector, &distinct(h, subset), tokens(subset));
+                let after = test(&detector, &distinct(h, &rewritten), tokens(&rewritten));
+                paraphrases.push((name.clone(), before, after));
+            }
             if label.starts_with("unwatermarked") || label.starts_with("human") {
                 // An eighth of the answers (8 per prompt) keeps 200 keys cheap.
                 let bb_ps = random_key_ps(profile, &distinct(h, &bb[..bb.len() / 8]));
@@ -503,6 +579,16 @@ fn analyse(
         println!(
             "| {name} | {label} | {base:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             cells[0], cells[1], cells[2], cells[3]
+        );
+    }
+
+    println!("\n### Paraphrase: {PARAPHRASED} answers of each 100%-contaminated student rewritten by the unwatermarked default model (T = 0.7, top-p 0.95)\n");
+    println!("| teacher profile | tokens before | log10 p before | tokens after | log10 p after |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, before, after) in &paraphrases {
+        println!(
+            "| {name} | {} | {:.1} | {} | {:.1} |",
+            before.tokens, before.log10_p, after.tokens, after.log10_p
         );
     }
 
@@ -591,16 +677,9 @@ fn analyse_transformers(
 ) {
     let stops = rt.stop_tokens().to_vec();
     let end = stops[0];
-    let held_out = |a: &&TeacherAnswer| HELD_OUT.contains(&a.family.as_str());
+    let held_out = |a: &&TeacherAnswer| is_held_out(a);
     let none = &teachers[0];
-    let mut query_prompts: Vec<Vec<u32>> = none
-        .iter()
-        .filter(held_out)
-        .filter(|a| a.sample == 0)
-        .map(|a| a.prompt.clone())
-        .collect();
-    query_prompts.dedup();
-    let train_idx: Vec<usize> = (0..none.len()).filter(|&i| !held_out(&&none[i])).collect();
+    let (query_prompts, train_idx) = split(none);
     println!(
         "\n### Transformer students (candle, {} layers, width {}, {} heads, context {}, {} AdamW steps of {} × {} tokens)\n",
         NN.layers, NN.width, NN.heads, NN.context, NN.steps, NN.batch, NN.context

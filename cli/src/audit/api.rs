@@ -9,8 +9,8 @@
 //! collected) when the endpoint is down rather than retrying forever.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -386,35 +386,6 @@ fn cache_header(args: &ApiArgs, endpoint: &str, model: &str, prompts_sha256: &st
     })
 }
 
-/// Opens a JSONL file for appending after cutting off an incomplete last
-/// line (an interrupted write); returns the file and its complete lines.
-fn open_jsonl(path: &Path) -> Result<(File, Vec<String>)> {
-    let name = path.display().to_string();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .with_context(|| format!("cannot open {name}"))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {name}"))?;
-    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if complete < bytes.len() {
-        eprintln!(
-            "provmark: {name}: dropping an incomplete last line ({} bytes) from an interrupted run",
-            bytes.len() - complete
-        );
-        file.set_len(complete as u64)
-            .with_context(|| format!("cannot truncate {name}"))?;
-    }
-    let lines = BufReader::new(&bytes[..complete])
-        .lines()
-        .collect::<std::io::Result<Vec<_>>>()
-        .with_context(|| format!("cannot read {name}"))?;
-    Ok((file, lines))
-}
-
 /// The answer cache of one endpoint in OUT: `NAME.settings.json` (what the
 /// answers were asked with; other settings are refused rather than mixed),
 /// `NAME.jsonl` (one record per answer: a corpus audit corpus reads as is)
@@ -451,7 +422,7 @@ impl Cache {
             Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
         }
         let answers_path = dir.join(format!("{name}.jsonl"));
-        let (answers, lines) = open_jsonl(&answers_path)?;
+        let (answers, lines) = crate::jsonl::open_for_append(&answers_path)?;
         let mut texts = HashMap::new();
         for (i, line) in lines.iter().enumerate() {
             let here = format!("{}:{}", answers_path.display(), i + 1);
@@ -465,7 +436,7 @@ impl Cache {
             texts.insert((id.to_string(), sample as u32), text.to_string());
         }
         let failures_path = dir.join(format!("{name}.failures.jsonl"));
-        let (failures, _) = open_jsonl(&failures_path)?;
+        let (failures, _) = crate::jsonl::open_for_append(&failures_path)?;
         Ok(Cache {
             answers_path,
             answers,

@@ -622,7 +622,8 @@ fn write_report(
         results["reference"]["key_swap"]["statistics"] = serde_json::json!(r.null_statistics);
     }
     // One test per audit: no multiple-testing correction.
-    let decision = serde_json::json!({"verdict": verdict, "alpha": report.alpha, "correction": "none"});
+    let decision =
+        serde_json::json!({"verdict": verdict, "alpha": report.alpha, "correction": "none"});
     crate::report::finish(Some(path), Some(recorder), results, decision)
 }
 
