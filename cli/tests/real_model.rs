@@ -271,6 +271,8 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
                 "lab.profile.json",
                 "--key",
                 "lab.key",
+                "--reference-model",
+                model,
                 "--json",
             ],
         ))
@@ -279,6 +281,10 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     .unwrap();
     assert_eq!(w["verdict"], "not_attributed", "{w}");
     assert!(w["scored"].as_u64().unwrap() > 100);
+    // The reference model reads the same texts through the same pipeline
+    // (here the same model, so the same numbers).
+    assert_eq!(w["reference"]["scored"], w["scored"], "{w}");
+    assert_eq!(w["reference"]["statistic"], w["statistic"]);
     let tiny = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../llm/tests/data/tiny/tiny-qwen2.gguf"
