@@ -685,8 +685,8 @@ fn analyse_transformers(
         NN.layers, NN.width, NN.heads, NN.context, NN.steps, NN.batch, NN.context
     );
     println!("Black-box: {} held-out prompts × {NN_SAMPLES} answers. Reading mode as for the n-gram students.\n", query_prompts.len());
-    println!("| teacher profile | student trained on | final loss | train s | black-box tokens | log10 p | key-swap p | reading log10 p | reading key-swap p |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| teacher profile | student trained on | final loss | train s | black-box tokens | log10 p | key-swap p | reading (held-out) log10 p | key-swap p | reading (all) log10 p | key-swap p |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let (clean_lm, clean_loss, clean_s) = train_nn(
         &sequences(train_idx.iter().map(|&i| &none[i]), end),
         "unwatermarked",
@@ -699,8 +699,14 @@ fn analyse_transformers(
         let h = profile.context();
         let detector = Detector::new(profile, key).unwrap();
         let marked = &teachers[a];
-        let reading: Vec<&TeacherAnswer> = marked.iter().filter(held_out).collect();
+        // Predictions over all the lab's texts; the held-out ones are a subset.
+        let reading: Vec<&TeacherAnswer> = marked.iter().collect();
         let reading_ids: Vec<Vec<u32>> = reading.iter().map(|r| r.tokens.clone()).collect();
+        let held: Vec<usize> = (0..marked.len())
+            .filter(|&i| held_out(&&marked[i]))
+            .collect();
+        let pick =
+            |v: &[Vec<u32>]| -> Vec<Vec<u32>> { held.iter().map(|&i| v[i].clone()).collect() };
         let mut rows = Vec::new();
         for &c in NN_CONTAMINATION {
             let mix: Vec<&TeacherAnswer> = train_idx
@@ -723,15 +729,19 @@ fn analyse_transformers(
         for (label, loss, secs, bb, preds) in rows {
             let tokens = bb.iter().map(Vec::len).sum();
             let bb_t = distinct(h, &bb);
-            let rd_t = distinct_reading(h, &reading_ids, &preds);
+            let held_t = distinct_reading(h, &pick(&reading_ids), &pick(&preds));
+            let all_t = distinct_reading(h, &reading_ids, &preds);
             let bb_o = test(&detector, &bb_t, tokens);
-            let rd_o = test(&detector, &rd_t, 0);
+            let held_o = test(&detector, &held_t, 0);
+            let all_o = test(&detector, &all_t, 0);
             println!(
-                "| {name} | {label} | {loss:.2} | {secs:.0} | {tokens} | {:.1} | {:.2} | {:.1} | {:.2} |",
+                "| {name} | {label} | {loss:.2} | {secs:.0} | {tokens} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} |",
                 bb_o.log10_p,
                 swap_p(profile, &detector, &bb_t),
-                rd_o.log10_p,
-                swap_p(profile, &detector, &rd_t),
+                held_o.log10_p,
+                swap_p(profile, &detector, &held_t),
+                all_o.log10_p,
+                swap_p(profile, &detector, &all_t),
             );
         }
     }
