@@ -190,6 +190,66 @@ fn histogram_svg(null: &[f64], observed: f64) -> String {
     svg
 }
 
+/// The null distribution of a text's statistic (exact pmf or density, SPEC
+/// §8) with the observed statistic marked.
+fn null_svg(scheme: &Scheme, n: u64, observed: f64) -> String {
+    use provmark_verify::stats::{ln_binomial_pmf, ln_poisson_pmf};
+    if n == 0 {
+        return String::new();
+    }
+    // ln density at x, and the mean and sd.
+    let (density, mean, sd): (Box<dyn Fn(f64) -> f64>, f64, f64) = match scheme {
+        Scheme::Kgw(k) => {
+            let (p, q) = (k.effective_gamma(), k.effective_red());
+            (
+                Box::new(move |x: f64| ln_binomial_pmf(x.round() as u64, n, p, q)),
+                n as f64 * p,
+                (n as f64 * p * q).sqrt(),
+            )
+        }
+        Scheme::SynthId(sp) => {
+            let trials = n * sp.layers() as u64;
+            (
+                Box::new(move |x: f64| ln_binomial_pmf(x.round() as u64, trials, 0.5, 0.5)),
+                trials as f64 / 2.0,
+                (trials as f64 / 4.0).sqrt(),
+            )
+        }
+        Scheme::Gumbel => (
+            Box::new(move |x: f64| ln_poisson_pmf(n - 1, x.max(1e-9))),
+            n as f64,
+            (n as f64).sqrt(),
+        ),
+    };
+    let lo = (mean - 5.0 * sd).max(0.0).min(observed);
+    let hi = (mean + 5.0 * sd).max(observed + sd);
+    let (w, h, m) = (640.0, 180.0, 40.0);
+    let pts: Vec<(f64, f64)> = (0..=200)
+        .map(|i| {
+            let x = lo + (hi - lo) * i as f64 / 200.0;
+            (x, density(x).exp())
+        })
+        .collect();
+    let top = pts.iter().map(|p| p.1).fold(1e-300, f64::max);
+    let sx = |x: f64| m + (x - lo) / (hi - lo) * (w - 2.0 * m);
+    let sy = |y: f64| h - m - y / top * (h - 2.0 * m);
+    let line: Vec<String> = pts
+        .iter()
+        .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+        .collect();
+    let ox = sx(observed);
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" role="img" aria-label="null distribution of the statistic"><rect width="100%" height="100%" fill="white"/><polyline points="{}" fill="none" stroke="#607d8b" stroke-width="2"/><line x1="{ox:.1}" y1="{}" x2="{ox:.1}" y2="{}" stroke="#c62828" stroke-width="3"/><text x="{ox:.1}" y="{}" font-size="11" fill="#c62828" text-anchor="middle">observed {observed:.1}</text><text x="{m}" y="{}" font-size="11">{lo:.0}</text><text x="{}" y="{}" font-size="11" text-anchor="end">{hi:.0} (statistic; grey: its distribution without the watermark)</text></svg>"##,
+        line.join(" "),
+        m / 2.0 + 8.0,
+        h - m,
+        m / 2.0 + 4.0,
+        h - m + 16.0,
+        w - m,
+        h - m + 16.0
+    )
+}
+
 /// The token view of one text: spans coloured by score, and its running
 /// log10 p.
 fn token_view(
@@ -248,6 +308,11 @@ fn token_view(
         }
     }
     html.push_str(&line_svg(&points, "scored tokens", "running log10 p"));
+    html.push_str(&null_svg(
+        scheme,
+        scored.scores.len() as u64,
+        scored.scores.iter().sum(),
+    ));
     Ok(html)
 }
 
