@@ -521,6 +521,22 @@ fn rendered_reports_are_self_contained_and_render_in_chromium() {
             png.starts_with(b"\x89PNG") && png.len() > 20_000,
             "a real screenshot"
         );
+        if page == "audit" {
+            ok(provmark(
+                d,
+                &[
+                    "report",
+                    "render",
+                    "audit.json",
+                    "--html",
+                    "audit.html",
+                    "--pdf",
+                    "audit.pdf",
+                ],
+            ));
+            let pdf = std::fs::read(d.join("audit.pdf")).unwrap();
+            assert!(pdf.starts_with(b"%PDF") && pdf.len() > 5_000);
+        }
         let dom = String::from_utf8(run(&["--dump-dom"]).stdout).unwrap();
         assert!(dom.contains("id=\"verdict\""), "{dom}");
         assert!(dom.contains(if page == "detect" {

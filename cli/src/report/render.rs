@@ -42,6 +42,48 @@ pub struct RenderArgs {
     /// Texts shown token by token at most.
     #[arg(long, default_value_t = 20, value_name = "N")]
     max_texts: usize,
+    /// Also print the page to PDF with headless Chromium (must be installed).
+    #[arg(long, value_name = "FILE")]
+    pdf: Option<PathBuf>,
+}
+
+/// Prints `html` to `pdf` with headless Chromium.
+fn print_pdf(html: &std::path::Path, pdf: &std::path::Path) -> Result<()> {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .context("--pdf needs Chromium (e.g. apt-get install chromium)")?;
+    let url = format!(
+        "file://{}",
+        std::fs::canonicalize(html)
+            .with_context(|| format!("cannot find {}", html.display()))?
+            .display()
+    );
+    let out = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(&url)
+        .output()
+        .context("cannot run Chromium")?;
+    if !out.status.success() || !pdf.exists() {
+        bail!(
+            "Chromium could not print {}: {}",
+            pdf.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    eprintln!("provmark: wrote {}", pdf.display());
+    Ok(())
 }
 
 fn esc(s: &str) -> String {
@@ -449,6 +491,9 @@ pub fn render(args: RenderArgs) -> Result<ExitCode> {
     std::fs::write(&args.html, page)
         .with_context(|| format!("cannot write {}", args.html.display()))?;
     eprintln!("provmark: wrote {}", args.html.display());
+    if let Some(pdf) = &args.pdf {
+        print_pdf(&args.html, pdf)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
