@@ -24,7 +24,7 @@ use clap::{Parser, Subcommand};
 /// texts for it with exact p-values. Typical start:
 ///
 ///   provmark keygen --out lab.key
-///   provmark profile new --scheme kgw --key lab.key --out lab.profile.json
+///   provmark profile new --key lab.key --out lab.profile.json
 ///   provmark generate --profile lab.profile.json --key lab.key --prompts p.jsonl --out answers.jsonl
 ///   provmark serve --profile lab.profile.json --key lab.key --listen 127.0.0.1:8080
 ///   provmark detect --profile lab.profile.json --key lab.key answers.jsonl

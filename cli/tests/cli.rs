@@ -194,7 +194,7 @@ fn windows_find_a_marked_passage_inside_human_text() {
     let mixed = format!(
         "{}{}{}",
         &corpus[0..3000],
-        s.marked_text("lab.profile.json", 3, 300),
+        s.marked_text("lab.profile.json", 3, 700),
         &corpus[3000..6000]
     );
     std::fs::write(s.path("mixed.txt"), &mixed).unwrap();
