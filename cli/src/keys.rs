@@ -42,14 +42,14 @@ pub enum KeyCommand {
     },
 }
 
-pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
-    if args.out.exists() {
+/// Writes a new secret file (mode 0600 on Unix), never replacing one.
+pub fn write_secret_file(path: &std::path::Path, contents: &str) -> Result<()> {
+    if path.exists() {
         bail!(
             "{} already exists; provmark never overwrites a key (move it away first)",
-            args.out.display()
+            path.display()
         );
     }
-    let key = Key::generate()?;
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -58,11 +58,16 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
         options.mode(0o600);
     }
     let mut file = options
-        .open(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    file.write_all(key.to_hex_file().as_bytes())
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())
         .and_then(|_| file.sync_all())
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
+    let key = Key::generate()?;
+    write_secret_file(&args.out, &key.to_hex_file())?;
     print_info(&key, &args.out, args.json);
     Ok(ExitCode::SUCCESS)
 }

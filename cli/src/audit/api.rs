@@ -24,7 +24,7 @@ use provmark_verify::TextTokenizer;
 use serde_json::{json, Map, Value};
 
 use super::verdict::{render, Report};
-use super::{lab_windows, score_pair, write_report, AuditCommon, Counts, Setup};
+use super::{finish_tuples, lab_windows, score_pair, write_report, AuditCommon, Counts, Setup};
 use crate::prompts::{self, Prompt, PromptBody};
 use crate::report::Recorder;
 
@@ -653,20 +653,7 @@ fn tuples_of(
             Err(_) => errors += 1,
         }
     }
-    let mut tuples = set.finish();
-    let distinct = tuples.len();
-    let dropped = match filter {
-        Some(f) => tuples.retain_windows(f).map_err(anyhow::Error::msg)?,
-        None => 0,
-    };
-    let counts = Counts {
-        texts: texts.len() - errors,
-        errors,
-        distinct,
-        filter_windows: filter.map(|f| f.len()),
-        dropped,
-    };
-    Ok((counts, tuples))
+    finish_tuples(set, texts.len() - errors, errors, filter)
 }
 
 /// The report of an API audit: its numbers are those of `audit corpus` on

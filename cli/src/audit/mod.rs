@@ -431,6 +431,17 @@ fn collect_corpus(
             set.add_text(t);
         }
     })?;
+    finish_tuples(set, texts, errors, filter)
+}
+
+/// The distinct tuples of a collection after the filter Φ (when given),
+/// with the counts of every stage.
+fn finish_tuples(
+    set: TupleSet,
+    texts: usize,
+    errors: usize,
+    filter: Option<&WindowSet>,
+) -> Result<(Counts, DistinctTuples)> {
     let mut tuples = set.finish();
     let distinct = tuples.len();
     let dropped = match filter {

@@ -1,8 +1,6 @@
 //! Auditor signatures on reports: ed25519 over the report's digest string,
 //! so a signature vouches for everything the digest covers.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,30 +56,12 @@ fn load_signing_key(path: &PathBuf) -> Result<SigningKey> {
 }
 
 pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
-    if args.out.exists() {
-        bail!(
-            "{} already exists; provmark never overwrites a key (move it away first)",
-            args.out.display()
-        );
-    }
     let mut seed = [0u8; 32];
     OsRng
         .try_fill_bytes(&mut seed)
         .map_err(|e| anyhow!("the operating system's random source failed: {e}"))?;
     let key = SigningKey::from_bytes(&seed);
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    file.write_all(format!("{}\n", to_hex(&seed)).as_bytes())
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    crate::keys::write_secret_file(&args.out, &format!("{}\n", to_hex(&seed)))?;
     println!("signing key {}", args.out.display());
     println!("public key  {}", to_hex(key.verifying_key().as_bytes()));
     println!("Publish the public key; keep the signing key file secret.");
