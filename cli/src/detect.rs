@@ -261,11 +261,7 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
             "errors": counts.errors,
         }),
     )?;
-    Ok(if counts.errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(crate::audit::partial_failure(counts.errors as usize))
 }
 
 /// What a detect report records: every setting that changes a result, the

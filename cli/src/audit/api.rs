@@ -818,9 +818,5 @@ pub fn run(args: ApiArgs) -> Result<std::process::ExitCode> {
         write_report(&profile, &recomputable, Some(path), Some(recorder))?;
     }
     let failed = suspect.failed + reference.as_ref().map_or(0, |r| r.failed);
-    Ok(if failed > 0 {
-        std::process::ExitCode::from(1)
-    } else {
-        std::process::ExitCode::SUCCESS
-    })
+    Ok(super::partial_failure(failed))
 }

@@ -382,11 +382,17 @@ fn run_weights(args: WeightsArgs) -> Result<ExitCode> {
         None,
         recorder,
     )?;
-    Ok(if errors > 0 {
+    Ok(partial_failure(errors))
+}
+
+/// Exit status of an audit that ran: 1 when some items could not be read
+/// or answered (each was reported), else 0.
+pub(crate) fn partial_failure(failed: usize) -> ExitCode {
+    if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 fn check_levels(alpha: f64, null_keys: usize) -> Result<()> {
@@ -536,11 +542,7 @@ fn run_corpus(args: CorpusArgs) -> Result<ExitCode> {
         args.partial.as_deref(),
         recorder,
     )?;
-    Ok(if errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(partial_failure(errors))
 }
 
 /// What every audit mode shares when it concludes.
