@@ -1,43 +1,19 @@
 //! Shared pieces of provmark's benchmarks, evaluation experiments and
-//! statistical tests: a synthetic language model, real text with a trained
-//! tokenizer, generation through the real embedding API, and KS checks.
+//! statistical tests: KS checks, the distillation students (Kneser-Ney and
+//! a small transformer), plots, prompt sets and the teacher; the corpus,
+//! tokenizer and synthetic-model fixtures come from provmark-testkit.
 
-pub mod corpus;
 pub mod ks;
 pub mod ngram;
 pub mod plot;
 pub mod prompts;
-pub mod synthetic;
 pub mod teacher;
 pub mod transformer;
 
-use provmark_watermark::rand_core::RngCore;
-use provmark_watermark::{Embedder, Sampler, SamplingConfig};
-use synthetic::ZipfLm;
-
-/// Generates `len` tokens after `prompt` from the synthetic model through
-/// the embedder (watermarked), or plain sampling when `embedder` is `None`.
-pub fn generate<R: RngCore>(
-    lm: &ZipfLm,
-    mut embedder: Option<&mut Embedder>,
-    cfg: &SamplingConfig,
-    rng: &mut R,
-    prompt: &[u32],
-    len: usize,
-) -> Vec<u32> {
-    let mut context = prompt.to_vec();
-    let mut logits = vec![0f32; lm.vocab()];
-    let mut plain = Sampler::default();
-    for _ in 0..len {
-        lm.logits(&context, &mut logits);
-        let t = match embedder {
-            Some(ref mut e) => e.next_token(&context, &logits, cfg, rng),
-            None => plain.next_token(&logits, cfg, rng),
-        };
-        context.push(t);
-    }
-    context.split_off(prompt.len())
-}
+// The corpus, its trained tokenizer, the synthetic language model and
+// generation through the embedding API are shared test fixtures; the
+// experiments use them from provmark-testkit.
+pub use provmark_testkit::{corpus, generate, synthetic};
 
 /// Number of leading tokens after which the running p-value of `scores`
 /// first reaches `alpha`, or `None` if it never does.

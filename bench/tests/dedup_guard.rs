@@ -2,9 +2,7 @@
 //! green tuple counts many times); with it, they stay valid. This is the
 //! guard three_bricks and the radioactivity paper describe.
 
-mod common;
-
-use common::*;
+use provmark_testkit::fixtures::*;
 use provmark_verify::Dedup;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -3,11 +3,9 @@
 //! (text, key) pairs are valid. Real text repeats itself, so this also shows
 //! that de-duplication is what keeps them valid.
 
-mod common;
-
-use common::*;
-use provmark_bench::corpus::{chunks, docs_corpus, train_bpe_json};
 use provmark_bench::ks::{ks_critical, ks_critical_one_sided, ks_excess, ks_uniform};
+use provmark_testkit::corpus::{chunks, docs_corpus, train_bpe_json};
+use provmark_testkit::fixtures::*;
 use provmark_verify::{Dedup, TextTokenizer};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -2,10 +2,8 @@
 //! are valid: uniform once randomised over ties, never anti-conservative,
 //! with a false-positive rate at α = 1e-3 inside its binomial interval.
 
-mod common;
-
-use common::*;
 use provmark_bench::ks::{ks_critical, ks_critical_one_sided, ks_excess, ks_uniform};
+use provmark_testkit::fixtures::*;
 use provmark_verify::Detector;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

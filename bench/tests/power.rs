@@ -2,11 +2,10 @@
 //! language model is detected; unwatermarked text from the same model is
 //! not.
 
-mod common;
-
-use common::*;
-use provmark_bench::synthetic::ZipfLm;
-use provmark_bench::{generate, tokens_to_detect};
+use provmark_bench::tokens_to_detect;
+use provmark_testkit::fixtures::*;
+use provmark_testkit::generate;
+use provmark_testkit::synthetic::ZipfLm;
 use provmark_watermark::SamplingConfig;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -13,8 +13,7 @@ use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::provmark;
-use provmark_bench::corpus::{docs_corpus, train_bpe_json};
+use provmark_testkit::lab::Lab;
 use serde_json::{json, Value};
 
 const SECRET: &str = "sk-test-0123456789abcdef";
@@ -172,41 +171,17 @@ const PROMPTS: &[&str] = &[
     "echo ten",
 ];
 
-fn lab() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(
-        d.join("tokenizer.json"),
-        train_bpe_json(&docs_corpus(), 2048),
-    )
-    .unwrap();
-    for args in [
-        vec!["keygen", "--out", "lab.key"],
-        vec![
-            "profile",
-            "new",
-            "--tokenizer",
-            "tokenizer.json",
-            "--key",
-            "lab.key",
-            "--out",
-            "lab.profile.json",
-        ],
-    ] {
-        let out = provmark(d, &args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+/// A 2048-token tokenizer, lab.key, a default profile and prompts.jsonl.
+fn lab() -> Lab {
+    let lab = common::lab_builder().tokenizer(2048).build();
+    let d = lab.path();
     let prompts: String = PROMPTS
         .iter()
         .enumerate()
         .map(|(i, p)| format!("{}\n", json!({"id": format!("p{i}"), "prompt": p})))
         .collect();
     std::fs::write(d.join("prompts.jsonl"), prompts).unwrap();
-    dir
+    lab
 }
 
 fn audit(dir: &Path, endpoint: &str, extra: &[&str]) -> Output {

@@ -7,9 +7,10 @@ use common::provmark;
 use std::path::PathBuf;
 use std::process::Output;
 
-use provmark_bench::corpus::{docs_corpus, train_bpe_json};
-use provmark_bench::generate;
-use provmark_bench::synthetic::ZipfLm;
+use provmark_testkit::corpus::{docs_corpus, train_bpe_json};
+use provmark_testkit::generate;
+use provmark_testkit::lab::Lab;
+use provmark_testkit::synthetic::ZipfLm;
 use provmark_verify::TextTokenizer;
 use provmark_watermark::{Embedder, Key, Profile, SamplingConfig};
 use rand_chacha::rand_core::SeedableRng;
@@ -24,20 +25,19 @@ fn text(out: &Output) -> (String, String) {
 }
 
 struct Setup {
-    dir: tempfile::TempDir,
+    lab: Lab,
     tokenizer: TextTokenizer,
-    key_hex: String,
 }
 
 impl Setup {
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.lab.join(name)
     }
     fn run(&self, args: &[&str]) -> Output {
-        let out = provmark(self.dir.path(), args);
+        let out = self.lab.run(args);
         let (o, e) = text(&out);
         assert!(
-            !o.contains(&self.key_hex) && !e.contains(&self.key_hex),
+            !o.contains(self.lab.key_hex()) && !e.contains(self.lab.key_hex()),
             "the key leaked into output of {args:?}"
         );
         out
@@ -82,36 +82,12 @@ impl Setup {
     }
 }
 
+/// A kgw profile for a 4096-token BPE tokenizer trained on the corpus.
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let json = train_bpe_json(&docs_corpus(), 4096);
-    std::fs::write(dir.path().join("tokenizer.json"), &json).unwrap();
-    let tokenizer = TextTokenizer::from_bytes(json.as_bytes(), "t").unwrap();
-    let out = provmark(dir.path(), &["keygen", "--out", "lab.key"]);
-    assert!(out.status.success(), "{:?}", text(&out));
-    let key_hex = std::fs::read_to_string(dir.path().join("lab.key"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let s = Setup {
-        dir,
-        tokenizer,
-        key_hex,
-    };
-    let out = s.run(&[
-        "profile",
-        "new",
-        "--scheme",
-        "kgw",
-        "--tokenizer",
-        "tokenizer.json",
-        "--key",
-        "lab.key",
-        "--out",
-        "lab.profile.json",
-    ]);
-    assert!(out.status.success(), "{:?}", text(&out));
-    s
+    let lab = common::lab_builder().tokenizer(4096).scheme("kgw").build();
+    let tokenizer =
+        TextTokenizer::from_bytes(lab.tokenizer_json().unwrap().as_bytes(), "t").unwrap();
+    Setup { lab, tokenizer }
 }
 
 #[test]

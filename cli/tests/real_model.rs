@@ -23,23 +23,8 @@ fn ok(out: Output) -> String {
 }
 
 /// A key and a kgw profile for the default model's tokenizer.
-fn lab() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    ok(provmark(dir.path(), &["keygen", "--out", "lab.key"]));
-    ok(provmark(
-        dir.path(),
-        &[
-            "profile",
-            "new",
-            "--scheme",
-            "kgw",
-            "--key",
-            "lab.key",
-            "--out",
-            "lab.profile.json",
-        ],
-    ));
-    dir
+fn lab() -> provmark_testkit::lab::Lab {
+    common::lab_builder().scheme("kgw").build()
 }
 
 fn read_jsonl(path: &Path) -> Vec<Value> {

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::Output;
 
 use common::provmark;
-use provmark_bench::corpus::{docs_corpus, train_bpe_json};
+use provmark_testkit::corpus::docs_corpus;
+use provmark_testkit::lab::Lab;
 use serde_json::{json, Value};
 
 fn ok(out: Output) -> String {
@@ -20,29 +21,14 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn lab() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::write(
-        d.join("tokenizer.json"),
-        train_bpe_json(&docs_corpus(), 2048),
-    )
-    .unwrap();
-    ok(provmark(d, &["keygen", "--out", "lab.key"]));
-    ok(provmark(d, &["keygen", "--out", "other.key"]));
-    ok(provmark(
-        d,
-        &[
-            "profile",
-            "new",
-            "--tokenizer",
-            "tokenizer.json",
-            "--key",
-            "lab.key",
-            "--out",
-            "lab.profile.json",
-        ],
-    ));
+/// A 2048-token tokenizer, lab.key and other.key, a default profile, and
+/// three JSONL files of corpus paragraphs (texts 0..30, more 30..50, lab 10..40).
+fn lab() -> Lab {
+    let lab = common::lab_builder()
+        .tokenizer(2048)
+        .key("other.key")
+        .build();
+    let d = lab.path();
     let docs = docs_corpus();
     let paragraphs: Vec<&str> = docs.split("\n\n").filter(|p| p.len() > 200).collect();
     let jsonl = |range: std::ops::Range<usize>| -> String {
@@ -54,7 +40,7 @@ fn lab() -> tempfile::TempDir {
     std::fs::write(d.join("texts.jsonl"), jsonl(0..30)).unwrap();
     std::fs::write(d.join("more.jsonl"), jsonl(30..50)).unwrap();
     std::fs::write(d.join("lab.jsonl"), jsonl(10..40)).unwrap();
-    dir
+    lab
 }
 
 fn read(path: &Path) -> Value {

@@ -2,9 +2,10 @@
 //! scoring, exact sharding and merging, deterministic sums, and a valid
 //! null (p-values uniform over random corpora and keys).
 
+use provmark_testkit::fixtures::schemes;
 use provmark_verify::corpus::{score_tuples, Shard, TupleSet};
 use provmark_verify::Detector;
-use provmark_watermark::{Key, KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest};
+use provmark_watermark::{Key, KgwParams, Profile, Scheme, TokenizerDigest};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -18,14 +19,6 @@ fn detector(scheme: Scheme, h: usize, key: u64) -> Detector {
 
 fn random_text(rng: &mut ChaCha8Rng, len: usize, vocab: u32) -> Vec<u32> {
     (0..len).map(|_| rng.next_u32() % vocab).collect()
-}
-
-fn schemes() -> [Scheme; 3] {
-    [
-        Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()),
-        Scheme::Gumbel,
-        Scheme::SynthId(SynthIdParams::new(30).unwrap()),
-    ]
 }
 
 fn collect(h: usize, shard: Shard, texts: &[Vec<u32>]) -> provmark_verify::corpus::DistinctTuples {

@@ -1,34 +1,11 @@
 //! Detection results and p-values of the spec's test vectors (computed by
 //! the independent Python reference with mpmath at 60 digits).
 
+use provmark_testkit::vectors::{detector, ids, keys, vectors};
 use provmark_verify::corpus::{key_swap_null, score_tuples, Shard, TupleSet};
 use provmark_verify::stats::{binomial_upper_tail, gamma_upper_tail};
 use provmark_verify::Detector;
-use provmark_watermark::{Key, Profile};
-use serde_json::Value;
-
-fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../spec/vectors/provmark-wm-1.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn keys(v: &Value) -> Vec<Key> {
-    v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| Key::from_hex(k["key_hex"].as_str().unwrap(), "vector").unwrap())
-        .collect()
-}
-
-/// The detector of vector profile `p` (a `profiles` entry).
-fn detector(p: &Value, keys: &[Key]) -> Detector {
-    let profile = Profile::from_json(&p["profile"]).unwrap();
-    Detector::new(&profile, &keys[p["key_index"].as_u64().unwrap() as usize]).unwrap()
-}
+use provmark_watermark::Profile;
 
 fn close(got: f64, want: f64, what: &str) {
     let tol = 1e-11 * want.abs().max(1.0);
@@ -79,13 +56,7 @@ fn full_detections_match_reference() {
     let mut strong = 0;
     for (i, case) in cases.iter().enumerate() {
         let detector = &detectors[case["profile_index"].as_u64().unwrap() as usize];
-        let ids: Vec<u32> = case["token_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as u32)
-            .collect();
-        let d = detector.detect(&ids);
+        let d = detector.detect(&ids(&case["token_ids"]));
         assert_eq!(
             d.tokens as u64,
             case["tokens"].as_u64().unwrap(),
@@ -135,13 +106,7 @@ fn corpus_tests_match_reference() {
         let detector = detector(p, &keys);
         let mut set = TupleSet::new(detector.context_len(), Shard::ALL).unwrap();
         for j in case["detection_indices"].as_array().unwrap() {
-            let ids: Vec<u32> = detections[j.as_u64().unwrap() as usize]["token_ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect();
-            set.add_text(&ids);
+            set.add_text(&ids(&detections[j.as_u64().unwrap() as usize]["token_ids"]));
         }
         let tuples = set.finish();
         let score = score_tuples(&detector, &tuples).unwrap();
@@ -188,13 +153,6 @@ fn reading_mode_tests_match_reference() {
     let v = vectors();
     let keys = keys(&v);
     let detections = v["detections"].as_array().unwrap();
-    let ids = |x: &Value| -> Vec<u32> {
-        x.as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_u64().unwrap() as u32)
-            .collect()
-    };
     for (i, case) in v["readings"].as_array().unwrap().iter().enumerate() {
         let p = &v["profiles"][case["profile_index"].as_u64().unwrap() as usize];
         let detector = detector(p, &keys);

@@ -1,46 +1,8 @@
 //! The spec's test vectors (spec/vectors/provmark-wm-1.json, produced by the
 //! independent Python reference) reproduced by this crate.
 
-use provmark_watermark::{hex, scoring::token_score, Key, Profile, Schedule, TokenValues};
-use serde_json::Value;
-
-fn vectors() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../spec/vectors/provmark-wm-1.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn keys(v: &Value) -> Vec<Key> {
-    v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| Key::from_hex(k["key_hex"].as_str().unwrap(), "vector").unwrap())
-        .collect()
-}
-
-fn profiles(v: &Value) -> Vec<(Profile, Key)> {
-    let keys = keys(v);
-    v["profiles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            let key = keys[p["key_index"].as_u64().unwrap() as usize].clone();
-            (Profile::from_json(&p["profile"]).unwrap(), key)
-        })
-        .collect()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
+use provmark_testkit::vectors::{ids, keys, profiles, vectors};
+use provmark_watermark::{hex, scoring::token_score, Schedule, TokenValues};
 
 #[test]
 fn key_ids_and_commitments() {

@@ -1,13 +1,17 @@
 //! Helpers shared by the CLI's integration tests.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use provmark_testkit::lab::{self, LabBuilder};
 
 /// Runs the `provmark` binary in `dir`.
+#[allow(dead_code)] // not every test file runs it directly
 pub fn provmark(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provmark"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("provmark runs")
+    lab::run(Path::new(env!("CARGO_BIN_EXE_provmark")), dir, args)
+}
+
+/// A lab directory made with this crate's `provmark` binary.
+pub fn lab_builder() -> LabBuilder {
+    LabBuilder::new(env!("CARGO_BIN_EXE_provmark"))
 }

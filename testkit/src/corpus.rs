@@ -7,9 +7,10 @@ use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer};
 
-/// Path of the bundled human-written corpus (see `bench/data/README.md`).
+/// Path of the bundled human-written corpus (see `bench/data/README.md`;
+/// the data stays beside the experiments that describe it).
 pub fn docs_corpus_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/python-docs-topics.txt")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/data/python-docs-topics.txt")
 }
 
 /// The bundled corpus text.

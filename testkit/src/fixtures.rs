@@ -1,5 +1,6 @@
-//! Helpers shared by the statistical tests.
-#![allow(dead_code)]
+//! Seeded keys, profiles, detectors and embedders over a synthetic
+//! tokenizer digest, random token streams, and exact null-size helpers for
+//! the statistical tests.
 
 use provmark_verify::Detector;
 use provmark_watermark::{
@@ -8,6 +9,7 @@ use provmark_watermark::{
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// One scheme of each kind: KGW (γ = 0.25, δ = 2), Gumbel, SynthID (30 layers).
 pub fn schemes() -> Vec<Scheme> {
     vec![
         Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()),
@@ -16,6 +18,7 @@ pub fn schemes() -> Vec<Scheme> {
     ]
 }
 
+/// A key whose 32 bytes come from ChaCha8 seeded with `seed`.
 pub fn key(seed: u64) -> Key {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut bytes = [0u8; 32];
@@ -23,6 +26,8 @@ pub fn key(seed: u64) -> Key {
     Key::from_bytes(bytes)
 }
 
+/// A profile of `scheme` with context width `context` under `key`, for the
+/// tokenizer digest of the bytes `synthetic`.
 pub fn profile(scheme: Scheme, context: u32, key: &Key) -> Profile {
     Profile::new(
         scheme,
@@ -33,14 +38,17 @@ pub fn profile(scheme: Scheme, context: u32, key: &Key) -> Profile {
     .unwrap()
 }
 
+/// The detector of [`profile`]`(scheme, context, key)`.
 pub fn detector(scheme: Scheme, context: u32, key: &Key) -> Detector {
     Detector::new(&profile(scheme, context, key), key).unwrap()
 }
 
+/// The embedder of [`profile`]`(scheme, context, key)`.
 pub fn embedder(scheme: Scheme, context: u32, key: &Key) -> Embedder {
     Embedder::new(&profile(scheme, context, key), key).unwrap()
 }
 
+/// `len` token ids uniform over `0..vocab` (modulo bias negligible).
 pub fn random_tokens(rng: &mut impl RngCore, len: usize, vocab: u32) -> Vec<u32> {
     (0..len)
         .map(|_| (rng.next_u64() % vocab as u64) as u32)
