@@ -54,7 +54,7 @@ fn same(d: &Path, name: &str) {
     assert_eq!(a, b, "{name}");
     let report = provmark_evidence::parse(&now, name).unwrap();
     assert!(report.digest_matches(), "{name}");
-    assert_eq!(report.canonical() + "\n", now, "{name}");
+    assert_eq!(report.canonical_file(), now, "{name}");
 }
 
 #[test]

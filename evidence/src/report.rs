@@ -151,6 +151,13 @@ impl Report {
         jcs(self)
     }
 
+    /// The bytes of a report file: [`Report::canonical`] and one line feed.
+    /// A file with other bytes (whitespace, member order, a duplicate
+    /// member) is not in canonical form.
+    pub fn canonical_file(&self) -> String {
+        self.canonical() + "\n"
+    }
+
     /// The report as a JSON value (objects sorted by member name).
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("a report is a JSON value")
@@ -212,7 +219,7 @@ pub fn read(path: &Path) -> Result<Report, Error> {
 
 /// Writes a report in canonical form: its JCS bytes and one line feed.
 pub fn write(path: &Path, report: &Report) -> Result<(), Error> {
-    std::fs::write(path, report.canonical() + "\n").map_err(|source| Error::WriteReport {
+    std::fs::write(path, report.canonical_file()).map_err(|source| Error::WriteReport {
         path: path.to_path_buf(),
         source,
     })
@@ -268,6 +275,12 @@ mod tests {
         with["collection"] = json!({"endpoint": "https://x"});
         let r = parse(&with.to_string(), "a").unwrap();
         assert_eq!(r.canonical(), jcs(&with));
+        // A duplicate member parses (the last wins) but is not canonical.
+        let text = r.canonical_file();
+        let dup = text.replacen("{", "{\"decision\":{\"x\":1},", 1);
+        let d = parse(&dup, "d").unwrap();
+        assert_eq!(d.canonical_file(), text);
+        assert_ne!(d.canonical_file(), dup);
     }
 
     #[test]

@@ -164,6 +164,9 @@ pub struct VerifyOutcome {
     pub differences: Vec<Difference>,
     /// Whether the recomputation ran.
     pub recomputed: bool,
+    /// The public key (hex) of a signature that verified; `None`: unsigned,
+    /// or the signature does not hold.
+    pub signer: Option<String>,
 }
 
 impl VerifyOutcome {
@@ -252,14 +255,14 @@ pub fn verify(
             recorded: recorded.clone(),
         });
     }
+    let mut signed_by = None;
     match (&report.signature, signer) {
         (None, Some(_)) => problems.push(Difference::Unsigned),
         (None, None) => {}
-        (Some(sig), signer) => {
-            if let Err(e) = sign::check(sig, &recorded, signer) {
-                problems.push(Difference::Signature(e));
-            }
-        }
+        (Some(sig), signer) => match sign::check(sig, &recorded, signer) {
+            Ok(()) => signed_by = Some(sig.public_key.to_ascii_lowercase()),
+            Err(e) => problems.push(Difference::Signature(e)),
+        },
     }
     let keyed: Vec<_> = report.keyed_profiles().collect();
     if keys.len() != keyed.len() {
@@ -330,5 +333,6 @@ pub fn verify(
         digest: recorded,
         differences: problems,
         recomputed: given_ok,
+        signer: signed_by,
     })
 }

@@ -37,7 +37,7 @@ const REPORTS: [&str; 4] = [
 fn committed_reports_round_trip_to_identical_bytes() {
     for name in REPORTS {
         let (text, report) = load(name);
-        assert_eq!(report.canonical() + "\n", text, "{name}");
+        assert_eq!(report.canonical_file(), text, "{name}");
         assert!(report.digest_matches(), "{name}");
         // The Merkle root is that of the recorded input digests.
         let leaves: Vec<[u8; 32]> = report
@@ -272,6 +272,7 @@ fn verify_checks_the_signature_and_the_signer() {
     let public = signed.signature.as_ref().unwrap().public_key.clone();
     let out = verify(&signed, &keys, &inputs, Some(&public), &same).unwrap();
     assert!(out.matched(), "{:?}", out.differences);
+    assert_eq!(out.signer.as_deref(), Some(public.as_str()));
     // Another signer required.
     let other = AuditorKey::generate().unwrap().public_hex();
     let out = verify(&signed, &keys, &inputs, Some(&other), &same).unwrap();
@@ -301,6 +302,7 @@ fn verify_checks_the_signature_and_the_signer() {
     let (_, unsigned) = load("audit.json");
     let out = verify(&unsigned, &keys, &inputs, Some(&public), &same).unwrap();
     assert_eq!(out.differences, [Difference::Unsigned]);
+    assert_eq!(out.signer, None);
     assert_eq!(
         out.differences[0].to_string(),
         "signature: none, but --signer was given"

@@ -48,7 +48,7 @@ pub fn sign(args: SignArgs) -> Result<ExitCode> {
     let key = AuditorKey::load(&args.signing_key)?;
     key.sign(&mut report)?;
     let out = args.out.as_ref().unwrap_or(&args.report);
-    std::fs::write(out, report.canonical() + "\n").map_err(|source| EvidenceError::Write {
+    std::fs::write(out, report.canonical_file()).map_err(|source| EvidenceError::Write {
         path: out.clone(),
         source,
     })?;
