@@ -143,6 +143,9 @@ pub enum Error {
     /// The auditor's signing key file is malformed (its bytes are never shown).
     #[error("the signing key {} must be 64 hex characters", path.display())]
     SigningKey { path: PathBuf },
+    /// A new key file that was not written (it exists, or cannot be created).
+    #[error(transparent)]
+    SecretFile(#[from] provmark_watermark::SecretFileError),
     /// The operating system's random source failed.
     #[error("the operating system's random source failed: {0}")]
     Random(String),

@@ -50,9 +50,18 @@ impl AuditorKey {
     }
 
     /// The key file's contents: the 32-byte seed as 64 lowercase hex
-    /// characters and a line feed (write it with a mode-0600 writer).
+    /// characters and a line feed.
     pub fn to_hex_file(&self) -> String {
         format!("{}\n", hex(self.key.as_bytes()))
+    }
+
+    /// Writes the key file at `path`: a new file, mode 0600 on Unix, never
+    /// replacing an existing one ([`Error::SecretFile`] otherwise).
+    pub fn write_new(&self, path: &Path) -> Result<(), Error> {
+        Ok(provmark_watermark::write_secret_file(
+            path,
+            &self.to_hex_file(),
+        )?)
     }
 
     /// Reads a key file (64 hex characters, surrounding whitespace ignored).
@@ -162,7 +171,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = AuditorKey::generate().unwrap();
         let path = dir.path().join("auditor.ed25519");
-        std::fs::write(&path, key.to_hex_file()).unwrap();
+        key.write_new(&path).unwrap();
+        assert!(matches!(key.write_new(&path), Err(Error::SecretFile(_))));
         let key = AuditorKey::load(&path).unwrap();
         let mut r = report();
         key.sign(&mut r).unwrap();
@@ -199,6 +209,7 @@ mod tests {
         r.results["texts"] = serde_json::json!([1]);
         assert!(matches!(key.sign(&mut r), Err(Error::Edited { .. })));
         // A malformed key file names the file, not its content.
+        std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, "secretsecret").unwrap();
         let e = AuditorKey::load(&path).err().unwrap().to_string();
         assert!(e.contains("must be 64 hex") && !e.contains("secretsecret"));

@@ -34,6 +34,7 @@ mod profile;
 mod sampling;
 mod schedule;
 pub mod scoring;
+mod secret_file;
 
 pub use embed::{Embedder, MarkedWindows};
 pub use key::{hex, Key, KEY_LEN};
@@ -43,6 +44,7 @@ pub use profile::{
 pub use rand_core;
 pub use sampling::{Sampler, SamplingConfig};
 pub use schedule::{GumbelUniform, Schedule, Seed, TokenValues, SYNTHID_DRAW_WORD};
+pub use secret_file::{write_secret_file, SecretFileError};
 
 /// The specification version this crate implements.
 pub const SPEC_VERSION: &str = "provmark-wm/1";

@@ -29,7 +29,7 @@ pub struct SignArgs {
 
 pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {
     let key = AuditorKey::generate()?;
-    crate::keys::write_secret_file(&args.out, &key.to_hex_file())?;
+    key.write_new(&args.out)?;
     println!("signing key {}", args.out.display());
     println!("public key  {}", key.public_hex());
     println!("Publish the public key; keep the signing key file secret.");
