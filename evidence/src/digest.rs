@@ -1,56 +1,22 @@
 //! Digests of reports and files: JCS bytes, file SHA-256, and the Merkle
 //! root of the inputs (spec/report.md §1, §3).
 
-use std::io::Read;
 use std::path::Path;
 
+pub use provmark_watermark::FileDigest;
+use provmark_watermark::FileDigestError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::Error;
 
-/// The SHA-256 of a file's bytes and their number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileDigest {
-    /// SHA-256 of the bytes.
-    pub sha256: [u8; 32],
-    /// Length in bytes.
-    pub bytes: u64,
-}
-
-impl FileDigest {
-    /// The SHA-256 as 64 lowercase hex characters (the form of `inputs[].sha256`).
-    pub fn hex(&self) -> String {
-        provmark_watermark::hex(&self.sha256)
-    }
-}
-
-/// The SHA-256 and length of a file, read in 1 MiB blocks (memory stays
-/// bounded whatever the file's size).
-///
-/// Errors: [`Error::Open`] or [`Error::Read`] naming the file.
+/// The SHA-256 and length of a file, read in 1 MiB blocks: the
+/// workspace's one file digest (`provmark_watermark::file_sha256`), with
+/// its errors as [`Error::Open`] / [`Error::Read`].
 pub fn file_sha256(path: &Path) -> Result<FileDigest, Error> {
-    let mut f = std::fs::File::open(path).map_err(|source| Error::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok(FileDigest {
-        sha256: h.finalize().into(),
-        bytes: len,
+    provmark_watermark::file_sha256(path).map_err(|e| match e {
+        FileDigestError::Open { path, source } => Error::Open { path, source },
+        FileDigestError::Read { path, source } => Error::Read { path, source },
     })
 }
 
@@ -149,23 +115,13 @@ mod tests {
     }
 
     #[test]
-    fn file_sha256_streams_and_counts() {
+    fn file_errors_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        std::fs::write(&p, b"abc").unwrap();
-        let d = file_sha256(&p).unwrap();
-        assert_eq!(d.bytes, 3);
-        assert_eq!(
-            d.hex(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        let big = vec![7u8; (1 << 20) + 5];
-        std::fs::write(&p, &big).unwrap();
-        let d = file_sha256(&p).unwrap();
-        assert_eq!(d.bytes, big.len() as u64);
-        assert_eq!(d.sha256, <[u8; 32]>::from(Sha256::digest(&big)));
         let err = file_sha256(&dir.path().join("missing")).unwrap_err();
         assert!(matches!(err, Error::Open { .. }) && err.to_string().contains("missing"));
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(file_sha256(&p).unwrap().bytes, 3);
     }
 
     #[test]

@@ -28,6 +28,7 @@
 //! ```
 
 mod embed;
+mod file_digest;
 mod key;
 pub mod keystream;
 mod profile;
@@ -37,6 +38,7 @@ pub mod scoring;
 mod secret_file;
 
 pub use embed::{Embedder, MarkedWindows};
+pub use file_digest::{file_sha256, FileDigest, FileDigestError};
 pub use key::{hex, Key, KEY_LEN};
 pub use profile::{
     KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest, MAX_CONTEXT, MAX_DELTA, MAX_LAYERS,
