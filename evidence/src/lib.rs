@@ -7,7 +7,7 @@
 //!
 //! - [`Report`]: the report as typed serde structure, its RFC 8785 (JCS)
 //!   canonical bytes ([`Report::canonical`]) and digest ([`Report::computed_digest`]),
-//!   [`read`] / [`parse`] / [`write`];
+//!   [`read`] / [`parse`] / [`write()`];
 //! - [`digest`]: file SHA-256, the inputs' Merkle root (RFC 6962 shape), JCS;
 //! - [`Recorder`]: what a command fills while it runs, then [`Recorder::finish`];
 //! - [`sign`]: the auditor's ed25519 key, signing and checking a signature;
@@ -35,7 +35,7 @@ pub use report::{
     parse, read, write, Command, Host, InputEntry, ProfileEntry, Report, Run, Signature, Tool,
 };
 pub use sign::{AuditorKey, SignatureError};
-pub use verify::{verify, Difference, KeyFile, Recompute, VerifyOutcome};
+pub use verify::{verify, Difference, KeyFile, Recompute, VerifyOutcome, MAX_FIELD_DIFFERENCES};
 
 /// The format string of this report version.
 pub const FORMAT: &str = "provmark-report/1";

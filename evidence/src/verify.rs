@@ -3,7 +3,15 @@
 //! against its SHA-256, then a recomputation compared member by member.
 //!
 //! How the report is recomputed is the caller's [`Recompute`] step; it is
-//! only called when every key and every file is the recorded one.
+//! only called when every key and every file is the recorded one, and gets
+//! the report's typed content (command name, parameters, profiles, inputs)
+//! with the verifier's own keys and files, so an in-process recomputation
+//! can rebuild the computation through an allow-list without ever running
+//! `command.replay`. What a caller can state about the result:
+//! [`VerifyOutcome::recomputed`] (whether the recomputation ran),
+//! [`VerifyOutcome::signer`] (who signed, when the signature holds),
+//! [`crate::NOT_RECOMPUTED`] (members no recomputation covers), and
+//! [`Report::canonical_file`] (to require a file's exact canonical bytes).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
