@@ -1,13 +1,11 @@
 //! `provmark keygen` and `provmark key`.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use provmark_watermark::Key;
+use provmark_watermark::{write_secret_file, Key};
 use serde_json::json;
 
 #[derive(Args)]
@@ -40,29 +38,6 @@ pub enum KeyCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// Writes a new secret file (mode 0600 on Unix), never replacing one.
-pub fn write_secret_file(path: &std::path::Path, contents: &str) -> Result<()> {
-    if path.exists() {
-        bail!(
-            "{} already exists; provmark never overwrites a key (move it away first)",
-            path.display()
-        );
-    }
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn keygen(args: KeygenArgs) -> Result<ExitCode> {

@@ -49,19 +49,15 @@ fn unique_suffix() -> String {
     format!("{}-{nanos}", std::process::id())
 }
 
-/// SHA-256 of a file, streamed.
+/// SHA-256 of a file, streamed, as hex (`provmark_watermark::file_sha256`).
 pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
+    use provmark_watermark::FileDigestError;
+    match provmark_watermark::file_sha256(path) {
+        Ok(d) => Ok(d.hex()),
+        Err(FileDigestError::Open { source, .. } | FileDigestError::Read { source, .. }) => {
+            Err(source)
         }
-        hasher.update(&buf[..n]);
     }
-    Ok(provmark_watermark::hex(&hasher.finalize()))
 }
 
 /// The default model's path, fetching it first when it is missing or its

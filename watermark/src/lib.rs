@@ -28,14 +28,17 @@
 //! ```
 
 mod embed;
+mod file_digest;
 mod key;
 pub mod keystream;
 mod profile;
 mod sampling;
 mod schedule;
 pub mod scoring;
+mod secret_file;
 
 pub use embed::{Embedder, MarkedWindows};
+pub use file_digest::{file_sha256, FileDigest, FileDigestError};
 pub use key::{hex, Key, KEY_LEN};
 pub use profile::{
     KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest, MAX_CONTEXT, MAX_DELTA, MAX_LAYERS,
@@ -43,6 +46,7 @@ pub use profile::{
 pub use rand_core;
 pub use sampling::{Sampler, SamplingConfig};
 pub use schedule::{GumbelUniform, Schedule, Seed, TokenValues, SYNTHID_DRAW_WORD};
+pub use secret_file::{write_secret_file, SecretFileError};
 
 /// The specification version this crate implements.
 pub const SPEC_VERSION: &str = "provmark-wm/1";

@@ -1,19 +1,19 @@
-//! `provmark report`: verify a report by recomputing it, sign it, and
-//! create the auditor's signing key.
+//! `provmark report`: verify a report by recomputing it, sign it, create
+//! the auditor's signing key, render it. Arguments and printing only; the
+//! reports themselves are `provmark_evidence`.
 
-pub mod canonical;
 mod render;
 mod sign;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
-use provmark_watermark::{Key, Profile};
+use provmark_evidence::{Error as EvidenceError, KeyFile, Report};
 use serde_json::{json, Value};
 
-pub use canonical::Recorder;
+pub use provmark_evidence::Recorder;
 
 #[derive(Subcommand)]
 pub enum ReportCommand {
@@ -71,68 +71,17 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
     }
 }
 
-/// Paths where two JSON values differ (`a.b[3].c`), at most `limit`.
-fn differences(old: &Value, new: &Value, path: &str, out: &mut Vec<String>, limit: usize) {
-    if out.len() >= limit {
-        return;
-    }
-    match (old, new) {
-        (Value::Object(a), Value::Object(b)) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            for k in keys {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => differences(x, y, &p, out, limit),
-                    _ => out.push(p),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                differences(x, y, &format!("{path}[{i}]"), out, limit);
-            }
-        }
-        _ if old == new => {}
-        _ => out.push(format!(
-            "{path}: {} ≠ recomputed {}",
-            short(old),
-            short(new)
-        )),
-    }
-}
-
-fn short(v: &Value) -> String {
-    let s = v.to_string();
-    if s.chars().count() > 60 {
-        format!("{}…", s.chars().take(60).collect::<String>())
-    } else {
-        s
-    }
-}
-
 /// Runs the report's command again on the given files; returns the new report.
-fn replay(report: &Value, keys: &[PathBuf], inputs: &[PathBuf]) -> Result<Value> {
+// MERGE: replaced by in-process recomputation
+fn replay(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Report> {
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let mut profile_paths = Vec::new();
-    for (i, p) in report["profiles"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, p) in report.profiles.iter().enumerate() {
         let path = dir.path().join(format!("profile{i}.json"));
-        std::fs::write(&path, p["profile"].to_string())?;
+        std::fs::write(&path, p.profile.to_string())?;
         profile_paths.push(path);
     }
-    let Some(replay) = report["command"]["replay"].as_array() else {
-        bail!("the report has no command.replay");
-    };
+    let key_paths: Vec<PathBuf> = keys.iter().map(|k| k.path.clone()).collect();
     let lookup = |kind: &str, list: &[PathBuf], token: &str| -> Result<String> {
         let i: usize = token
             .parse()
@@ -142,14 +91,13 @@ fn replay(report: &Value, keys: &[PathBuf], inputs: &[PathBuf]) -> Result<Value>
             .with_context(|| format!("the report refers to {kind} {i}, which was not given"))
     };
     let mut args = Vec::new();
-    for a in replay {
-        let a = a.as_str().context("command.replay holds strings")?;
+    for a in &report.command.replay {
         let arg = if let Some(i) = a.strip_prefix("@input:") {
             lookup("input", inputs, i)?
         } else if let Some(i) = a.strip_prefix("@profile:") {
             lookup("profile", &profile_paths, i)?
         } else if let Some(i) = a.strip_prefix("@key:") {
-            lookup("key", keys, i)?
+            lookup("key", &key_paths, i)?
         } else {
             a.to_string()
         };
@@ -172,113 +120,42 @@ fn replay(report: &Value, keys: &[PathBuf], inputs: &[PathBuf]) -> Result<Value>
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    canonical::read(&out_path)
+    Ok(provmark_evidence::read(&out_path)?)
 }
 
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    let report = canonical::read(&args.report)?;
+    let report = provmark_evidence::read(&args.report)?;
     let name = args.report.display().to_string();
-    let mut problems: Vec<String> = Vec::new();
-    let recorded = report["digest"].as_str().unwrap_or("");
-    let digest = canonical::digest_of(&report)?;
-    if digest != recorded {
-        problems.push(format!(
-            "digest: the report's content hashes to {digest}, not its recorded {recorded} \
-             (it was edited after it was made)"
-        ));
-    }
-    match (&report["signature"], &args.signer) {
-        (Value::Null, Some(_)) => problems.push("signature: none, but --signer was given".into()),
-        (Value::Null, None) => {}
-        (sig, signer) => {
-            if let Err(e) = sign::check(sig, recorded, signer.as_deref()) {
-                problems.push(format!("signature: {e}"));
-            }
-        }
-    }
-    let profiles = report["profiles"].as_array().cloned().unwrap_or_default();
-    let keyed: Vec<&Value> = profiles
-        .iter()
-        .filter(|p| !p["key_commitment"].is_null())
-        .collect();
-    if args.keys.len() != keyed.len() {
-        bail!(
-            "{name} was made with {} key(s); give exactly that many --key, in the report's order",
-            keyed.len()
-        );
-    }
-    for (i, (p, path)) in keyed.iter().zip(&args.keys).enumerate() {
-        let key = Key::load(path)?;
-        if p["key_commitment"] != json!(key.commitment()) {
-            problems.push(format!(
-                "key {i} ({}): its commitment {} is not the recorded {}",
-                path.display(),
-                key.commitment(),
-                p["key_commitment"]
-            ));
-        }
-        // The embedded profile must still be valid and keep its digest.
-        let profile = Profile::from_json(&p["profile"])
-            .with_context(|| format!("{name}: profile {i} is not a valid profile"))?;
-        if json!(profile.digest()) != p["digest"] {
-            problems.push(format!("profiles[{i}].digest: does not match its profile"));
-        }
-    }
-    let recorded_inputs = report["inputs"].as_array().cloned().unwrap_or_default();
-    if args.inputs.len() != recorded_inputs.len() {
-        bail!(
+    let recompute = |r: &Report, keys: &[KeyFile], inputs: &[PathBuf]| {
+        replay(r, keys, inputs).map_err(|e| EvidenceError::Recompute(e.into()))
+    };
+    let outcome = provmark_evidence::verify(
+        &report,
+        &args.keys,
+        &args.inputs,
+        args.signer.as_deref(),
+        &recompute,
+    )
+    .map_err(|e| match e {
+        EvidenceError::KeyCount { expected, .. } => anyhow!(
+            "{name} was made with {expected} key(s); give exactly that many --key, in the report's order"
+        ),
+        EvidenceError::InputCount { expected, .. } => anyhow!(
             "{name} lists {} input file(s) ({}); give exactly those with --inputs, in that order",
-            recorded_inputs.len(),
-            recorded_inputs
+            expected.len(),
+            expected
                 .iter()
-                .map(|i| format!(
-                    "{} {}",
-                    i["role"].as_str().unwrap_or("?"),
-                    i["name"].as_str().unwrap_or("?")
-                ))
+                .map(|(role, file)| format!("{role} {file}"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
-    }
-    for (i, (rec, path)) in recorded_inputs.iter().zip(&args.inputs).enumerate() {
-        let (d, _) = canonical::file_digest(path)?;
-        if json!(canonical::hex(&d)) != rec["sha256"] {
-            problems.push(format!(
-                "input {i} ({} {}, given {}): SHA-256 {} is not the recorded {}",
-                rec["role"].as_str().unwrap_or("?"),
-                rec["name"].as_str().unwrap_or("?"),
-                path.display(),
-                canonical::hex(&d),
-                rec["sha256"]
-            ));
-        }
-    }
-    let inputs_ok = !problems
-        .iter()
-        .any(|p| p.starts_with("input") || p.starts_with("key"));
-    let mut fields = Vec::new();
-    if inputs_ok {
-        let new = replay(&report, &args.keys, &args.inputs)?;
-        let strip = |v: &Value| -> Value {
-            let mut v = v.clone();
-            if let Value::Object(m) = &mut v {
-                // The tool build, how the inputs were collected and the
-                // command's own name are not recomputed (the digest covers them).
-                for k in canonical::UNDIGESTED
-                    .iter()
-                    .chain(&["tool", "collection", "command"])
-                {
-                    m.remove(*k);
-                }
-            }
-            v
-        };
-        differences(&strip(&report), &strip(&new), "", &mut fields, 50);
-        problems.extend(fields.iter().cloned());
-    } else {
-        problems.push("computation: not recomputed (the key or the inputs differ)".into());
-    }
-    let matched = problems.is_empty();
+        ),
+        EvidenceError::InvalidProfile { index, source } => anyhow::Error::new(source)
+            .context(format!("{name}: profile {index} is not a valid profile")),
+        e => e.into(),
+    })?;
+    let matched = outcome.matched();
+    let problems: Vec<String> = outcome.differences.iter().map(|d| d.to_string()).collect();
+    let recorded = &outcome.digest;
     if args.json {
         println!(
             "{}",
@@ -313,8 +190,9 @@ pub fn finish(
     decision: Value,
 ) -> Result<()> {
     if let (Some(path), Some(rec)) = (path, recorder) {
-        let report = rec.finish(results, decision)?;
-        canonical::write(path, &report)?;
+        let report = rec.finish(results, decision);
+        provmark_evidence::write(path, &report)?;
+        eprintln!("provmark: report {} ({})", path.display(), report.digest);
     }
     Ok(())
 }

@@ -1,0 +1,177 @@
+//! Evidence reports of `spec/report.md` (`provmark-report/1`).
+//!
+//! A report records one detecting run so that a third party holding the key,
+//! the input files and `spec/SPEC.md` can recompute every number in it and
+//! obtain the same bytes. This crate holds everything about reports that is
+//! not a command line:
+//!
+//! - [`Report`]: the report as typed serde structure, its RFC 8785 (JCS)
+//!   canonical bytes ([`Report::canonical`]) and digest ([`Report::computed_digest`]),
+//!   [`read`] / [`parse`] / [`write()`];
+//! - [`digest`]: file SHA-256, the inputs' Merkle root (RFC 6962 shape), JCS;
+//! - [`Recorder`]: what a command fills while it runs, then [`Recorder::finish`];
+//! - [`sign`]: the auditor's ed25519 key, signing and checking a signature;
+//! - [`verify()`]: checks a report against keys and files and compares it
+//!   with a recomputation, returning typed [`Difference`]s;
+//! - `render` (feature `html`): one self-contained HTML page for people.
+//!
+//! Nothing here prints; every failure is an [`Error`] naming the file, field
+//! or parameter (never key material).
+
+pub mod digest;
+mod recorder;
+mod report;
+pub mod sign;
+mod verify;
+
+#[cfg(feature = "html")]
+pub mod render;
+
+use std::path::PathBuf;
+
+pub use digest::{file_sha256, jcs, merkle_root, FileDigest};
+pub use recorder::Recorder;
+pub use report::{
+    parse, read, write, Command, Host, InputEntry, ProfileEntry, Report, Run, Signature, Tool,
+};
+pub use sign::{AuditorKey, SignatureError};
+pub use verify::{verify, Difference, KeyFile, Recompute, VerifyOutcome, MAX_FIELD_DIFFERENCES};
+
+/// The format string of this report version.
+pub const FORMAT: &str = "provmark-report/1";
+
+/// Members outside the digest (spec/report.md §2).
+pub const UNDIGESTED: &[&str] = &["digest", "run", "signature"];
+
+/// Members a recomputation does not reproduce (besides [`UNDIGESTED`]): the
+/// tool build, how the inputs were collected and the command's own name
+/// (the digest covers them).
+pub const NOT_RECOMPUTED: &[&str] = &["tool", "collection", "command"];
+
+/// A boxed error from a caller-supplied step (recomputation, tokenizer).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Everything that can go wrong with a report. Messages name the file, the
+/// field or the parameter; none contains key material.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file that cannot be opened.
+    #[error("cannot open {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that cannot be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A report that cannot be written.
+    #[error("cannot write the report {}", path.display())]
+    WriteReport {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another file that cannot be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not JSON at all.
+    #[error("{name}: not a JSON report")]
+    NotJson {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// JSON whose `format` member is not [`FORMAT`] (`found` is its JSON text).
+    #[error("{name}: field format is {found}, expected {FORMAT:?}")]
+    Format { name: String, found: String },
+    /// A `provmark-report/1` object whose members do not have the types of
+    /// spec/report.md §2 (e.g. a string where `inputs[].bytes` is a count).
+    #[error("{name}: not a valid report")]
+    Invalid {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Standard input named as a report input.
+    #[error(
+        "--report needs every input as a file (standard input cannot be digested \
+         and given again to a verifier)"
+    )]
+    StandardInput,
+    /// The report's content does not hash to its `digest`; `action` is what
+    /// was refused (`sign`, `render`).
+    #[error("its content does not match its digest; refusing to {action} an edited report")]
+    Edited { action: &'static str },
+    /// A key or profile from the watermark crate.
+    #[error(transparent)]
+    Watermark(#[from] provmark_watermark::Error),
+    /// A profile embedded in the report that is not a valid profile.
+    #[error("profile {index} is not a valid profile")]
+    InvalidProfile {
+        index: usize,
+        #[source]
+        source: provmark_watermark::Error,
+    },
+    /// `verify`: not as many keys as the report has keyed profiles.
+    #[error(
+        "the report was made with {expected} key(s); give exactly that many, in the report's order"
+    )]
+    KeyCount { expected: usize, given: usize },
+    /// `verify`: not as many files as the report lists inputs; `expected`
+    /// holds each input's `(role, name)`.
+    #[error("the report lists {} input file(s); give exactly those, in that order", expected.len())]
+    InputCount {
+        expected: Vec<(String, String)>,
+        given: usize,
+    },
+    /// The auditor's signing key file cannot be read.
+    #[error("cannot read the signing key {}", path.display())]
+    ReadSigningKey {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The auditor's signing key file is malformed (its bytes are never shown).
+    #[error("the signing key {} must be 64 hex characters", path.display())]
+    SigningKey { path: PathBuf },
+    /// A new key file that was not written (it exists, or cannot be created).
+    #[error(transparent)]
+    SecretFile(#[from] provmark_watermark::SecretFileError),
+    /// The operating system's random source failed.
+    #[error("the operating system's random source failed: {0}")]
+    Random(String),
+    /// The recomputation supplied by the caller failed.
+    #[error(transparent)]
+    Recompute(BoxError),
+    /// Rendering: the report has no profile for the token view.
+    #[error("the report has no profile")]
+    NoProfile,
+    /// Rendering: the key is not the one of the report's first profile.
+    #[error("{}: not the key of the report's first profile (commitment differs)", path.display())]
+    NotTheKey { path: PathBuf },
+    /// Rendering: not as many files as the report lists inputs.
+    #[error("give the report's {expected} input file(s) with --inputs, in its order")]
+    RenderInputCount { expected: usize },
+    /// Rendering: a file that is not the one the report was made from.
+    #[error("{}: not the file the report was made from (SHA-256 differs)", path.display())]
+    NotTheInput { path: PathBuf },
+    /// Rendering: tokenization of a text failed.
+    #[error("tokenization failed: {0}")]
+    Tokenize(String),
+    /// Rendering: the detector could not be built.
+    #[cfg(feature = "html")]
+    #[error(transparent)]
+    Verify(#[from] provmark_verify::Error),
+    /// Rendering: the tokenizer could not be built (caller-supplied step).
+    #[error(transparent)]
+    Tokenizer(BoxError),
+}

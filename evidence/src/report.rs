@@ -1,0 +1,309 @@
+//! The report of spec/report.md §2 as a typed structure, its canonical
+//! bytes and digest, and reading and writing report files.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::digest::{jcs, sha256_tagged};
+use crate::{Error, FORMAT, UNDIGESTED};
+
+/// One evidence report (`provmark-report/1`, spec/report.md §2). Members
+/// that differ per command (`parameters`, `results`, `decision`,
+/// `collection`) stay JSON values; the rest is typed. Unknown top-level
+/// members are refused, as the schema does (`additionalProperties: false`).
+///
+/// Serialising with [`Report::canonical`] gives the RFC 8785 bytes every
+/// report file holds (followed by one line feed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// `"provmark-report/1"` ([`FORMAT`]).
+    pub format: String,
+    /// The watermark specification the numbers follow (`"provmark-wm/1"`).
+    pub spec: String,
+    /// The program and its source commit.
+    pub tool: Tool,
+    /// The command and the argument list that recomputes the report.
+    pub command: Command,
+    /// Every setting that changes a result, as typed JSON values, by name
+    /// with `_` for `-` (e.g. `alpha`, `null_keys`, `window_min`).
+    pub parameters: Map<String, Value>,
+    /// The profiles used, in command-line order.
+    pub profiles: Vec<ProfileEntry>,
+    /// SHA-256 digests (SPEC §3 form, `sha256:…`) of the tokenizers used.
+    pub tokenizers: Vec<String>,
+    /// Every file read, in the order the command read it.
+    pub inputs: Vec<InputEntry>,
+    /// The Merkle root (spec/report.md §3) over `inputs[].sha256`, 64 hex characters.
+    pub inputs_merkle_root: String,
+    /// The command's results (detect: `{texts: [...]}`; audits: the members of `--json`).
+    pub results: Value,
+    /// The decision (detect: counts and correction; audits: verdict, alpha, correction).
+    pub decision: Value,
+    /// Facts of how the inputs were obtained that cannot be recomputed
+    /// (e.g. `audit api`'s endpoint and model); digested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<Value>,
+    /// Times, command line and host; not digested.
+    pub run: Run,
+    /// `"sha256:"` + hex SHA-256 of the JCS bytes without `digest`, `run`, `signature`.
+    pub digest: String,
+    /// The auditor's ed25519 signature over `digest`; not digested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+}
+
+/// `tool`: the program that wrote the report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    /// `"provmark"`.
+    pub name: String,
+    /// The program version (Cargo package version).
+    pub version: String,
+    /// The source commit (40 hex characters) or `"unknown"`.
+    pub commit: String,
+}
+
+/// `command`: what ran and how to run it again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// `detect`, `audit corpus`, `audit weights`, `audit api` or `audit merge`.
+    pub name: String,
+    /// The argument list that recomputes the report; files appear as
+    /// `@input:N`, `@profile:N`, `@key:N`. For people and other
+    /// implementations; never executed as given by verification.
+    pub replay: Vec<String>,
+}
+
+/// `profiles[]`: one profile and its key's public facts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileEntry {
+    /// The profile object of SPEC §3 (parse it with `Profile::from_json`).
+    pub profile: Value,
+    /// Its SHA-256 digest (SPEC §3, `sha256:…`).
+    pub digest: String,
+    /// The key's public id (SPEC §2).
+    pub key_id: String,
+    /// The key's commitment (SPEC §2, 64 hex characters); `None` where the
+    /// command used no key (e.g. `audit merge`).
+    pub key_commitment: Option<String>,
+}
+
+/// `inputs[]`: one file the command read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputEntry {
+    /// Its place in `inputs` (from 0).
+    pub index: usize,
+    /// `input`, `tokenizer`, `model`, `filter`, `reference`, `suspect`,
+    /// `reference_model` or `partial`.
+    pub role: String,
+    /// The path as given on the command line.
+    pub name: String,
+    /// Hex SHA-256 of the file's bytes (64 characters).
+    pub sha256: String,
+    /// The file's length in bytes.
+    pub bytes: u64,
+}
+
+/// `run`: facts of this run that are not evidence (not digested).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// The command line as typed.
+    pub argv: Vec<String>,
+    /// Wall time of the command in seconds.
+    pub seconds: f64,
+    /// When it finished, in seconds since 1970 (UTC).
+    pub finished_unix: u64,
+    /// The machine.
+    pub host: Host,
+}
+
+/// `run.host`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// `std::env::consts::OS`.
+    pub os: String,
+    /// `std::env::consts::ARCH`.
+    pub arch: String,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+/// `signature`: an Ed25519 signature (RFC 8032) over the ASCII bytes of `digest`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// `"ed25519"`.
+    pub algorithm: String,
+    /// The signer's public key, 64 hex characters.
+    pub public_key: String,
+    /// What is signed: `"digest"`.
+    pub signed: String,
+    /// The signature, 128 hex characters.
+    pub value: String,
+}
+
+impl Report {
+    /// The report's RFC 8785 bytes (without the final line feed).
+    pub fn canonical(&self) -> String {
+        jcs(self)
+    }
+
+    /// The bytes of a report file: [`Report::canonical`] and one line feed.
+    /// A file with other bytes (whitespace, member order, a duplicate
+    /// member) is not in canonical form.
+    pub fn canonical_file(&self) -> String {
+        self.canonical() + "\n"
+    }
+
+    /// The report as a JSON value (objects sorted by member name).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a report is a JSON value")
+    }
+
+    /// The digest recomputed from the report's content:
+    /// `"sha256:"` + hex SHA-256 of the JCS bytes without `digest`, `run`
+    /// and `signature` (spec/report.md §2).
+    pub fn computed_digest(&self) -> String {
+        let mut v = self.to_value();
+        if let Value::Object(m) = &mut v {
+            for k in UNDIGESTED {
+                m.remove(*k);
+            }
+        }
+        sha256_tagged(&jcs(&v))
+    }
+
+    /// Whether the content hashes to the recorded `digest`.
+    pub fn digest_matches(&self) -> bool {
+        self.computed_digest() == self.digest
+    }
+
+    /// The profiles that were used with a key (those a verifier gives a key for).
+    pub fn keyed_profiles(&self) -> impl Iterator<Item = &ProfileEntry> {
+        self.profiles.iter().filter(|p| p.key_commitment.is_some())
+    }
+}
+
+/// Parses a report from its bytes; `name` names it in errors.
+///
+/// Errors: [`Error::NotJson`], [`Error::Format`] (another `format`),
+/// [`Error::Invalid`] (members of the wrong type, unknown members).
+pub fn parse(text: &str, name: &str) -> Result<Report, Error> {
+    let v: Value = serde_json::from_str(text).map_err(|source| Error::NotJson {
+        name: name.to_string(),
+        source,
+    })?;
+    if v["format"] != FORMAT {
+        return Err(Error::Format {
+            name: name.to_string(),
+            found: v["format"].to_string(),
+        });
+    }
+    serde_json::from_value(v).map_err(|source| Error::Invalid {
+        name: name.to_string(),
+        source,
+    })
+}
+
+/// Reads a report file and checks its format (see [`parse`]).
+pub fn read(path: &Path) -> Result<Report, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Writes a report in canonical form: its JCS bytes and one line feed.
+pub fn write(path: &Path, report: &Report) -> Result<(), Error> {
+    std::fs::write(path, report.canonical_file()).map_err(|source| Error::WriteReport {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sample() -> Value {
+        json!({
+            "format": FORMAT, "spec": "provmark-wm/1",
+            "tool": {"name": "provmark", "version": "0.1.0", "commit": "unknown"},
+            "command": {"name": "detect", "replay": ["detect", "@input:0"]},
+            "parameters": {"alpha": 0.01}, "profiles": [], "tokenizers": [],
+            "inputs": [], "inputs_merkle_root": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "results": {"x": 1}, "decision": {},
+            "run": {"argv": [], "seconds": 1.5, "finished_unix": 3, "host": {"os": "linux", "arch": "x86_64", "threads": 2}},
+            "digest": "",
+        })
+    }
+
+    #[test]
+    fn digest_ignores_run_and_signature_only() {
+        let a = parse(&sample().to_string(), "a").unwrap();
+        let mut b = a.clone();
+        b.run.seconds = 2.0;
+        b.signature = Some(Signature {
+            algorithm: "ed25519".into(),
+            public_key: "00".into(),
+            signed: "digest".into(),
+            value: "00".into(),
+        });
+        b.digest = "sha256:other".into();
+        assert_eq!(a.computed_digest(), b.computed_digest());
+        b.results["x"] = json!(2);
+        assert_ne!(a.computed_digest(), b.computed_digest());
+        // The digest is that of the JCS bytes of the value without the three.
+        let mut v = sample();
+        for k in UNDIGESTED {
+            v.as_object_mut().unwrap().remove(*k);
+        }
+        assert_eq!(a.computed_digest(), sha256_tagged(&jcs(&v)));
+    }
+
+    #[test]
+    fn typed_form_round_trips_to_the_same_canonical_bytes() {
+        let v = sample();
+        let r = parse(&v.to_string(), "a").unwrap();
+        assert_eq!(r.canonical(), jcs(&v));
+        let mut with = v.clone();
+        with["collection"] = json!({"endpoint": "https://x"});
+        let r = parse(&with.to_string(), "a").unwrap();
+        assert_eq!(r.canonical(), jcs(&with));
+        // A duplicate member parses (the last wins) but is not canonical.
+        let text = r.canonical_file();
+        let dup = text.replacen("{", "{\"decision\":{\"x\":1},", 1);
+        let d = parse(&dup, "d").unwrap();
+        assert_eq!(d.canonical_file(), text);
+        assert_ne!(d.canonical_file(), dup);
+    }
+
+    #[test]
+    fn parse_names_what_is_wrong() {
+        let e = parse("{", "r.json").unwrap_err();
+        assert!(matches!(e, Error::NotJson { .. }) && e.to_string() == "r.json: not a JSON report");
+        let e = parse(r#"{"format": "x"}"#, "r.json").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"r.json: field format is "x", expected "provmark-report/1""#
+        );
+        let mut v = sample();
+        v["inputs"] =
+            json!([{"index": 0, "role": "input", "name": "a", "sha256": "00", "bytes": "<b>"}]);
+        assert!(matches!(
+            parse(&v.to_string(), "r").unwrap_err(),
+            Error::Invalid { .. }
+        ));
+        let mut v = sample();
+        v["extra"] = json!(1);
+        assert!(matches!(
+            parse(&v.to_string(), "r").unwrap_err(),
+            Error::Invalid { .. }
+        ));
+    }
+}

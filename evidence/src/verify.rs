@@ -1,0 +1,346 @@
+//! Verification of a report (spec/report.md §4) as a library call: the
+//! digest, the signature, each key against its commitment, each file
+//! against its SHA-256, then a recomputation compared member by member.
+//!
+//! How the report is recomputed is the caller's [`Recompute`] step; it is
+//! only called when every key and every file is the recorded one, and gets
+//! the report's typed content (command name, parameters, profiles, inputs)
+//! with the verifier's own keys and files, so an in-process recomputation
+//! can rebuild the computation through an allow-list without ever running
+//! `command.replay`. What a caller can state about the result:
+//! [`VerifyOutcome::recomputed`] (whether the recomputation ran),
+//! [`VerifyOutcome::signer`] (who signed, when the signature holds),
+//! [`crate::NOT_RECOMPUTED`] (members no recomputation covers), and
+//! [`Report::canonical_file`] (to require a file's exact canonical bytes).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use provmark_watermark::{Key, Profile};
+use serde_json::Value;
+
+use crate::digest::file_sha256;
+use crate::report::Report;
+use crate::sign::{self, SignatureError};
+use crate::{Error, NOT_RECOMPUTED, UNDIGESTED};
+
+/// Field differences listed at most.
+pub const MAX_FIELD_DIFFERENCES: usize = 50;
+
+/// A key given to a verifier and the file it came from.
+#[derive(Debug)]
+pub struct KeyFile {
+    /// The key file as given (named in differences).
+    pub path: PathBuf,
+    /// The key.
+    pub key: Key,
+}
+
+impl KeyFile {
+    /// Loads a key file (see `Key::load`).
+    pub fn load(path: &Path) -> Result<KeyFile, Error> {
+        Ok(KeyFile {
+            path: path.to_path_buf(),
+            key: Key::load(path)?,
+        })
+    }
+}
+
+/// The recomputation step: from the report, the verifier's keys (in the
+/// order of the keyed profiles) and files (in `inputs` order), the report
+/// the computation gives now. Only called once keys and files are checked.
+pub type Recompute<'a> = dyn Fn(&Report, &[KeyFile], &[PathBuf]) -> Result<Report, Error> + 'a;
+
+/// One way a report differs from what its keys, files and recomputation give.
+/// `Display` gives the line `report verify` prints.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Difference {
+    /// The content hashes to `computed`, not to the `recorded` digest.
+    Digest { computed: String, recorded: String },
+    /// A signer was required but the report is unsigned.
+    Unsigned,
+    /// The signature does not hold.
+    Signature(SignatureError),
+    /// Key `index` (given as `path`) has commitment `computed`, not the recorded one.
+    KeyCommitment {
+        index: usize,
+        path: PathBuf,
+        computed: String,
+        recorded: String,
+    },
+    /// Keyed profile `index`'s embedded profile no longer has its recorded digest.
+    ProfileDigest { index: usize },
+    /// File `index` (recorded as `role` `name`, given as `path`) has
+    /// SHA-256 `computed`, not the `recorded` one.
+    InputDigest {
+        index: usize,
+        role: String,
+        name: String,
+        path: PathBuf,
+        computed: String,
+        recorded: String,
+    },
+    /// The member at `path` (`a.b[3].c`) differs from the recomputation;
+    /// `None` where one side lacks it.
+    Field {
+        path: String,
+        recorded: Option<Value>,
+        recomputed: Option<Value>,
+    },
+    /// Not recomputed because a key or a file differs.
+    NotRecomputed,
+}
+
+impl Difference {
+    /// Whether this difference is about the keys or files given (which
+    /// stops the recomputation).
+    pub fn is_about_given(&self) -> bool {
+        matches!(
+            self,
+            Difference::KeyCommitment { .. } | Difference::InputDigest { .. }
+        )
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}…", s.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let quoted = |s: &str| Value::from(s).to_string();
+        match self {
+            Difference::Digest { computed, recorded } => write!(
+                f,
+                "digest: the report's content hashes to {computed}, not its recorded {recorded} \
+                 (it was edited after it was made)"
+            ),
+            Difference::Unsigned => write!(f, "signature: none, but --signer was given"),
+            Difference::Signature(e) => write!(f, "signature: {e}"),
+            Difference::KeyCommitment {
+                index,
+                path,
+                computed,
+                recorded,
+            } => write!(
+                f,
+                "key {index} ({}): its commitment {computed} is not the recorded {}",
+                path.display(),
+                quoted(recorded)
+            ),
+            Difference::ProfileDigest { index } => {
+                write!(f, "profiles[{index}].digest: does not match its profile")
+            }
+            Difference::InputDigest {
+                index,
+                role,
+                name,
+                path,
+                computed,
+                recorded,
+            } => write!(
+                f,
+                "input {index} ({role} {name}, given {}): SHA-256 {computed} is not the recorded {}",
+                path.display(),
+                quoted(recorded)
+            ),
+            Difference::Field {
+                path,
+                recorded: Some(old),
+                recomputed: Some(new),
+            } => write!(f, "{path}: {} ≠ recomputed {}", short(old), short(new)),
+            Difference::Field { path, .. } => write!(f, "{path}"),
+            Difference::NotRecomputed => write!(
+                f,
+                "computation: not recomputed (the key or the inputs differ)"
+            ),
+        }
+    }
+}
+
+/// What verification found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifyOutcome {
+    /// The digest as recorded in the report.
+    pub digest: String,
+    /// Every difference, in the order of spec/report.md §4; empty on MATCH.
+    pub differences: Vec<Difference>,
+    /// Whether the recomputation ran.
+    pub recomputed: bool,
+    /// The public key (hex) of a signature that verified; `None`: unsigned,
+    /// or the signature does not hold.
+    pub signer: Option<String>,
+}
+
+impl VerifyOutcome {
+    /// MATCH: no difference at all.
+    pub fn matched(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+/// Paths where two JSON values differ (`a.b[3].c`), at most `limit`.
+fn differences(old: &Value, new: &Value, path: &str, out: &mut Vec<Difference>, limit: usize) {
+    if out.len() >= limit {
+        return;
+    }
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => differences(x, y, &p, out, limit),
+                    (x, y) => out.push(Difference::Field {
+                        path: p,
+                        recorded: x.cloned(),
+                        recomputed: y.cloned(),
+                    }),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                differences(x, y, &format!("{path}[{i}]"), out, limit);
+            }
+        }
+        _ if old == new => {}
+        _ => out.push(Difference::Field {
+            path: path.to_string(),
+            recorded: Some(old.clone()),
+            recomputed: Some(new.clone()),
+        }),
+    }
+}
+
+/// The members a recomputation reproduces.
+fn recomputable(report: &Report) -> Value {
+    let mut v = report.to_value();
+    if let Value::Object(m) = &mut v {
+        for k in UNDIGESTED.iter().chain(NOT_RECOMPUTED) {
+            m.remove(*k);
+        }
+    }
+    v
+}
+
+/// Verifies `report` (spec/report.md §4): its digest; its signature (and
+/// that it is `signer`'s, a hex public key, when given); each key file in
+/// `keys` (one per keyed profile, in order) against its commitment, and each
+/// embedded profile against its digest; each file in `inputs` (one per
+/// `inputs` entry, in order) against its SHA-256; then, when every key and
+/// file is the recorded one, `recompute` and every member other than
+/// `digest`, `run`, `signature`, `tool`, `collection` and `command`
+/// compared by JSON path (at most [`MAX_FIELD_DIFFERENCES`]).
+///
+/// Errors (the check cannot run): [`Error::KeyCount`], [`Error::InputCount`],
+/// a key file that cannot be loaded, [`Error::InvalidProfile`], a file that
+/// cannot be read, or the recomputation's own error.
+pub fn verify(
+    report: &Report,
+    keys: &[PathBuf],
+    inputs: &[PathBuf],
+    signer: Option<&str>,
+    recompute: &Recompute<'_>,
+) -> Result<VerifyOutcome, Error> {
+    let mut problems = Vec::new();
+    let recorded = report.digest.clone();
+    let computed = report.computed_digest();
+    if computed != recorded {
+        problems.push(Difference::Digest {
+            computed,
+            recorded: recorded.clone(),
+        });
+    }
+    let mut signed_by = None;
+    match (&report.signature, signer) {
+        (None, Some(_)) => problems.push(Difference::Unsigned),
+        (None, None) => {}
+        (Some(sig), signer) => match sign::check(sig, &recorded, signer) {
+            Ok(()) => signed_by = Some(sig.public_key.to_ascii_lowercase()),
+            Err(e) => problems.push(Difference::Signature(e)),
+        },
+    }
+    let keyed: Vec<_> = report.keyed_profiles().collect();
+    if keys.len() != keyed.len() {
+        return Err(Error::KeyCount {
+            expected: keyed.len(),
+            given: keys.len(),
+        });
+    }
+    let mut key_files = Vec::with_capacity(keys.len());
+    for (i, (p, path)) in keyed.iter().zip(keys).enumerate() {
+        let key = KeyFile::load(path)?;
+        let commitment = key.key.commitment();
+        let recorded = p.key_commitment.as_deref().unwrap_or_default();
+        if commitment != recorded {
+            problems.push(Difference::KeyCommitment {
+                index: i,
+                path: path.clone(),
+                computed: commitment,
+                recorded: recorded.to_string(),
+            });
+        }
+        // The embedded profile must still be valid and keep its digest.
+        let profile = Profile::from_json(&p.profile)
+            .map_err(|source| Error::InvalidProfile { index: i, source })?;
+        if profile.digest() != p.digest {
+            problems.push(Difference::ProfileDigest { index: i });
+        }
+        key_files.push(key);
+    }
+    if inputs.len() != report.inputs.len() {
+        return Err(Error::InputCount {
+            expected: report
+                .inputs
+                .iter()
+                .map(|i| (i.role.clone(), i.name.clone()))
+                .collect(),
+            given: inputs.len(),
+        });
+    }
+    for (i, (rec, path)) in report.inputs.iter().zip(inputs).enumerate() {
+        let d = file_sha256(path)?.hex();
+        if d != rec.sha256 {
+            problems.push(Difference::InputDigest {
+                index: i,
+                role: rec.role.clone(),
+                name: rec.name.clone(),
+                path: path.clone(),
+                computed: d,
+                recorded: rec.sha256.clone(),
+            });
+        }
+    }
+    let given_ok = !problems.iter().any(Difference::is_about_given);
+    if given_ok {
+        let new = recompute(report, &key_files, inputs)?;
+        let limit = problems.len() + MAX_FIELD_DIFFERENCES;
+        differences(
+            &recomputable(report),
+            &recomputable(&new),
+            "",
+            &mut problems,
+            limit,
+        );
+    } else {
+        problems.push(Difference::NotRecomputed);
+    }
+    Ok(VerifyOutcome {
+        digest: recorded,
+        differences: problems,
+        recomputed: given_ok,
+        signer: signed_by,
+    })
+}
