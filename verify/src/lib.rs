@@ -5,6 +5,7 @@
 //! [`detect_batch`] scores many texts on all cores in input order;
 //! [`corpus`] pools a whole corpus into one test.
 
+pub mod attribution;
 pub mod corpus;
 pub mod detect;
 pub mod input;
