@@ -483,13 +483,15 @@ pub fn verdict_json(
 
 /// An evidence report's `results` for an audit: the verdict object (without
 /// extra members) plus every key-swap statistic (`key_swap.statistics`, and
-/// the reference's).
+/// the reference's). The verdict object's numbers are those of its printed
+/// text (parsed back), exactly what `--json` shows.
 pub fn report_results(
     suspect: &Totals,
     reference: Option<&Totals>,
     decision: &Attribution,
 ) -> Value {
-    let mut results = verdict_json(suspect, reference, decision, &Map::new());
+    let printed = verdict_json(suspect, reference, decision, &Map::new()).to_string();
+    let mut results: Value = serde_json::from_str(&printed).expect("a JSON object just printed");
     results["key_swap"]["statistics"] = json!(suspect.null_statistics);
     if let Some(r) = reference {
         results["reference"]["key_swap"]["statistics"] = json!(r.null_statistics);
