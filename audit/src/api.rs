@@ -94,9 +94,7 @@ impl ApiAuditConfig {
         concurrency: usize,
     ) -> Result<(), Error> {
         if samples_per_prompt == 0 || max_tokens == 0 || concurrency == 0 {
-            return Err(Error::Parameter(
-                "--samples-per-prompt, --max-tokens and --concurrency must be at least 1".into(),
-            ));
+            return Err(Error::Counts);
         }
         Ok(())
     }
@@ -106,7 +104,7 @@ impl ApiAuditConfig {
     pub fn check(&self) -> Result<(), Error> {
         Self::check_counts(self.samples_per_prompt, self.max_tokens, self.concurrency)?;
         if self.prompts.is_empty() {
-            return Err(Error::Parameter("no prompts".into()));
+            return Err(Error::NoPrompts);
         }
         Ok(())
     }
@@ -305,19 +303,15 @@ struct Failure {
 impl Client {
     fn new(config: &ApiAuditConfig, endpoint: &str, model: &str) -> Result<Client, Error> {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(Error::Parameter(format!(
-                "--endpoint must be an http:// or https:// URL, got {endpoint:?}"
-            )));
+            return Err(Error::Endpoint {
+                endpoint: endpoint.to_string(),
+            });
         }
         if !(config.timeout_s > 0.0 && config.timeout_s.is_finite()) {
-            return Err(Error::Parameter(
-                "--timeout must be a positive number of seconds".into(),
-            ));
+            return Err(Error::Timeout);
         }
         if !(config.rate_limit >= 0.0 && config.rate_limit.is_finite()) {
-            return Err(Error::Parameter(
-                "--rate-limit must be zero (no limit) or a positive rate".into(),
-            ));
+            return Err(Error::RateLimit);
         }
         let api_key = std::env::var(&config.api_key_env)
             .ok()

@@ -255,9 +255,24 @@ pub enum Error {
     /// The compute threads could not be started.
     #[error("cannot start the compute threads")]
     Threads(#[source] rayon::ThreadPoolBuildError),
-    /// A parameter out of range; the message names it.
-    #[error("{0}")]
-    Parameter(String),
+    /// The endpoint is not an http(s) URL.
+    #[error("--endpoint must be an http:// or https:// URL, got {endpoint:?}")]
+    Endpoint {
+        /// The endpoint given.
+        endpoint: String,
+    },
+    /// The request timeout is not a positive number of seconds.
+    #[error("--timeout must be a positive number of seconds")]
+    Timeout,
+    /// The rate limit is negative or not finite.
+    #[error("--rate-limit must be zero (no limit) or a positive rate")]
+    RateLimit,
+    /// Samples per prompt, max_tokens or concurrency is zero.
+    #[error("--samples-per-prompt, --max-tokens and --concurrency must be at least 1")]
+    Counts,
+    /// No prompts to ask.
+    #[error("no prompts")]
+    NoPrompts,
     /// The answer cache in OUT belongs to other settings.
     #[error(
         "{settings_file}: the answers in {dir} were asked with other settings ({found}); \

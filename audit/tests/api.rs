@@ -244,11 +244,12 @@ fn an_unreachable_endpoint_trips_the_breaker() {
     let mut bad = config("ftp://example.com", &out, &prompts);
     bad.concurrency = 1;
     let e = api::run(&lab(), &bad, &Silent).unwrap_err();
+    assert!(matches!(e, Error::Endpoint { .. }), "{e}");
     assert!(e.to_string().contains("http:// or https://"), "{e}");
     let mut zero = config("http://127.0.0.1:1", &out, &prompts);
     zero.samples_per_prompt = 0;
     assert!(matches!(
         api::run(&lab(), &zero, &Silent),
-        Err(Error::Parameter(_))
+        Err(Error::Counts)
     ));
 }
