@@ -2,7 +2,7 @@
 //! black-box audit of `provmark_audit::api`, the verdict on stdout and the
 //! evidence report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use provmark_audit::api::{chat_url, ApiAuditConfig, ApiPrompt};
@@ -34,12 +34,6 @@ pub(crate) struct ApiRequest {
     pub tokenizer: Option<PathBuf>,
     pub filter_from: Vec<String>,
     pub common: Common,
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
 /// The report of an API audit: its numbers are those of `audit corpus` on
@@ -100,7 +94,8 @@ pub fn run(req: ApiRequest) -> Result<std::process::ExitCode> {
     if prompts.is_empty() {
         bail!("{}: no prompts", req.prompts.display());
     }
-    let prompts_sha256 = sha256_file(&req.prompts)?;
+    let prompts_sha256 = provmark_llm::default_model::sha256_file(&req.prompts)
+        .with_context(|| format!("cannot read {}", req.prompts.display()))?;
     let prompts = prompts
         .into_iter()
         .map(|p| ApiPrompt {
