@@ -559,6 +559,48 @@ mod tests {
         assert_eq!(p.p_value, 1.0 / (m as f64 + 1.0));
     }
 
+    /// A corpus whose every tuple is green under the key (KGW, h = 1):
+    /// no random key reaches its statistic, so the key-swap p-value is
+    /// exactly 1/(M + 1), and the audit attributes it.
+    #[test]
+    fn an_all_green_corpus_has_the_smallest_key_swap_p() {
+        use crate::corpus::TupleSet;
+        use provmark_watermark::{Key, KgwParams, TokenizerDigest};
+        let key = Key::from_bytes([1; 32]);
+        let scheme = Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap());
+        let profile = Profile::new(scheme, 1, TokenizerDigest::of_bytes(b"t"), &key).unwrap();
+        let detector = Detector::new(&profile, &key).unwrap();
+        // Increasing green tokens: every (window, token) tuple is distinct.
+        let mut ids = vec![0u32];
+        while ids.len() < 300 {
+            let prev = *ids.last().unwrap();
+            let green = (prev + 1..)
+                .find(|&t| detector.score(&[], &[prev, t]).scores[0] > 0.5)
+                .unwrap();
+            ids.push(green);
+        }
+        let mut set = TupleSet::new(1, Shard::ALL).unwrap();
+        set.add_text(&ids);
+        let tuples = set.finish();
+        let counts = Counts {
+            texts: 1,
+            distinct: tuples.len(),
+            ..Counts::default()
+        };
+        let null = NullKeys { keys: 99, seed: 3 };
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let t = Totals::score(&profile, &detector, null, &counts, &tuples, &|n| {
+            done.store(n, std::sync::atomic::Ordering::Relaxed)
+        })
+        .unwrap();
+        assert_eq!(done.into_inner(), 99);
+        assert_eq!((t.scored, t.statistic), (299, 299.0));
+        let d = decide(profile.scheme(), &t, None, 0.05);
+        assert_eq!(d.suspect.swap.at_least, 0);
+        assert_eq!(d.suspect.swap.p_value, 1.0 / 100.0);
+        assert_eq!(d.verdict, AttributionVerdict::Attributed);
+    }
+
     #[test]
     fn the_four_verdicts() {
         let a = 1e-3;
