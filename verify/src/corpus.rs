@@ -411,14 +411,11 @@ pub fn key_swap_null(
         statistics.push(score_tuples(&detector, tuples)?.statistic);
         progress(i + 1);
     }
-    let at_least = statistics
-        .iter()
-        .filter(|&&s| s >= observed.statistic)
-        .count();
+    let p = crate::attribution::key_swap_p(&statistics, observed.statistic);
     Ok(KeySwapNull {
-        p_value: (1 + at_least) as f64 / (keys + 1) as f64,
+        p_value: p.p_value,
         statistics,
-        at_least,
+        at_least: p.at_least,
     })
 }
 

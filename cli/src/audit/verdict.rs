@@ -1,191 +1,39 @@
-//! From distinct tuples to a verdict: the exact test and the key-swap null
-//! of one corpus ([`Totals`], also the sharded audits' partial format), the
-//! decision beside an optional clean reference, and its rendering as a
-//! summary or one JSON object.
+//! An audit's verdict on stdout (a summary table or one JSON object) and in
+//! its evidence report; the numbers and the decision come from
+//! `provmark_verify::attribution`.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
-use provmark_verify::corpus::{key_swap_null, score_tuples, DistinctTuples, Shard};
-use provmark_verify::{null_test, Detector, TestResult};
-use provmark_watermark::Profile;
-use serde_json::{json, Map, Value};
+use provmark_verify::attribution::{
+    report_decision, report_results, verdict_json, Attribution, AttributionVerdict, Judgement,
+    Totals,
+};
+use serde_json::{Map, Value};
 
-pub const PARTIAL_FORMAT: &str = "provmark-audit-partial/1";
+use crate::report::Recorder;
 
-/// An audit's sufficient statistics: what a shard writes and what merging
-/// adds up (shards are disjoint sets of distinct tuples).
-#[derive(serde::Serialize, serde::Deserialize, Clone, Debug)]
-pub struct Totals {
-    pub format: String,
-    pub profile_digest: String,
-    pub key_id: String,
-    pub shard_index: u32,
-    pub shard_count: u32,
-    pub texts: usize,
-    pub unreadable: usize,
-    pub positions: u64,
-    pub distinct_tuples: u64,
-    pub filter_windows: Option<usize>,
-    pub filtered_out: u64,
-    pub scored: u64,
-    pub statistic: f64,
-    pub null_seed: u64,
-    pub null_statistics: Vec<f64>,
-}
-
-/// How one corpus was read, before scoring.
-pub struct Counts {
-    pub texts: usize,
-    pub errors: usize,
-    pub distinct: usize,
-    pub filter_windows: Option<usize>,
-    pub dropped: usize,
-}
-
-/// The key-swap null's settings.
-#[derive(Clone, Copy)]
-pub struct NullKeys {
-    pub keys: usize,
-    pub seed: u64,
-}
-
-/// Scores `tuples` under the key and under the key-swap null (with a
-/// progress bar labelled `what`).
-pub fn totals(
-    profile: &Profile,
-    detector: &Detector,
-    null: NullKeys,
-    shard: Shard,
-    counts: &Counts,
-    tuples: &DistinctTuples,
-    what: &str,
-) -> Result<Totals> {
-    let observed = score_tuples(detector, tuples).map_err(anyhow::Error::msg)?;
-    let progress = ProgressBar::new(null.keys as u64);
-    progress.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{bar:30}} {{pos}}/{{len}} null keys ({what})  eta {{eta}}"
-        ))
-        .expect("valid template"),
-    );
-    let swap = key_swap_null(profile, tuples, &observed, null.keys, null.seed, &|_| {
-        progress.inc(1)
-    })
-    .map_err(anyhow::Error::msg)?;
-    progress.finish_and_clear();
-    Ok(Totals {
-        format: PARTIAL_FORMAT.into(),
-        profile_digest: profile.digest(),
-        key_id: profile.key_id().to_string(),
-        shard_index: shard.index(),
-        shard_count: shard.count(),
-        texts: counts.texts,
-        unreadable: counts.errors,
-        positions: tuples.positions,
-        distinct_tuples: counts.distinct as u64,
-        filter_windows: counts.filter_windows,
-        filtered_out: counts.dropped as u64,
-        scored: observed.scored,
-        statistic: observed.statistic,
-        null_seed: null.seed,
-        null_statistics: swap.statistics,
-    })
-}
-
-/// Both tests of one corpus at level alpha.
-struct Judgement {
-    test: Option<TestResult>,
-    keys: usize,
-    at_least: usize,
-    swap_p: f64,
-    attributed: bool,
-}
-
-fn judge(profile: &Profile, t: &Totals, alpha: f64) -> Judgement {
-    let test = null_test(profile.scheme(), t.scored, t.statistic);
-    let keys = t.null_statistics.len();
-    let at_least = t
-        .null_statistics
-        .iter()
-        .filter(|&&s| s >= t.statistic)
-        .count();
-    let swap_p = (1 + at_least) as f64 / (keys + 1) as f64;
-    Judgement {
-        attributed: test.is_some_and(|x| x.p.value() <= alpha) && swap_p <= alpha,
-        test,
-        keys,
-        at_least,
-        swap_p,
-    }
-}
-
-fn corpus_json(t: &Totals, j: &Judgement) -> Map<String, Value> {
-    let v = json!({
-        "texts": t.texts,
-        "unreadable": t.unreadable,
-        "positions": t.positions,
-        "distinct_tuples": t.distinct_tuples,
-        "filter_windows": t.filter_windows,
-        "filtered_out": t.filtered_out,
-        "scored": t.scored,
-        "statistic": t.statistic,
-        "log10_p": j.test.map(|x| x.p.log10()),
-        "p_value": j.test.map(|x| x.p.value()),
-        "z": j.test.map(|x| x.z),
-        "key_swap": {"keys": j.keys, "seed": t.null_seed, "at_least": j.at_least, "p_value": j.swap_p},
-        "attributed": j.attributed,
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => unreachable!("a JSON object"),
-    }
-}
-
-/// What to render: the suspect's totals, an optional clean reference run
-/// through the same pipeline, and fields particular to the audit mode.
-pub struct Report<'a> {
+/// What to show: the suspect's totals, an optional clean reference run
+/// through the same pipeline, the decision, and fields particular to the
+/// audit mode.
+pub struct Shown<'a> {
     pub suspect: &'a Totals,
     pub reference: Option<&'a Totals>,
-    pub alpha: f64,
-    pub extra: Map<String, Value>,
+    pub decision: &'a Attribution,
+    pub extra: &'a Map<String, Value>,
 }
 
-/// The verdict: `attributed` needs both of the suspect's p-values ≤ alpha
-/// and, when a clean reference is given, the reference not flagged (a
-/// flagged reference means the pipeline itself finds the watermark where it
-/// cannot be, so nothing can be concluded).
-pub fn render(
-    profile: &Profile,
-    r: &Report<'_>,
-    json_out: bool,
-    out: &mut dyn Write,
-) -> Result<&'static str> {
-    let s = judge(profile, r.suspect, r.alpha);
-    let reference = r.reference.map(|t| (t, judge(profile, t, r.alpha)));
-    let verdict = match (&s.test, s.attributed, &reference) {
-        (None, _, _) => "too_short",
-        (_, true, Some((_, rj))) if rj.attributed => "inconclusive",
-        (_, true, _) => "attributed",
-        _ => "not_attributed",
-    };
+/// Writes the verdict as one JSON object or as a summary table.
+pub fn render(s: &Shown<'_>, json_out: bool, out: &mut dyn Write) -> Result<()> {
+    let d = s.decision;
     if json_out {
-        let mut m = corpus_json(r.suspect, &s);
-        m.remove("attributed");
-        if let Some((t, j)) = &reference {
-            m.insert("reference".into(), Value::Object(corpus_json(t, j)));
-        }
-        m.insert("alpha".into(), json!(r.alpha));
-        m.insert("verdict".into(), json!(verdict));
-        m.insert("profile_digest".into(), json!(r.suspect.profile_digest));
-        m.insert("key_id".into(), json!(r.suspect.key_id));
-        m.extend(r.extra.clone());
-        writeln!(out, "{}", Value::Object(m))?;
-        return Ok(verdict);
+        let v = verdict_json(s.suspect, s.reference, d, s.extra);
+        writeln!(out, "{v}")?;
+        return Ok(());
     }
-    let mut columns = vec![("suspect", r.suspect, &s)];
-    if let Some((t, j)) = &reference {
+    let mut columns = vec![("suspect", s.suspect, &d.suspect)];
+    if let (Some(t), Some(j)) = (s.reference, &d.reference) {
         columns.push(("clean reference", t, j));
     }
     let row = |out: &mut dyn Write, label: &str, cell: &dyn Fn(&Totals, &Judgement) -> String| {
@@ -206,7 +54,7 @@ pub fn render(
     row(out, "distinct tuples", &|t, _| {
         t.distinct_tuples.to_string()
     })?;
-    if r.suspect.filter_windows.is_some() {
+    if s.suspect.filter_windows.is_some() {
         row(out, "filtered out", &|t, _| {
             format!(
                 "{} ({} lab windows)",
@@ -222,21 +70,49 @@ pub fn render(
         None => "nothing to score".into(),
     })?;
     row(out, "key-swap null", &|_, j| {
-        format!("{}/{} keys ≥: p = {:.3e}", j.at_least, j.keys, j.swap_p)
+        format!(
+            "{}/{} keys ≥: p = {:.3e}",
+            j.swap.at_least, j.swap.keys, j.swap.p_value
+        )
     })?;
-    for (k, v) in &r.extra {
+    for (k, v) in s.extra {
         let shown = match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
         writeln!(out, "{:<16}{shown}", k.replace('_', " "))?;
     }
-    let why = match verdict {
-        "inconclusive" => {
+    let why = match d.verdict {
+        AttributionVerdict::Inconclusive => {
             " — the clean reference is flagged too, so the pipeline cannot separate them"
         }
         _ => "",
     };
-    writeln!(out, "verdict         {verdict} (alpha {}){why}", r.alpha)?;
-    Ok(verdict)
+    writeln!(
+        out,
+        "verdict         {} (alpha {}){why}",
+        d.verdict, d.alpha
+    )?;
+    Ok(())
+}
+
+/// Writes the evidence report (results: the verdict object plus every
+/// key-swap statistic; decision) when --report was given.
+pub fn write_report(
+    suspect: &Totals,
+    reference: Option<&Totals>,
+    decision: &Attribution,
+    path: Option<&Path>,
+    recorder: Option<Recorder>,
+) -> Result<()> {
+    let (Some(path), Some(recorder)) = (path, recorder) else {
+        return Ok(());
+    };
+    let results = report_results(suspect, reference, decision);
+    crate::report::finish(
+        Some(path),
+        Some(recorder),
+        results,
+        report_decision(decision),
+    )
 }

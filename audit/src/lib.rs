@@ -1,0 +1,364 @@
+//! provmark-audit: audits of a suspect model as library calls.
+//!
+//! - [`corpus::run`]: a suspect corpus pooled into one test (spec §8.1):
+//!   inputs streamed in bounded batches, tokenized, de-duplicated into
+//!   distinct tuples across the corpus, optionally filtered by the lab's own
+//!   windows (Φ), optionally one shard of a split audit, with a clean
+//!   reference corpus run through the same pipeline.
+//! - [`weights::run`]: the open-weight audit (reading mode): a suspect GGUF
+//!   predicts its top-1 token at every position of the lab's texts.
+//! - [`api::run`]: the black-box audit of an OpenAI-compatible chat API,
+//!   with a resumable on-disk answer cache.
+//!
+//! Each returns the suspect's (and the reference's) [`Totals`]; the
+//! decision is [`provmark_verify::attribution::decide`]. The library never
+//! prints: progress and per-item problems are reported as [`Event`]s to a
+//! [`Progress`] callback, errors are typed ([`Error`]) and name the file,
+//! line, field or parameter, never the API key.
+
+pub mod api;
+pub mod corpus;
+mod jsonl;
+pub mod weights;
+
+use std::path::Path;
+
+use provmark_verify::Detector;
+use provmark_watermark::Profile;
+
+pub use provmark_verify::attribution::{
+    AttributionVerdict, Counts, NullKeys, Totals, PARTIAL_FORMAT,
+};
+
+/// The lab's side of every audit: its profile and its key's detector.
+pub struct Lab {
+    /// The watermark profile.
+    pub profile: Profile,
+    /// The detector of the profile under the lab's key.
+    pub detector: Detector,
+}
+
+/// Which corpus of an audit an event or a result is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The suspect's.
+    Suspect,
+    /// The clean reference's.
+    Reference,
+}
+
+impl Side {
+    /// `suspect` or `reference`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Suspect => "suspect",
+            Side::Reference => "reference",
+        }
+    }
+}
+
+/// What an audit reports while it runs.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// A record could not be read or tokenized (it is counted as
+    /// unreadable); the message names the file and line or record.
+    RecordError {
+        /// The problem.
+        message: &'a str,
+    },
+    /// A model is being loaded (weights audit).
+    LoadingModel {
+        /// The model's name (its path as given).
+        name: &'a str,
+    },
+    /// `reader` (a model's name) starts reading the lab's texts.
+    ReadingStarted {
+        /// The model's name.
+        reader: &'a str,
+    },
+    /// One more text read by the current reader.
+    TextRead,
+    /// The current reader is done.
+    ReadingFinished,
+    /// The key-swap null of one corpus starts: `keys` keys to score.
+    NullKeysStarted {
+        /// Which corpus.
+        side: Side,
+        /// M.
+        keys: usize,
+    },
+    /// `done` null keys of `side` are scored.
+    NullKeyDone {
+        /// Which corpus.
+        side: Side,
+        /// Keys done so far.
+        done: usize,
+    },
+    /// The key-swap null of `side` is done.
+    NullKeysFinished {
+        /// Which corpus.
+        side: Side,
+    },
+    /// A resumable file ended in an incomplete line (an interrupted run),
+    /// which was cut off.
+    IncompleteLineDropped {
+        /// The file.
+        path: &'a Path,
+        /// Bytes dropped.
+        bytes: u64,
+    },
+    /// The API audit starts asking `side`'s endpoint for `total` answers
+    /// (those not already in the cache).
+    AnswersStarted {
+        /// Which endpoint.
+        side: Side,
+        /// Requests to make.
+        total: usize,
+    },
+    /// The running corpus test of the suspect's answers so far.
+    RunningTest {
+        /// Its log10 p-value.
+        log10_p: f64,
+    },
+    /// An item is done (answered or failed).
+    AnswerDone {
+        /// Which endpoint.
+        side: Side,
+    },
+    /// An item failed after its retries (it is recorded in the failures log
+    /// and retried on the next run).
+    ItemFailed {
+        /// Which endpoint.
+        side: Side,
+        /// The prompt's id.
+        id: &'a str,
+        /// The sample number.
+        sample: u32,
+        /// What went wrong (API key redacted).
+        error: &'a str,
+    },
+    /// Every request to `side`'s endpoint is done.
+    AnswersFinished {
+        /// Which endpoint.
+        side: Side,
+    },
+}
+
+/// Receives an audit's [`Event`]s. Called from the audit's thread only, but
+/// `Sync` so that scoring can report from its worker pool.
+pub trait Progress: Sync {
+    /// One event.
+    fn event(&self, event: Event<'_>);
+}
+
+impl<F: Fn(Event<'_>) + Sync> Progress for F {
+    fn event(&self, event: Event<'_>) {
+        self(event)
+    }
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn event(&self, _: Event<'_>) {}
+}
+
+/// Errors of an audit. Messages name files, lines, fields and parameters;
+/// they never contain key material or the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened.
+    #[error("cannot open {name}")]
+    Open {
+        /// The file.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("cannot read {name}")]
+    Read {
+        /// The file.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {name}")]
+    Write {
+        /// The file.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory could not be created.
+    #[error("cannot create {name}")]
+    Create {
+        /// The directory.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A resumable file could not be cut back to its last complete line.
+    #[error("cannot truncate {name}")]
+    Truncate {
+        /// The file.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Some texts of the filter Φ could not be read (each was reported).
+    #[error("{errors} texts of --filter-from could not be read; the filter would be incomplete")]
+    FilterIncomplete {
+        /// Unreadable texts.
+        errors: usize,
+    },
+    /// The corpus pipeline refused (e.g. a context width it cannot pack).
+    #[error("{0}")]
+    Corpus(String),
+    /// Levels, scoring or merging.
+    #[error(transparent)]
+    Attribution(#[from] provmark_verify::attribution::Error),
+    /// Tokenizer or profile problem.
+    #[error(transparent)]
+    Verify(#[from] provmark_verify::Error),
+    /// Loading a model failed.
+    #[error(transparent)]
+    Model(#[from] provmark_llm::Error),
+    /// Reading mode needs the suspect to share the profile's tokenizer.
+    #[error(
+        "{name}: its tokenizer ({got}) is not the profile's ({expected}); reading mode needs both to \
+         give token ids the same meaning. Audit its generated text with audit corpus instead"
+    )]
+    TokenizerMismatch {
+        /// The model.
+        name: String,
+        /// The profile's tokenizer digest.
+        expected: String,
+        /// The model's tokenizer digest.
+        got: String,
+    },
+    /// A model failed while reading the texts.
+    #[error("{name}: {message}")]
+    Reading {
+        /// The model.
+        name: String,
+        /// What failed.
+        message: String,
+    },
+    /// The compute threads could not be started.
+    #[error("cannot start the compute threads")]
+    Threads(#[source] rayon::ThreadPoolBuildError),
+    /// The endpoint is not an http(s) URL.
+    #[error("--endpoint must be an http:// or https:// URL, got {endpoint:?}")]
+    Endpoint {
+        /// The endpoint given.
+        endpoint: String,
+    },
+    /// The request timeout is not a positive number of seconds.
+    #[error("--timeout must be a positive number of seconds")]
+    Timeout,
+    /// The rate limit is negative or not finite.
+    #[error("--rate-limit must be zero (no limit) or a positive rate")]
+    RateLimit,
+    /// Samples per prompt, max_tokens or concurrency is zero.
+    #[error("--samples-per-prompt, --max-tokens and --concurrency must be at least 1")]
+    Counts,
+    /// No prompts to ask.
+    #[error("no prompts")]
+    NoPrompts,
+    /// The answer cache in OUT belongs to other settings.
+    #[error(
+        "{settings_file}: the answers in {dir} were asked with other settings ({found}); \
+         this run has {wanted}. Use another --out or the same settings"
+    )]
+    OtherSettings {
+        /// NAME.settings.json.
+        settings_file: String,
+        /// OUT.
+        dir: String,
+        /// The settings found (JSON).
+        found: String,
+        /// This run's settings (JSON).
+        wanted: String,
+    },
+    /// A settings file that is not JSON.
+    #[error("{name}: not the settings of an audit api cache")]
+    Settings {
+        /// The settings file.
+        name: String,
+        /// What the parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A line of the answer cache that is not a JSON record.
+    #[error("{here}: not a JSON record")]
+    CacheRecord {
+        /// FILE:LINE.
+        here: String,
+        /// What the parser said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A record of the answer cache without its fields.
+    #[error("{here}: fields id, sample and text are expected")]
+    CacheFields {
+        /// FILE:LINE.
+        here: String,
+    },
+    /// The circuit breaker stopped the run; the answers kept are reused
+    /// when the audit is run again.
+    #[error(
+        "{url}: the endpoint is unreachable or refuses every request ({last_error}); stopped after \
+         {queries} of {total} requests. The {kept} answers kept in {cache} are reused when the audit \
+         is run again"
+    )]
+    Unreachable {
+        /// The chat completions URL.
+        url: String,
+        /// The last failure (API key redacted).
+        last_error: String,
+        /// Requests made in this run.
+        queries: usize,
+        /// Requests this run had to make.
+        total: usize,
+        /// Answers in the cache.
+        kept: usize,
+        /// The answer cache.
+        cache: String,
+    },
+}
+
+/// Scores the suspect's tuples and the reference's (when given) under the
+/// key and the key-swap null, reporting the null keys' progress.
+fn score_pair(
+    lab: &Lab,
+    null: NullKeys,
+    suspect: (&Counts, &provmark_verify::corpus::DistinctTuples),
+    reference: Option<(&Counts, &provmark_verify::corpus::DistinctTuples)>,
+    progress: &dyn Progress,
+) -> Result<(Totals, Option<Totals>), Error> {
+    let score = |(c, t): (&Counts, &provmark_verify::corpus::DistinctTuples), side: Side| {
+        progress.event(Event::NullKeysStarted {
+            side,
+            keys: null.keys,
+        });
+        let totals = Totals::score(&lab.profile, &lab.detector, null, c, t, &|done| {
+            progress.event(Event::NullKeyDone { side, done })
+        })?;
+        progress.event(Event::NullKeysFinished { side });
+        Ok::<_, Error>(totals)
+    };
+    let s = score(suspect, Side::Suspect)?;
+    let r = match reference {
+        Some(r) => Some(score(r, Side::Reference)?),
+        None => None,
+    };
+    Ok((s, r))
+}

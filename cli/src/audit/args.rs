@@ -1,0 +1,345 @@
+//! The audit commands' arguments (clap) and their conversion into plain
+//! requests at the edge: nothing past [`run`] sees a clap type.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use provmark_verify::attribution::NullKeys;
+
+use super::api::ApiRequest;
+use super::{Common, CorpusRequest, MergeRequest, WeightsRequest};
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Test a whole corpus (e.g. a suspect model's answers) as one sample.
+    Corpus(CorpusArgs),
+    /// Open-weight audit ("reading mode"): run a suspect GGUF over the lab's own
+    /// watermarked texts and test its top-1 predictions against the schedule.
+    Weights(WeightsArgs),
+    /// Black-box audit: query a suspect's OpenAI-compatible API with prompts, keep
+    /// every answer (resumable), and test the answers as one corpus.
+    Api(ApiArgs),
+    /// Combine the partial results of a sharded audit into one verdict.
+    Merge(MergeArgs),
+}
+
+/// What every audit mode takes: the lab's profile and key, the key-swap
+/// null and the decision level, and the output form.
+#[derive(Args, Clone)]
+pub struct AuditCommon {
+    /// Watermark profile.
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// The profile's key file.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Random keys in the key-swap null.
+    #[arg(long, default_value_t = 999, value_name = "M")]
+    null_keys: usize,
+    /// Public seed the null keys are derived from (recorded in the output).
+    #[arg(long, default_value_t = 0)]
+    null_seed: u64,
+    /// Level for attribution (both p-values must reach it).
+    #[arg(long, default_value_t = 1e-3)]
+    alpha: f64,
+    /// JSONL field holding the text.
+    #[arg(long, default_value = "text")]
+    field: String,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Also write an evidence report (canonical JSON, spec/report.md) that
+    /// provmark report verify can recompute from the key and the inputs.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(after_long_help = "\
+WHAT IT COMPUTES
+  At every position of the lab's texts the suspect predicts its most likely next token
+  given the real prefix; the tuple (real window, prediction) is scored against the
+  lab's schedule, each distinct tuple once across the corpus (spec §8.1). A model
+  trained on the lab's watermarked outputs prefers green tokens even where the text
+  chose otherwise (Sander et al. 2024, open-model reading mode). The key-swap null and
+  the verdict are those of audit corpus.
+
+TOKENIZERS
+  Reading mode needs the suspect to share the lab's tokenizer (same digest as the
+  profile); a suspect with another tokenizer is refused with an error (use audit
+  corpus on its generated text instead).
+
+EXAMPLE
+  provmark audit weights --suspect suspect.gguf --texts marked.jsonl \\
+      --profile lab.profile.json --key lab.key")]
+pub struct WeightsArgs {
+    /// The suspect model (GGUF of the llama, Qwen2 or Qwen3 family).
+    #[arg(long, value_name = "GGUF")]
+    suspect: PathBuf,
+    /// The lab's watermarked texts (JSONL with --field, or text files).
+    #[arg(long = "texts", value_name = "FILE", required = true)]
+    texts: Vec<String>,
+    /// Compute threads for the suspect model.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// A clean reference model (same tokenizer) known not to be trained on the
+    /// lab's outputs, e.g. the suspect's base model: read the same texts and shown
+    /// beside the suspect.
+    #[arg(long, value_name = "GGUF")]
+    reference_model: Option<PathBuf>,
+    #[command(flatten)]
+    common: AuditCommon,
+}
+
+#[derive(Args)]
+#[command(after_long_help = "\
+WHAT IT COMPUTES (spec §8.1)
+  Every (window, token) tuple of every text is pooled and counted once across the
+  corpus; the exact test of §8 runs on the distinct tuples. With --filter-from, only
+  tuples whose window occurs in the lab's own watermarked outputs are kept (the
+  filter Φ of Sander et al. 2024). The key-swap null scores the same tuples under
+  --null-keys random keys derived from the public --null-seed: its p-value
+  (1 + #{random keys scoring at least as high}) / (M + 1) needs no assumption about
+  the PRF. Attribution requires both p-values ≤ --alpha, so M must be ≥ 1/alpha − 1.
+
+EXIT STATUS
+  0 the audit ran (whatever the verdict); 1 some texts could not be read; 2 it could not start.
+
+EXAMPLE
+  provmark audit corpus --profile lab.profile.json --key lab.key \\
+      --filter-from marked.jsonl suspect_answers.jsonl")]
+pub struct CorpusArgs {
+    /// The suspect corpus: files or - (JSONL with --field, or one text per file).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// tokenizer.json matching the profile (default: the default model's).
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<PathBuf>,
+    /// A GGUF model whose own tokenizer to use.
+    #[arg(long, value_name = "GGUF", conflicts_with = "tokenizer")]
+    model: Option<PathBuf>,
+    /// The lab's own watermarked outputs (same formats as the inputs): keep only
+    /// suspect tuples whose window occurs in them.
+    #[arg(long, value_name = "FILE")]
+    filter_from: Vec<String>,
+    /// A clean reference corpus (e.g. a model known not to be trained on the lab's
+    /// outputs answering the same prompts): the same pipeline runs on it and it is
+    /// shown beside the suspect.
+    #[arg(long, value_name = "FILE", conflicts_with = "shard")]
+    reference: Vec<String>,
+    #[command(flatten)]
+    common: AuditCommon,
+    /// Only this shard of the tuple space, as INDEX/COUNT (e.g. 3/8): shards are
+    /// disjoint, so separate jobs can split a large audit exactly.
+    #[arg(long, value_name = "I/N", requires = "partial")]
+    shard: Option<String>,
+    /// Write this shard's partial result (JSON) instead of a verdict (a report
+    /// comes from audit merge).
+    #[arg(long, value_name = "FILE", conflicts_with = "report")]
+    partial: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct MergeArgs {
+    /// Partial results written by audit corpus --shard ... --partial, one per shard.
+    #[arg(required = true, value_name = "PARTIAL")]
+    parts: Vec<PathBuf>,
+    /// The watermark profile (its scheme gives the null distribution; no key needed).
+    #[arg(long, value_name = "FILE")]
+    profile: PathBuf,
+    /// Level for attribution (both p-values must reach it).
+    #[arg(long, default_value_t = 1e-3)]
+    alpha: f64,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Also write an evidence report of the merged result (spec/report.md).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(after_long_help = "\
+WHAT IT DOES
+  Sends every prompt of --prompts (--samples-per-prompt times) to the suspect's
+  OpenAI-compatible chat endpoint (POST {endpoint}/chat/completions), keeps each answer
+  in OUT/suspect.jsonl as it arrives (a corpus audit corpus reads as is; failures go
+  to OUT/suspect.failures.jsonl, the settings to OUT/suspect.settings.json), then runs the corpus test of audit corpus on the
+  answers, re-tokenized with the lab's tokenizer (the suspect may use another one).
+  With --reference-endpoint the same prompts go to a clean model too (OUT/reference.jsonl)
+  and its result is shown beside the suspect's.
+
+RESUMING AND FAILURES
+  Re-running with the same --out asks only for what is missing: answers already kept are
+  never re-queried, failed items are retried. Each item is retried --retries times on
+  connection errors, timeouts, 408/429/5xx and malformed answers, with exponential backoff
+  (honouring Retry-After); other 4xx and empty answers fail at once. Failures are recorded
+  per item (status, error) and counted in the verdict (failed: items still unanswered). When several items in a row find
+  the endpoint unreachable (or refusing with 401/403/404) the run stops (exit 2) and keeps what it collected.
+
+SECRETS
+  The endpoint's API key is read from the environment variable named by --api-key-env
+  and sent as a bearer token; it is never printed, logged or written to OUT.
+
+OUTPUT
+  A summary (or with --json one JSON object as the last line of stdout: log10_p,
+  p_value, scored, key_swap, verdict, queries, cached, failed, ...); the same object is
+  written to OUT/verdict.json.
+
+EXIT STATUS
+  0 the audit ran and every item was answered; 1 it ran but some items failed; 2 it could
+  not run (bad arguments, endpoint unreachable).
+
+EXAMPLE
+  OPENAI_API_KEY=... provmark audit api --endpoint https://api.example.com/v1 \\
+      --model suspect-1 --prompts prompts.jsonl --profile lab.profile.json --key lab.key \\
+      --out audit/")]
+pub struct ApiArgs {
+    /// Base URL of the OpenAI-compatible API (…/v1) or the full …/chat/completions URL.
+    #[arg(long, value_name = "URL")]
+    endpoint: String,
+    /// Model name to ask the endpoint for.
+    #[arg(long, value_name = "NAME")]
+    model: String,
+    /// Prompts (JSON Lines: {"id", "prompt"} or {"id", "messages"}, as for generate).
+    #[arg(long, value_name = "FILE")]
+    prompts: PathBuf,
+    /// Directory for the answer cache and the verdict (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Answers asked per prompt.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    samples_per_prompt: u32,
+    /// max_tokens of each request.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_tokens: u32,
+    /// temperature of each request.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Environment variable holding the endpoint's API key (none sent if unset).
+    #[arg(long, default_value = "OPENAI_API_KEY", value_name = "VAR")]
+    api_key_env: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrency: usize,
+    /// Most requests started per second (0 = no limit).
+    #[arg(long, default_value_t = 0.0, value_name = "PER_SECOND")]
+    rate_limit: f64,
+    /// Retries per item after the first attempt.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    retries: u32,
+    /// First backoff delay; doubles on each retry (at most 60 s).
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    backoff_ms: u64,
+    /// Seconds before a request is abandoned (and retried).
+    #[arg(long, default_value_t = 120.0, value_name = "SECONDS")]
+    timeout: f64,
+    /// A clean reference endpoint (e.g. a model known not to be trained on the lab's
+    /// outputs) asked the same prompts; shown beside the suspect.
+    #[arg(long, value_name = "URL")]
+    reference_endpoint: Option<String>,
+    /// Model name at the reference endpoint (default: --model).
+    #[arg(long, value_name = "NAME", requires = "reference_endpoint")]
+    reference_model: Option<String>,
+    /// The lab's tokenizer.json (default: the default model's).
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<PathBuf>,
+    /// The lab's own watermarked outputs: keep only tuples whose window occurs in them.
+    #[arg(long, value_name = "FILE")]
+    filter_from: Vec<String>,
+    #[command(flatten)]
+    common: AuditCommon,
+}
+
+impl From<AuditCommon> for Common {
+    fn from(c: AuditCommon) -> Common {
+        Common {
+            profile: c.profile,
+            key: c.key,
+            null: NullKeys {
+                keys: c.null_keys,
+                seed: c.null_seed,
+            },
+            alpha: c.alpha,
+            field: c.field,
+            json: c.json,
+            report: c.report,
+        }
+    }
+}
+
+impl From<CorpusArgs> for CorpusRequest {
+    fn from(a: CorpusArgs) -> CorpusRequest {
+        CorpusRequest {
+            inputs: a.inputs,
+            tokenizer: a.tokenizer,
+            model: a.model,
+            filter_from: a.filter_from,
+            reference: a.reference,
+            common: a.common.into(),
+            shard: a.shard,
+            partial: a.partial,
+        }
+    }
+}
+
+impl From<WeightsArgs> for WeightsRequest {
+    fn from(a: WeightsArgs) -> WeightsRequest {
+        WeightsRequest {
+            suspect: a.suspect,
+            texts: a.texts,
+            threads: a.threads,
+            reference_model: a.reference_model,
+            common: a.common.into(),
+        }
+    }
+}
+
+impl From<MergeArgs> for MergeRequest {
+    fn from(a: MergeArgs) -> MergeRequest {
+        MergeRequest {
+            parts: a.parts,
+            profile: a.profile,
+            alpha: a.alpha,
+            json: a.json,
+            report: a.report,
+        }
+    }
+}
+
+impl From<ApiArgs> for ApiRequest {
+    fn from(a: ApiArgs) -> ApiRequest {
+        ApiRequest {
+            endpoint: a.endpoint,
+            model: a.model,
+            prompts: a.prompts,
+            out: a.out,
+            samples_per_prompt: a.samples_per_prompt,
+            max_tokens: a.max_tokens,
+            temperature: a.temperature,
+            api_key_env: a.api_key_env,
+            concurrency: a.concurrency,
+            rate_limit: a.rate_limit,
+            retries: a.retries,
+            backoff_ms: a.backoff_ms,
+            timeout: a.timeout,
+            reference_endpoint: a.reference_endpoint,
+            reference_model: a.reference_model,
+            tokenizer: a.tokenizer,
+            filter_from: a.filter_from,
+            common: a.common.into(),
+        }
+    }
+}
+
+/// Converts the arguments and runs the audit.
+pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
+    match cmd {
+        AuditCommand::Corpus(args) => super::run_corpus(args.into()),
+        AuditCommand::Weights(args) => super::run_weights(args.into()),
+        AuditCommand::Merge(args) => super::run_merge(args.into()),
+        AuditCommand::Api(args) => super::api::run(args.into()),
+    }
+}
