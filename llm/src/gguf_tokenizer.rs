@@ -20,6 +20,7 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::SplitDelimiterBehavior;
+use provmark_watermark::TokenizerDigest;
 use tokenizers::{AddedToken, Tokenizer};
 
 use crate::Error;
@@ -195,5 +196,12 @@ impl GgufTokenizer {
         self.tokenizer
             .to_string(false)
             .expect("a built tokenizer always serialises")
+    }
+
+    /// The digest a profile records for this tokenizer: SHA-256 of
+    /// [`to_json`](Self::to_json), the same value as hashing an exported
+    /// `tokenizer.json` (spec/SPEC.md, profiles).
+    pub fn digest(&self) -> TokenizerDigest {
+        TokenizerDigest::of_bytes(self.to_json().as_bytes())
     }
 }
