@@ -9,6 +9,7 @@ use clap::Subcommand;
 use provmark_llm::default_model;
 use provmark_llm::gguf_tokenizer::GgufTokenizer;
 use provmark_verify::TextTokenizer;
+use provmark_watermark::TokenizerDigest;
 
 #[derive(Subcommand)]
 pub enum ModelCommand {
@@ -65,6 +66,15 @@ pub fn text_tokenizer(tokenizer: Option<&Path>, model: Option<&Path>) -> Result<
     )?)
 }
 
+/// The digest of a tokenizer.json file, else of a GGUF model's tokenizer,
+/// else of the default model's.
+pub fn tokenizer_digest(tokenizer: Option<&Path>, model: Option<&Path>) -> Result<TokenizerDigest> {
+    match tokenizer {
+        Some(path) => Ok(TextTokenizer::load(path)?.digest().clone()),
+        None => Ok(gguf_tokenizer(model)?.digest()),
+    }
+}
+
 pub fn run_model(cmd: ModelCommand) -> Result<ExitCode> {
     match cmd {
         ModelCommand::Fetch => println!("{}", default_model_path()?.display()),
@@ -82,12 +92,10 @@ pub fn run_tokenizer(cmd: TokenizerCommand) -> Result<ExitCode> {
                 );
             }
             let gguf = gguf_tokenizer(model.as_deref())?;
-            let json = gguf.to_json();
-            std::fs::write(&out, &json)
+            std::fs::write(&out, gguf.to_json())
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            let tok = TextTokenizer::from_bytes(json.as_bytes(), &out.display().to_string())?;
             println!("tokenizer  {}", out.display());
-            println!("digest     {}", tok.digest());
+            println!("digest     {}", gguf.digest());
         }
     }
     Ok(ExitCode::SUCCESS)
