@@ -403,7 +403,10 @@ pub fn run(
         let (p, sample, _, seed) = &jobs[index];
         if let Finish::Error(e) = &a.finish {
             failed += 1;
-            progress(Progress::Failed { id: &p.id, error: e });
+            progress(Progress::Failed {
+                id: &p.id,
+                error: e,
+            });
             continue;
         }
         let decode_rate = if a.decode_s > 0.0 && a.tokens.len() > 1 {

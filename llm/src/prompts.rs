@@ -203,15 +203,15 @@ pub fn parse(reader: impl BufRead, path: &Path) -> Result<Vec<Prompt>, PromptErr
                     expected: "a string",
                 })
             }
-            (None, Some(m)) => PromptBody::Messages(
-                serde_json::from_value::<Vec<Message>>(m.clone()).map_err(|source| {
-                    PromptError::Messages {
+            (None, Some(m)) => {
+                PromptBody::Messages(serde_json::from_value::<Vec<Message>>(m.clone()).map_err(
+                    |source| PromptError::Messages {
                         path: path(),
                         line: n,
                         source,
-                    }
-                })?,
-            ),
+                    },
+                )?)
+            }
             (Some(_), Some(_)) => {
                 return Err(PromptError::BothBodies {
                     path: path(),
