@@ -1,7 +1,7 @@
 //! `provmark generate`: answer a prompt file with the real model, the
 //! watermark on (or off for controls), into a resumable JSONL file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -97,8 +97,18 @@ impl GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> Result<ExitCode> {
     let (serving, config) = args.to_config()?;
-    let prompts = provmark_llm::prompts::read(&args.prompts)?;
-    let serving = serving::start(&serving)?;
+    execute(&args.prompts, &serving, &config)
+}
+
+/// Answers the prompt file `prompts` into `config.out`, with a progress bar;
+/// exit status 1 when some answers failed.
+pub fn execute(
+    prompts: &Path,
+    serving: &ServingConfig,
+    config: &GenerateConfig,
+) -> Result<ExitCode> {
+    let prompts = provmark_llm::prompts::read(prompts)?;
+    let serving = serving::start(serving)?;
     let out = config.out.display().to_string();
     let progress = ProgressBar::hidden();
     progress.set_style(
@@ -109,7 +119,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
     );
     let mut started = Instant::now();
     let mut tokens = 0u64;
-    let summary = generate::run(&serving, &prompts, &config, &mut |p| match p {
+    let summary = generate::run(&serving, &prompts, config, &mut |p| match p {
         Progress::DroppedPartialLine { bytes } => {
             eprintln!("{}", crate::jsonl::dropped_message(&config.out, bytes))
         }

@@ -77,26 +77,37 @@ pub fn tokenizer_digest(tokenizer: Option<&Path>, model: Option<&Path>) -> Resul
 
 pub fn run_model(cmd: ModelCommand) -> Result<ExitCode> {
     match cmd {
-        ModelCommand::Fetch => println!("{}", default_model_path()?.display()),
+        ModelCommand::Fetch => fetch(),
     }
+}
+
+/// `model fetch`: prints the default model's path, fetching it if needed.
+pub fn fetch() -> Result<ExitCode> {
+    println!("{}", default_model_path()?.display());
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_tokenizer(cmd: TokenizerCommand) -> Result<ExitCode> {
     match cmd {
         TokenizerCommand::Export { model, out, force } => {
-            if out.exists() && !force {
-                bail!(
-                    "{} already exists (use --force to replace it)",
-                    out.display()
-                );
-            }
-            let gguf = gguf_tokenizer(model.as_deref())?;
-            std::fs::write(&out, gguf.to_json())
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            println!("tokenizer  {}", out.display());
-            println!("digest     {}", gguf.digest());
+            export_tokenizer(model.as_deref(), &out, force)
         }
     }
+}
+
+/// `tokenizer export`: writes a GGUF model's tokenizer as tokenizer.json
+/// and prints its digest.
+pub fn export_tokenizer(model: Option<&Path>, out: &Path, force: bool) -> Result<ExitCode> {
+    if out.exists() && !force {
+        bail!(
+            "{} already exists (use --force to replace it)",
+            out.display()
+        );
+    }
+    let gguf = gguf_tokenizer(model)?;
+    std::fs::write(out, gguf.to_json())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("tokenizer  {}", out.display());
+    println!("digest     {}", gguf.digest());
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use provmark_llm::serving::ServingConfig;
 use provmark_serve::ServeConfig;
 
 use crate::serving::{self, ModelArgs};
@@ -52,30 +53,40 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The server's settings for the model file `model_file`.
-    fn to_config(&self, model_file: &str) -> ServeConfig {
-        ServeConfig {
+    /// The address, the engine's and the server's settings.
+    fn to_config(&self) -> Result<(SocketAddr, ServingConfig, ServeConfig)> {
+        if self.max_tokens_limit == 0 || self.max_concurrent == 0 {
+            anyhow::bail!("--max-tokens-limit and --max-concurrent must be at least 1");
+        }
+        let serve = ServeConfig {
+            model_id: None,
             max_tokens_limit: self.max_tokens_limit,
             max_concurrent: self.max_concurrent,
             max_body_bytes: self.max_body_bytes,
             disclose_key_id: self.disclose_key_id,
-            ..ServeConfig::new(model_file)
-        }
+        };
+        Ok((self.listen, self.model.to_config()?, serve))
     }
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
-    if args.max_tokens_limit == 0 || args.max_concurrent == 0 {
-        anyhow::bail!("--max-tokens-limit and --max-concurrent must be at least 1");
-    }
-    let serving = serving::start(&args.model.to_config()?)?;
-    let config = args.to_config(&serving.model_name);
+    let (listen, serving, config) = args.to_config()?;
+    execute(listen, &serving, config)
+}
+
+/// Starts the engine and serves it on `listen` until Ctrl-C or SIGTERM.
+pub fn execute(
+    listen: SocketAddr,
+    serving: &ServingConfig,
+    config: ServeConfig,
+) -> Result<ExitCode> {
+    let serving = serving::start(serving)?;
+    let model_id = config.model_id_for(&serving.model_name);
     let mark = if serving.profile.is_some() {
         "watermark on"
     } else {
         "NO watermark (control)"
     };
-    let model_id = config.model_id.clone();
     let app = provmark_serve::router(serving, config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -83,9 +94,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         println!("provmark: serving {model_id} on http://{addr} ({mark})");
         eprintln!("provmark: Ctrl-C stops; running answers finish first");

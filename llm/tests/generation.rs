@@ -36,21 +36,45 @@ fn prompt_files_parse_and_errors_name_file_line_and_field() {
     );
     let p = prompts::read(&path).unwrap();
     assert_eq!(p.len(), 3);
-    assert_eq!((p[0].id.as_str(), &p[0].body), ("a", &PromptBody::Text("hi".into())));
+    assert_eq!(
+        (p[0].id.as_str(), &p[0].body),
+        ("a", &PromptBody::Text("hi".into()))
+    );
     assert_eq!(p[1].id, "3", "default id: the line number");
     assert!(matches!(&p[1].body, PromptBody::Messages(m) if m[0].content == "yo"));
-    assert_eq!((p[2].id.as_str(), p[2].id_value.clone()), ("7", serde_json::json!(7)));
+    assert_eq!(
+        (p[2].id.as_str(), p[2].id_value.clone()),
+        ("7", serde_json::json!(7))
+    );
 
     let cases: &[(&str, &str)] = &[
-        ("{\"prompt\": \"ok\"}\n{\"prompt\": 5}\n", ":2: field prompt must be a string"),
+        (
+            "{\"prompt\": \"ok\"}\n{\"prompt\": 5}\n",
+            ":2: field prompt must be a string",
+        ),
         ("[1]\n", ":1: expected a JSON object"),
         ("{nope\n", ":1: not a JSON object"),
-        ("{\"id\": [1], \"prompt\": \"x\"}\n", ":1: field id must be a string or a number"),
-        ("{\"id\": 1, \"prompt\": \"x\"}\n{\"id\": 1, \"prompt\": \"y\"}\n", ":2: id 1 appears twice"),
-        ("{\"prompt\": \"x\", \"messages\": []}\n", ":1: give prompt or messages, not both"),
-        ("{\"id\": \"x\"}\n", ":1: field prompt (or messages) is missing"),
+        (
+            "{\"id\": [1], \"prompt\": \"x\"}\n",
+            ":1: field id must be a string or a number",
+        ),
+        (
+            "{\"id\": 1, \"prompt\": \"x\"}\n{\"id\": 1, \"prompt\": \"y\"}\n",
+            ":2: id 1 appears twice",
+        ),
+        (
+            "{\"prompt\": \"x\", \"messages\": []}\n",
+            ":1: give prompt or messages, not both",
+        ),
+        (
+            "{\"id\": \"x\"}\n",
+            ":1: field prompt (or messages) is missing",
+        ),
         ("{\"messages\": []}\n", ":1: field messages is empty"),
-        ("{\"messages\": [{\"role\": 1}]}\n", ":1: field messages must be a list"),
+        (
+            "{\"messages\": [{\"role\": 1}]}\n",
+            ":1: field messages must be a list",
+        ),
     ];
     for (text, needle) in cases {
         let path = write_prompts(&dir, text);
@@ -113,7 +137,13 @@ fn generation_writes_records_resumes_and_reproduces_answers() {
     let full = dir.join("full.jsonl");
     let mut events = Vec::new();
     let summary = generate::run(&serving, &prompts, &config(full.clone()), &mut |p| {
-        events.push(format!("{p:?}").split_whitespace().next().unwrap().to_string())
+        events.push(
+            format!("{p:?}")
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string(),
+        )
     })
     .unwrap();
     assert_eq!((summary.answers, summary.failed), (6, 0));
@@ -135,7 +165,12 @@ fn generation_writes_records_resumes_and_reproduces_answers() {
     let cut = dir.join("cut.jsonl");
     std::fs::write(
         &cut,
-        format!("{}\n{}\n{}", lines[0], lines[1], &lines[2][..lines[2].len() / 2]),
+        format!(
+            "{}\n{}\n{}",
+            lines[0],
+            lines[1],
+            &lines[2][..lines[2].len() / 2]
+        ),
     )
     .unwrap();
     drop(serving);
@@ -150,7 +185,10 @@ fn generation_writes_records_resumes_and_reproduces_answers() {
     .unwrap();
     assert_eq!(dropped, Some((lines[2].len() / 2) as u64));
     assert_eq!(planned, Some((2, 4)));
-    assert_eq!(by_key(&generate::read_records(&cut).unwrap()), by_key(&records));
+    assert_eq!(
+        by_key(&generate::read_records(&cut).unwrap()),
+        by_key(&records)
+    );
 
     // Nothing left to do: a third run plans no work and writes nothing.
     let before = std::fs::read(&cut).unwrap();
@@ -162,8 +200,13 @@ fn generation_writes_records_resumes_and_reproduces_answers() {
     let other = dir.join("other.jsonl");
     std::fs::write(&other, "{\"text\": \"x\"}\n").unwrap();
     let e = generate::run(&serving, &prompts, &config(other.clone()), &mut |_| {}).unwrap_err();
-    assert!(matches!(e, GenerateError::NotAnAnswer { line: 1, .. }), "{e}");
-    assert!(e.to_string().contains("other.jsonl:1: fields id and sample are missing"));
+    assert!(
+        matches!(e, GenerateError::NotAnAnswer { line: 1, .. }),
+        "{e}"
+    );
+    assert!(e
+        .to_string()
+        .contains("other.jsonl:1: fields id and sample are missing"));
 }
 
 #[test]
@@ -193,14 +236,20 @@ fn watermarked_engines_check_the_tokenizer_and_never_mix_profiles() {
     match Serving::start(&marked("other.profile.json", false), &mut |_| {}) {
         Err(e @ ServingError::TokenizerMismatch { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("other.profile.json was made for another tokenizer than"), "{msg}");
+            assert!(
+                msg.contains("other.profile.json was made for another tokenizer than"),
+                "{msg}"
+            );
             assert!(msg.contains("tokenizer mismatch"), "{msg}");
         }
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a profile for another tokenizer was accepted"),
     }
     assert!(Serving::start(&marked("other.profile.json", true), &mut |_| {}).is_ok());
-    let zero = ServingConfig { batch: 0, ..control(1, 1) };
+    let zero = ServingConfig {
+        batch: 0,
+        ..control(1, 1)
+    };
     assert!(matches!(
         Serving::start(&zero, &mut |_| {}),
         Err(ServingError::ZeroBatch)
@@ -220,6 +269,9 @@ fn watermarked_engines_check_the_tokenizer_and_never_mix_profiles() {
     drop(serving);
     let serving = Serving::start(&control(1, 4), &mut |_| {}).unwrap();
     let e = generate::run(&serving, &prompts, &config(out), &mut |_| {}).unwrap_err();
-    assert!(matches!(e, GenerateError::OtherProfile { line: 1, .. }), "{e}");
+    assert!(
+        matches!(e, GenerateError::OtherProfile { line: 1, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("another profile"), "{e}");
 }

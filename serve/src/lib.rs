@@ -52,9 +52,9 @@ use response::{
 /// Server settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServeConfig {
-    /// The model's id in `/v1/models` and answers (see [`model_id`]);
-    /// requests may name it or the model file's name.
-    pub model_id: String,
+    /// The model's id in `/v1/models` and answers; `None`: [`model_id`] of
+    /// the model file's name. Requests may name it or the file's name.
+    pub model_id: Option<String>,
     /// Largest `max_tokens` a request may ask for (also the default), ≥ 1.
     pub max_tokens_limit: usize,
     /// Requests in flight at most (queued or decoding), ≥ 1; more get 429.
@@ -66,17 +66,26 @@ pub struct ServeConfig {
     pub disclose_key_id: bool,
 }
 
-impl ServeConfig {
-    /// The defaults (1024 tokens, 64 requests, 1 MiB bodies, no
-    /// disclosure) for the model file `model_file`.
-    pub fn new(model_file: &str) -> ServeConfig {
+impl Default for ServeConfig {
+    /// 1024 tokens, 64 requests, 1 MiB bodies, no disclosure, the id from
+    /// the model file.
+    fn default() -> ServeConfig {
         ServeConfig {
-            model_id: model_id(model_file),
+            model_id: None,
             max_tokens_limit: 1024,
             max_concurrent: 64,
             max_body_bytes: 1 << 20,
             disclose_key_id: false,
         }
+    }
+}
+
+impl ServeConfig {
+    /// The id served for the model file `model_file`.
+    pub fn model_id_for(&self, model_file: &str) -> String {
+        self.model_id
+            .clone()
+            .unwrap_or_else(|| model_id(model_file))
     }
 }
 
@@ -113,8 +122,8 @@ pub fn router(serving: Serving, config: ServeConfig) -> Result<Router, ServeErro
         .try_next_u64()
         .map_err(|e| ServeError::Randomness(e.to_string()))?;
     let state = Arc::new(AppState {
+        model_id: config.model_id_for(&serving.model_name),
         serving,
-        model_id: config.model_id,
         max_tokens_limit: config.max_tokens_limit,
         permits: Arc::new(Semaphore::new(config.max_concurrent)),
         disclose,

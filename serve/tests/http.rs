@@ -35,7 +35,10 @@ async fn call(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) 
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -49,9 +52,9 @@ async fn serves_openai_shapes_and_stops_gracefully() {
     let config = ServeConfig {
         max_tokens_limit: 8,
         max_body_bytes: 512,
-        ..ServeConfig::new(&serving.model_name)
+        ..ServeConfig::default()
     };
-    assert_eq!(config.model_id, "tiny-llama");
+    assert_eq!(config.model_id_for(&serving.model_name), "tiny-llama");
     let app = router(serving, config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -63,7 +66,10 @@ async fn serves_openai_shapes_and_stops_gracefully() {
     let (status, body) = call(addr, "GET", "/health", "").await;
     assert_eq!(status, 200);
     let health = json_of(&body);
-    assert_eq!((health["status"].clone(), health["watermark"].clone()), (json!("ok"), json!(false)));
+    assert_eq!(
+        (health["status"].clone(), health["watermark"].clone()),
+        (json!("ok"), json!(false))
+    );
     let (_, body) = call(addr, "GET", "/v1/models", "").await;
     assert_eq!(json_of(&body)["data"][0]["id"], "tiny-llama");
 
@@ -89,7 +95,11 @@ async fn serves_openai_shapes_and_stops_gracefully() {
     let c = json_of(&body);
     assert_eq!(c["object"], "chat.completion");
     assert_eq!(c["choices"][0]["message"]["role"], "assistant");
-    assert_eq!(c["usage"]["completion_tokens"].as_u64().unwrap(), 8, "the limit is the default");
+    assert_eq!(
+        c["usage"]["completion_tokens"].as_u64().unwrap(),
+        8,
+        "the limit is the default"
+    );
     // The same seed gives the same answer.
     let (_, again) = call(addr, "POST", "/v1/chat/completions", chat).await;
     assert_eq!(json_of(&again)["choices"], c["choices"]);
@@ -108,10 +118,30 @@ async fn serves_openai_shapes_and_stops_gracefully() {
     assert!(body.contains("\"role\":\"assistant\""), "{body}");
 
     for (path, body, status, needle) in [
-        ("/v1/chat/completions", r#"{"model": "gpt-9"}"#.to_string(), 404, "model_not_found"),
-        ("/v1/chat/completions", "{not json".to_string(), 400, "not valid JSON"),
-        ("/v1/completions", r#"{"prompt": "x", "max_tokens": 9}"#.to_string(), 400, "limit of 8"),
-        ("/v1/completions", "x".repeat(600), 413, "cannot read the body"),
+        (
+            "/v1/chat/completions",
+            r#"{"model": "gpt-9"}"#.to_string(),
+            404,
+            "model_not_found",
+        ),
+        (
+            "/v1/chat/completions",
+            "{not json".to_string(),
+            400,
+            "not valid JSON",
+        ),
+        (
+            "/v1/completions",
+            r#"{"prompt": "x", "max_tokens": 9}"#.to_string(),
+            400,
+            "limit of 8",
+        ),
+        (
+            "/v1/completions",
+            "x".repeat(600),
+            413,
+            "cannot read the body",
+        ),
         ("/v1/nothing", "{}".to_string(), 404, "not_found"),
     ] {
         let (got, text) = call(addr, "POST", path, &body).await;
@@ -130,7 +160,10 @@ fn zero_limits_are_refused() {
     let serving = tiny_engine();
     let config = ServeConfig {
         max_concurrent: 0,
-        ..ServeConfig::new("m.gguf")
+        ..ServeConfig::default()
     };
-    assert!(matches!(router(serving, config), Err(ServeError::ZeroLimit)));
+    assert!(matches!(
+        router(serving, config),
+        Err(ServeError::ZeroLimit)
+    ));
 }

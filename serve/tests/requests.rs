@@ -30,7 +30,11 @@ fn defaults_and_accepted_fields() {
     let (s, m) = chat(&json!({"messages": msgs()})).unwrap();
     assert_eq!(s.max_tokens, 160, "the limit is the default");
     assert_eq!(
-        (s.sampling.temperature(), s.sampling.top_p(), s.sampling.top_k()),
+        (
+            s.sampling.temperature(),
+            s.sampling.top_p(),
+            s.sampling.top_k()
+        ),
         (1.0, 1.0, 0)
     );
     assert_eq!((s.seed, s.stream, s.include_usage), (None, false, false));
@@ -53,7 +57,8 @@ fn defaults_and_accepted_fields() {
     assert_eq!(m[0].content, "");
     assert_eq!(m[1].content, "ab");
     // The served id is accepted too; a non-object stream_options means no usage.
-    let (s, _) = chat(&json!({"model": "tiny", "stream_options": [true], "messages": msgs()})).unwrap();
+    let (s, _) =
+        chat(&json!({"model": "tiny", "stream_options": [true], "messages": msgs()})).unwrap();
     assert!(!s.include_usage);
 }
 
@@ -76,37 +81,150 @@ fn bad_bodies_get_400_with_openai_fields() {
 fn each_field_is_refused_with_its_own_message_and_param() {
     let m = msgs();
     let cases: Vec<(Value, u16, &str, Option<&str>)> = vec![
-        (json!({"model": "gpt-9", "messages": m}), 404,
-         "the model \"gpt-9\" does not exist; this server has \"tiny\"", Some("model")),
-        (json!({"model": null, "messages": m}), 404, "the model null does not exist", Some("model")),
-        (json!({"n": 2, "messages": m}), 400, "n is not supported by this server", None),
-        (json!({"n": null, "messages": m}), 400, "n is not supported", None),
-        (json!({"stop": "\n", "messages": m}), 400, "stop is not supported", None),
-        (json!({"logprobs": true, "messages": m}), 400, "logprobs is not supported", None),
-        (json!({"tools": [], "messages": m}), 400, "tools is not supported", None),
-        (json!({"best_of": 3, "messages": m}), 400, "best_of is not supported", None),
-        (json!({"max_tokens": 161, "messages": m}), 400,
-         "max_tokens must lie between 1 and this server's limit of 160, got 161", Some("max_tokens")),
-        (json!({"max_completion_tokens": 0, "messages": m}), 400, "got 0", Some("max_tokens")),
-        (json!({"max_tokens": 1.0, "messages": m}), 400,
-         "max_tokens must be a non-negative integer", Some("max_tokens")),
-        (json!({"max_completion_tokens": 5, "max_tokens": -1, "messages": m}), 400,
-         "max_tokens must be a non-negative integer", Some("max_tokens")),
-        (json!({"temperature": "hot", "messages": m}), 400, "temperature must be a number", Some("temperature")),
-        (json!({"temperature": 2.5, "messages": m}), 400,
-         "temperature must lie between 0 and 2, got 2.5", Some("temperature")),
-        (json!({"top_p": 0, "messages": m}), 400, "top_p", Some("top_p")),
-        (json!({"top_k": -1, "messages": m}), 400, "top_k must be a non-negative integer", Some("top_k")),
-        (json!({"seed": "x", "messages": m}), 400, "seed must be a non-negative integer", Some("seed")),
-        (json!({"stream": "yes", "messages": m}), 400, "stream must be true or false", Some("stream")),
-        (json!({"messages": []}), 400, "messages must be a non-empty list", Some("messages")),
-        (json!({}), 400, "messages must be a non-empty list", Some("messages")),
-        (json!({"messages": [{"content": "hi"}]}), 400, "messages[0]: role must be a string", Some("messages")),
-        (json!({"messages": [m[0], ["user", "hi"]]}), 400, "messages[1]: role must be a string", Some("messages")),
-        (json!({"messages": [{"role": "user", "content": 5}]}), 400,
-         "messages[0]: content must be a string or a list of text parts", Some("messages")),
-        (json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}), 400,
-         "messages[0]: only text content parts are supported", Some("messages")),
+        (
+            json!({"model": "gpt-9", "messages": m}),
+            404,
+            "the model \"gpt-9\" does not exist; this server has \"tiny\"",
+            Some("model"),
+        ),
+        (
+            json!({"model": null, "messages": m}),
+            404,
+            "the model null does not exist",
+            Some("model"),
+        ),
+        (
+            json!({"n": 2, "messages": m}),
+            400,
+            "n is not supported by this server",
+            None,
+        ),
+        (
+            json!({"n": null, "messages": m}),
+            400,
+            "n is not supported",
+            None,
+        ),
+        (
+            json!({"stop": "\n", "messages": m}),
+            400,
+            "stop is not supported",
+            None,
+        ),
+        (
+            json!({"logprobs": true, "messages": m}),
+            400,
+            "logprobs is not supported",
+            None,
+        ),
+        (
+            json!({"tools": [], "messages": m}),
+            400,
+            "tools is not supported",
+            None,
+        ),
+        (
+            json!({"best_of": 3, "messages": m}),
+            400,
+            "best_of is not supported",
+            None,
+        ),
+        (
+            json!({"max_tokens": 161, "messages": m}),
+            400,
+            "max_tokens must lie between 1 and this server's limit of 160, got 161",
+            Some("max_tokens"),
+        ),
+        (
+            json!({"max_completion_tokens": 0, "messages": m}),
+            400,
+            "got 0",
+            Some("max_tokens"),
+        ),
+        (
+            json!({"max_tokens": 1.0, "messages": m}),
+            400,
+            "max_tokens must be a non-negative integer",
+            Some("max_tokens"),
+        ),
+        (
+            json!({"max_completion_tokens": 5, "max_tokens": -1, "messages": m}),
+            400,
+            "max_tokens must be a non-negative integer",
+            Some("max_tokens"),
+        ),
+        (
+            json!({"temperature": "hot", "messages": m}),
+            400,
+            "temperature must be a number",
+            Some("temperature"),
+        ),
+        (
+            json!({"temperature": 2.5, "messages": m}),
+            400,
+            "temperature must lie between 0 and 2, got 2.5",
+            Some("temperature"),
+        ),
+        (
+            json!({"top_p": 0, "messages": m}),
+            400,
+            "top_p",
+            Some("top_p"),
+        ),
+        (
+            json!({"top_k": -1, "messages": m}),
+            400,
+            "top_k must be a non-negative integer",
+            Some("top_k"),
+        ),
+        (
+            json!({"seed": "x", "messages": m}),
+            400,
+            "seed must be a non-negative integer",
+            Some("seed"),
+        ),
+        (
+            json!({"stream": "yes", "messages": m}),
+            400,
+            "stream must be true or false",
+            Some("stream"),
+        ),
+        (
+            json!({"messages": []}),
+            400,
+            "messages must be a non-empty list",
+            Some("messages"),
+        ),
+        (
+            json!({}),
+            400,
+            "messages must be a non-empty list",
+            Some("messages"),
+        ),
+        (
+            json!({"messages": [{"content": "hi"}]}),
+            400,
+            "messages[0]: role must be a string",
+            Some("messages"),
+        ),
+        (
+            json!({"messages": [m[0], ["user", "hi"]]}),
+            400,
+            "messages[1]: role must be a string",
+            Some("messages"),
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": 5}]}),
+            400,
+            "messages[0]: content must be a string or a list of text parts",
+            Some("messages"),
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+            400,
+            "messages[0]: only text content parts are supported",
+            Some("messages"),
+        ),
     ];
     for (body, status, needle, param) in cases {
         let e = err(body.clone());
@@ -140,17 +258,26 @@ fn completions_take_one_prompt_string() {
 
 #[test]
 fn server_side_errors_have_their_statuses_and_types() {
-    assert_eq!(ApiError::TooManyRequests.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        ApiError::TooManyRequests.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
     assert_eq!(ApiError::TooManyRequests.kind(), "rate_limit_error");
     assert_eq!(ApiError::TooManyRequests.code(), Some("too_many_requests"));
     assert_eq!(ApiError::NotFound.status(), StatusCode::NOT_FOUND);
     assert_eq!(ApiError::NotFound.code(), Some("not_found"));
-    assert_eq!(ApiError::EngineStopped.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ApiError::EngineStopped.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(ApiError::Engine("x".into()).kind(), "server_error");
     let big = ApiError::Body {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         text: "length limit exceeded".into(),
     };
     assert_eq!(big.status().as_u16(), 413);
-    assert_eq!(big.to_string(), "cannot read the body: length limit exceeded");
+    assert_eq!(
+        big.to_string(),
+        "cannot read the body: length limit exceeded"
+    );
 }
