@@ -1,18 +1,25 @@
 //! The teacher side of the distillation experiment: the real default model
-//! answers a prompt set, watermarked or not, and the answers are cached on
-//! disk (one JSONL file per arm) so a rerun resumes instead of regenerating.
+//! answers a prompt set, watermarked or not, through the library's
+//! resumable generation ([`provmark_llm::generate`]); the answers are kept
+//! on disk (one JSONL file per arm) so a rerun resumes instead of
+//! regenerating.
 
-use std::io::{BufRead, Write};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use provmark_llm::chat::Message;
-use provmark_llm::engine::{Engine, EngineConfig, Request};
+use provmark_llm::engine::{Engine, EngineConfig};
+use provmark_llm::generate::{self, GenerateConfig};
+use provmark_llm::prompts::{Prompt, PromptBody};
 use provmark_llm::runtime::Runtime;
+use provmark_llm::serving::Serving;
 use provmark_watermark::{Embedder, Key, Profile, SamplingConfig};
-use serde_json::json;
 
 use crate::prompts::FamilyPrompt;
+
+/// The run seed the teacher's per-answer seeds are derived from
+/// ([`generate::answer_seed`]).
+pub const TEACHER_SEED: u64 = 0;
 
 /// One teacher answer.
 #[derive(Clone, Debug)]
@@ -51,12 +58,39 @@ pub struct TeacherRun<'a> {
 
 /// The complete cached answers at `path`, if there are.
 pub fn cached(run: &TeacherRun, path: &Path) -> Option<Vec<TeacherAnswer>> {
-    let want = run.prompts.len() * run.samples as usize;
-    load(path).filter(|c| c.len() == want)
+    let records = generate::read_records(path).ok()?;
+    let mut by_key: HashMap<(String, usize), generate::Record> = records
+        .into_iter()
+        .map(|r| ((r.id.clone(), r.sample), r))
+        .collect();
+    let mut out = Vec::new();
+    for p in run.prompts {
+        let prompt = generate::encode(run.runtime, &prompt_of(p), false).ok()?;
+        for sample in 0..run.samples {
+            let r = by_key.remove(&(p.id.clone(), sample as usize))?;
+            out.push(TeacherAnswer {
+                prompt_id: p.id.clone(),
+                family: p.family.to_string(),
+                sample,
+                prompt: prompt.clone(),
+                tokens: r.token_ids,
+                text: r.text,
+            });
+        }
+    }
+    Some(out)
 }
 
-/// Loads the cached answers at `path`, or generates them (and writes the
-/// cache) when the file is missing or incomplete.
+fn prompt_of(p: &FamilyPrompt) -> Prompt {
+    Prompt {
+        id: p.id.clone(),
+        id_value: p.id.clone().into(),
+        body: PromptBody::Text(p.text.clone()),
+    }
+}
+
+/// Loads the cached answers at `path`, or generates the missing ones
+/// (appending to `path`) and then loads them.
 pub fn answers(run: &TeacherRun, path: &Path) -> Vec<TeacherAnswer> {
     if let Some(cached) = cached(run, path) {
         return cached;
@@ -72,83 +106,23 @@ pub fn answers(run: &TeacherRun, path: &Path) -> Vec<TeacherAnswer> {
         },
     )
     .expect("engine");
-    let t1 = SamplingConfig::new(1.0, 0, 1.0).unwrap();
-    let mut meta = Vec::new();
-    let mut requests = Vec::new();
-    for (pi, p) in run.prompts.iter().enumerate() {
-        let prompt = run
-            .runtime
-            .encode_chat(&[Message {
-                role: "user".into(),
-                content: p.text.clone(),
-            }])
-            .expect("prompt encodes");
-        for s in 0..run.samples {
-            meta.push((p, s, prompt.clone()));
-            requests.push(Request {
-                prompt: prompt.clone(),
-                max_tokens: run.max_tokens,
-                sampling: t1,
-                seed: (pi as u64) << 8 | s as u64,
-            });
-        }
-    }
-    let done = engine.run_batch(requests).expect("teacher answers");
-    let out: Vec<TeacherAnswer> = meta
-        .into_iter()
-        .zip(done)
-        .map(|((p, sample, prompt), a)| TeacherAnswer {
-            prompt_id: p.id.clone(),
-            family: p.family.to_string(),
-            sample,
-            prompt,
-            tokens: a.tokens,
-            text: a.text,
-        })
-        .collect();
-    save(path, &out);
-    out
-}
-
-fn save(path: &Path, answers: &[TeacherAnswer]) {
+    let serving = Serving {
+        engine,
+        profile: run.profile.cloned(),
+        model_name: run.runtime.name().to_string(),
+    };
+    let prompts: Vec<Prompt> = run.prompts.iter().map(prompt_of).collect();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let tmp = path.with_extension("tmp");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).unwrap());
-    for a in answers {
-        let line = json!({
-            "prompt_id": a.prompt_id,
-            "family": a.family,
-            "sample": a.sample,
-            "prompt": a.prompt,
-            "tokens": a.tokens,
-            "text": a.text,
-        });
-        writeln!(f, "{line}").unwrap();
-    }
-    f.flush().unwrap();
-    drop(f);
-    std::fs::rename(tmp, path).unwrap();
-}
-
-fn load(path: &Path) -> Option<Vec<TeacherAnswer>> {
-    let f = std::fs::File::open(path).ok()?;
-    let mut out = Vec::new();
-    for line in std::io::BufReader::new(f).lines() {
-        let v: serde_json::Value = serde_json::from_str(&line.ok()?).ok()?;
-        let ids = |k: &str| -> Option<Vec<u32>> {
-            v[k].as_array()?
-                .iter()
-                .map(|x| x.as_u64().map(|x| x as u32))
-                .collect()
-        };
-        out.push(TeacherAnswer {
-            prompt_id: v["prompt_id"].as_str()?.to_string(),
-            family: v["family"].as_str()?.to_string(),
-            sample: v["sample"].as_u64()? as u32,
-            prompt: ids("prompt")?,
-            tokens: ids("tokens")?,
-            text: v["text"].as_str()?.to_string(),
-        });
-    }
-    Some(out)
+    let config = GenerateConfig {
+        out: path.to_path_buf(),
+        prompts_name: "teacher prompts".into(),
+        max_tokens: run.max_tokens,
+        sampling: SamplingConfig::new(1.0, 0, 1.0).unwrap(),
+        seed: TEACHER_SEED,
+        samples: run.samples as usize,
+        raw: false,
+    };
+    let summary = generate::run(&serving, &prompts, &config, &mut |_| {}).expect("teacher answers");
+    assert_eq!(summary.failed, 0, "teacher answers failed");
+    cached(run, path).expect("all teacher answers written")
 }

@@ -1,38 +1,24 @@
-//! Append-only JSON Lines files that survive being killed mid-write: the
-//! writers flush one whole line at a time, and a reader cuts off an
-//! incomplete last line before appending again.
+//! Shim for `audit api` until it calls [`provmark_llm::jsonl`] itself.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read};
+use std::fs::File;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 /// Opens a JSONL file for appending after cutting off an incomplete last
-/// line (an interrupted write); returns the file and its complete lines.
+/// line, telling stderr so; returns the file and its complete lines.
 pub fn open_for_append(path: &Path) -> Result<(File, Vec<String>)> {
-    let name = path.display().to_string();
-    let mut file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .with_context(|| format!("cannot open {name}"))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {name}"))?;
-    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if complete < bytes.len() {
-        eprintln!(
-            "provmark: {name}: dropping an incomplete last line ({} bytes) from an interrupted run",
-            bytes.len() - complete
-        );
-        file.set_len(complete as u64)
-            .with_context(|| format!("cannot truncate {name}"))?;
+    let r = provmark_llm::jsonl::open_for_append(path)?;
+    if r.dropped_bytes > 0 {
+        eprintln!("{}", dropped_message(path, r.dropped_bytes));
     }
-    let lines = BufReader::new(&bytes[..complete])
-        .lines()
-        .collect::<std::io::Result<Vec<_>>>()
-        .with_context(|| format!("cannot read {name}"))?;
-    Ok((file, lines))
+    Ok((r.file, r.lines))
+}
+
+/// The stderr line for a cut-off incomplete last line.
+pub fn dropped_message(path: &Path, bytes: u64) -> String {
+    format!(
+        "provmark: {}: dropping an incomplete last line ({bytes} bytes) from an interrupted run",
+        path.display()
+    )
 }

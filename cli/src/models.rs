@@ -9,6 +9,7 @@ use clap::Subcommand;
 use provmark_llm::default_model;
 use provmark_llm::gguf_tokenizer::GgufTokenizer;
 use provmark_verify::TextTokenizer;
+use provmark_watermark::TokenizerDigest;
 
 #[derive(Subcommand)]
 pub enum ModelCommand {
@@ -65,30 +66,48 @@ pub fn text_tokenizer(tokenizer: Option<&Path>, model: Option<&Path>) -> Result<
     )?)
 }
 
+/// The digest of a tokenizer.json file, else of a GGUF model's tokenizer,
+/// else of the default model's.
+pub fn tokenizer_digest(tokenizer: Option<&Path>, model: Option<&Path>) -> Result<TokenizerDigest> {
+    match tokenizer {
+        Some(path) => Ok(TextTokenizer::load(path)?.digest().clone()),
+        None => Ok(gguf_tokenizer(model)?.digest()),
+    }
+}
+
 pub fn run_model(cmd: ModelCommand) -> Result<ExitCode> {
     match cmd {
-        ModelCommand::Fetch => println!("{}", default_model_path()?.display()),
+        ModelCommand::Fetch => fetch(),
     }
+}
+
+/// `model fetch`: prints the default model's path, fetching it if needed.
+pub fn fetch() -> Result<ExitCode> {
+    println!("{}", default_model_path()?.display());
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_tokenizer(cmd: TokenizerCommand) -> Result<ExitCode> {
     match cmd {
         TokenizerCommand::Export { model, out, force } => {
-            if out.exists() && !force {
-                bail!(
-                    "{} already exists (use --force to replace it)",
-                    out.display()
-                );
-            }
-            let gguf = gguf_tokenizer(model.as_deref())?;
-            let json = gguf.to_json();
-            std::fs::write(&out, &json)
-                .with_context(|| format!("cannot write {}", out.display()))?;
-            let tok = TextTokenizer::from_bytes(json.as_bytes(), &out.display().to_string())?;
-            println!("tokenizer  {}", out.display());
-            println!("digest     {}", tok.digest());
+            export_tokenizer(model.as_deref(), &out, force)
         }
     }
+}
+
+/// `tokenizer export`: writes a GGUF model's tokenizer as tokenizer.json
+/// and prints its digest.
+pub fn export_tokenizer(model: Option<&Path>, out: &Path, force: bool) -> Result<ExitCode> {
+    if out.exists() && !force {
+        bail!(
+            "{} already exists (use --force to replace it)",
+            out.display()
+        );
+    }
+    let gguf = gguf_tokenizer(model)?;
+    std::fs::write(out, gguf.to_json())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("tokenizer  {}", out.display());
+    println!("digest     {}", gguf.digest());
     Ok(ExitCode::SUCCESS)
 }

@@ -84,13 +84,14 @@ pub fn run(cmd: ProfileCommand) -> Result<ExitCode> {
                 );
             }
             let key = Key::load(&key)?;
-            let tokenizer = crate::models::text_tokenizer(tokenizer.as_deref(), model.as_deref())?;
+            let tokenizer =
+                crate::models::tokenizer_digest(tokenizer.as_deref(), model.as_deref())?;
             let scheme = match scheme {
                 SchemeName::Kgw => Scheme::Kgw(KgwParams::new(gamma, delta)?),
                 SchemeName::Gumbel => Scheme::Gumbel,
                 SchemeName::Synthid => Scheme::SynthId(SynthIdParams::new(layers)?),
             };
-            let profile = Profile::new(scheme, context, tokenizer.digest().clone(), &key)?;
+            let profile = Profile::new(scheme, context, tokenizer, &key)?;
             let mut text = serde_json::to_string_pretty(&profile.to_json())?;
             text.push('\n');
             std::fs::write(&out, text)

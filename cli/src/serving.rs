@@ -1,15 +1,11 @@
-//! What `generate` and `serve` share: loading the model and starting the
-//! batching engine with (or, for controls, without) the watermark.
+//! The model arguments `generate` and `serve` share, and their conversion
+//! to [`ServingConfig`].
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use provmark_llm::engine::{default_threads, Engine, EngineConfig};
-use provmark_llm::runtime::Runtime;
-use provmark_verify::TextTokenizer;
-use provmark_watermark::{Embedder, Key, Profile};
+use provmark_llm::serving::{Serving, ServingConfig, WatermarkFiles};
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
@@ -40,73 +36,31 @@ pub struct ModelArgs {
     pub batch: usize,
 }
 
-/// A started engine and what records should say about it.
-pub struct Serving {
-    pub engine: Engine,
-    pub profile: Option<Profile>,
-    /// The model file's name.
-    pub model_name: String,
-}
-
-impl Serving {
-    pub fn runtime(&self) -> &Runtime {
-        self.engine.runtime()
+impl ModelArgs {
+    /// The library's config for these arguments.
+    pub fn to_config(&self) -> Result<ServingConfig> {
+        let watermark = match (&self.profile, &self.key) {
+            (Some(profile), Some(key)) => Some(WatermarkFiles {
+                profile: profile.clone(),
+                key: key.clone(),
+            }),
+            _ if self.no_watermark => None,
+            _ => bail!("give --profile and --key, or --no-watermark for a control run"),
+        };
+        if self.batch == 0 {
+            bail!("--batch must be at least 1");
+        }
+        Ok(ServingConfig {
+            model: self.model.clone(),
+            watermark,
+            force_tokenizer: self.force_tokenizer,
+            threads: self.threads,
+            batch: self.batch,
+        })
     }
 }
 
-pub fn start(args: &ModelArgs, log: &mut dyn FnMut(&str)) -> Result<Serving> {
-    let path = match &args.model {
-        Some(p) => p.clone(),
-        None => provmark_llm::default_model::ensure(log)?,
-    };
-    let model_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let watermark = match (&args.profile, &args.key) {
-        (Some(p), Some(k)) => {
-            let profile = Profile::load(p)?;
-            let key = Key::load(k)?;
-            let embedder = Embedder::new(&profile, &key)
-                .with_context(|| format!("{} with {}", p.display(), k.display()))?;
-            Some((profile, embedder, p.clone()))
-        }
-        _ if args.no_watermark => None,
-        _ => bail!("give --profile and --key, or --no-watermark for a control run"),
-    };
-    log(&format!("loading {}", path.display()));
-    let runtime = Runtime::load(&path, &model_name)?;
-    let (profile, embedder) = match watermark {
-        Some((profile, embedder, profile_path)) => {
-            let tokenizer = TextTokenizer::from_bytes(
-                runtime.tokenizer.to_json().as_bytes(),
-                &path.display().to_string(),
-            )?;
-            tokenizer
-                .check_profile(&profile, args.force_tokenizer)
-                .with_context(|| {
-                    format!(
-                        "{} was made for another tokenizer than {}'s",
-                        profile_path.display(),
-                        path.display()
-                    )
-                })?;
-            (Some(profile), Some(embedder))
-        }
-        None => (None, None),
-    };
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    let config = EngineConfig {
-        threads: args.threads.unwrap_or_else(default_threads).max(1),
-        max_batch: args.batch,
-        ..EngineConfig::default()
-    };
-    let engine = Engine::start(Arc::new(runtime), embedder, config)?;
-    Ok(Serving {
-        engine,
-        profile,
-        model_name,
-    })
+/// Starts the engine, logging to stderr.
+pub fn start(config: &ServingConfig) -> Result<Serving> {
+    Ok(Serving::start(config, &mut |l| eprintln!("provmark: {l}"))?)
 }

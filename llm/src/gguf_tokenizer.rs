@@ -12,6 +12,7 @@ use std::fs::File;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
+use provmark_watermark::TokenizerDigest;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -195,5 +196,12 @@ impl GgufTokenizer {
         self.tokenizer
             .to_string(false)
             .expect("a built tokenizer always serialises")
+    }
+
+    /// The digest a profile records for this tokenizer: SHA-256 of
+    /// [`to_json`](Self::to_json), the same value as hashing an exported
+    /// `tokenizer.json` (spec/SPEC.md, profiles).
+    pub fn digest(&self) -> TokenizerDigest {
+        TokenizerDigest::of_bytes(self.to_json().as_bytes())
     }
 }

@@ -11,15 +11,24 @@
 //! - [`runtime`]: model + tokenizer + chat template + stop tokens.
 //! - [`engine`]: continuous batching with the watermark embedder choosing
 //!   every token.
+//! - [`serving`]: starting a watermarked (or control) engine from a model,
+//!   profile and key.
+//! - [`prompts`]: the prompt-file format (JSON Lines).
+//! - [`generate`]: resumable generation into JSON Lines records.
+//! - [`jsonl`]: append-only JSON Lines that survive an interrupted write.
 
 pub mod chat;
 pub mod default_model;
 pub mod engine;
+pub mod generate;
 pub mod gguf_tokenizer;
+pub mod jsonl;
 pub mod model;
+pub mod prompts;
 pub mod quant;
 pub mod reading;
 pub mod runtime;
+pub mod serving;
 
 /// Errors of the model side. Messages name the file and the field.
 #[derive(Debug, thiserror::Error)]

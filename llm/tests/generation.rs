@@ -1,0 +1,277 @@
+//! Prompt files, starting an engine, and resumable generation on the tiny
+//! GGUF models (no download): records, resume after an interrupted line,
+//! reproducible per-answer seeds, and typed errors naming file, line, field.
+
+use std::path::{Path, PathBuf};
+
+use provmark_llm::generate::{self, GenerateConfig, GenerateError, Progress, Record};
+use provmark_llm::gguf_tokenizer::GgufTokenizer;
+use provmark_llm::prompts::{self, PromptBody, PromptError};
+use provmark_llm::serving::{Serving, ServingConfig, ServingError, WatermarkFiles};
+use provmark_watermark::{Key, KgwParams, Profile, SamplingConfig, Scheme, TokenizerDigest};
+
+fn tiny() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny/tiny-llama.gguf")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("provmark-llm-gen-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_prompts(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("prompts.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn prompt_files_parse_and_errors_name_file_line_and_field() {
+    let dir = scratch("prompts");
+    let path = write_prompts(
+        &dir,
+        "{\"id\": \"a\", \"prompt\": \"hi\"}\n\n{\"messages\": [{\"role\": \"user\", \"content\": \"yo\"}]}\n{\"id\": 7, \"prompt\": \"x\"}\n",
+    );
+    let p = prompts::read(&path).unwrap();
+    assert_eq!(p.len(), 3);
+    assert_eq!(
+        (p[0].id.as_str(), &p[0].body),
+        ("a", &PromptBody::Text("hi".into()))
+    );
+    assert_eq!(p[1].id, "3", "default id: the line number");
+    assert!(matches!(&p[1].body, PromptBody::Messages(m) if m[0].content == "yo"));
+    assert_eq!(
+        (p[2].id.as_str(), p[2].id_value.clone()),
+        ("7", serde_json::json!(7))
+    );
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "{\"prompt\": \"ok\"}\n{\"prompt\": 5}\n",
+            ":2: field prompt must be a string",
+        ),
+        ("[1]\n", ":1: expected a JSON object"),
+        ("{nope\n", ":1: not a JSON object"),
+        (
+            "{\"id\": [1], \"prompt\": \"x\"}\n",
+            ":1: field id must be a string or a number",
+        ),
+        (
+            "{\"id\": 1, \"prompt\": \"x\"}\n{\"id\": 1, \"prompt\": \"y\"}\n",
+            ":2: id 1 appears twice",
+        ),
+        (
+            "{\"prompt\": \"x\", \"messages\": []}\n",
+            ":1: give prompt or messages, not both",
+        ),
+        (
+            "{\"id\": \"x\"}\n",
+            ":1: field prompt (or messages) is missing",
+        ),
+        ("{\"messages\": []}\n", ":1: field messages is empty"),
+        (
+            "{\"messages\": [{\"role\": 1}]}\n",
+            ":1: field messages must be a list",
+        ),
+    ];
+    for (text, needle) in cases {
+        let path = write_prompts(&dir, text);
+        let e = prompts::read(&path).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+        assert!(msg.contains(needle), "{needle}: {msg}");
+    }
+    let path = write_prompts(&dir, "{\"prompt\": \"ok\"}\n{\"prompt\": 5}\n");
+    match prompts::read(&path).unwrap_err() {
+        PromptError::Field { line, field, .. } => assert_eq!((line, field), (2, "prompt")),
+        other => panic!("{other:?}"),
+    }
+    let e = prompts::read(&dir.join("missing.jsonl")).unwrap_err();
+    assert!(matches!(e, PromptError::Open { .. }));
+    assert!(e.to_string().contains("missing.jsonl"));
+}
+
+fn control(threads: usize, batch: usize) -> ServingConfig {
+    ServingConfig {
+        model: Some(tiny()),
+        watermark: None,
+        force_tokenizer: false,
+        threads: Some(threads),
+        batch,
+    }
+}
+
+fn config(out: PathBuf) -> GenerateConfig {
+    GenerateConfig {
+        out,
+        prompts_name: "prompts.jsonl".into(),
+        max_tokens: 12,
+        sampling: SamplingConfig::new(1.0, 0, 1.0).unwrap(),
+        seed: 7,
+        samples: 2,
+        raw: false,
+    }
+}
+
+fn by_key(records: &[Record]) -> Vec<(String, usize, Vec<u32>)> {
+    let mut v: Vec<_> = records
+        .iter()
+        .map(|r| (r.id.clone(), r.sample, r.token_ids.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn generation_writes_records_resumes_and_reproduces_answers() {
+    let dir = scratch("resume");
+    let prompts = prompts::parse(
+        "{\"id\": \"a\", \"prompt\": \"Hello world\"}\n{\"id\": \"b\", \"prompt\": \"abc\"}\n{\"id\": \"c\", \"messages\": [{\"role\": \"user\", \"content\": \"123\"}]}\n".as_bytes(),
+        Path::new("prompts.jsonl"),
+    )
+    .unwrap();
+    let serving = Serving::start(&control(1, 4), &mut |_| {}).unwrap();
+    assert_eq!(serving.model_name, "tiny-llama.gguf");
+    let full = dir.join("full.jsonl");
+    let mut events = Vec::new();
+    let summary = generate::run(&serving, &prompts, &config(full.clone()), &mut |p| {
+        events.push(
+            format!("{p:?}")
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string(),
+        )
+    })
+    .unwrap();
+    assert_eq!((summary.answers, summary.failed), (6, 0));
+    assert!(events.contains(&"Planned".to_string()));
+    let records = generate::read_records(&full).unwrap();
+    assert_eq!(records.len(), 6);
+    for r in &records {
+        assert_eq!(r.completion_tokens, r.token_ids.len());
+        assert!(!r.watermark && r.profile_digest.is_none() && r.key_id.is_none());
+        assert_eq!(r.seed, generate::answer_seed(7, &r.id, r.sample));
+        assert_eq!(r.model_sha256, serving.runtime().sha256());
+        assert_eq!(r.sampling.max_tokens, 12);
+    }
+
+    // Interrupted: two records and half of a third. The rerun (another
+    // batch size) cuts the partial line and redoes exactly the rest.
+    let text = std::fs::read_to_string(&full).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = dir.join("cut.jsonl");
+    std::fs::write(
+        &cut,
+        format!(
+            "{}\n{}\n{}",
+            lines[0],
+            lines[1],
+            &lines[2][..lines[2].len() / 2]
+        ),
+    )
+    .unwrap();
+    drop(serving);
+    let serving = Serving::start(&control(2, 1), &mut |_| {}).unwrap();
+    let mut dropped = None;
+    let mut planned = None;
+    generate::run(&serving, &prompts, &config(cut.clone()), &mut |p| match p {
+        Progress::DroppedPartialLine { bytes } => dropped = Some(bytes),
+        Progress::Planned { done, to_go } => planned = Some((done, to_go)),
+        _ => {}
+    })
+    .unwrap();
+    assert_eq!(dropped, Some((lines[2].len() / 2) as u64));
+    assert_eq!(planned, Some((2, 4)));
+    assert_eq!(
+        by_key(&generate::read_records(&cut).unwrap()),
+        by_key(&records)
+    );
+
+    // Nothing left to do: a third run plans no work and writes nothing.
+    let before = std::fs::read(&cut).unwrap();
+    let s = generate::run(&serving, &prompts, &config(cut.clone()), &mut |_| {}).unwrap();
+    assert_eq!(s.answers, 0);
+    assert_eq!(std::fs::read(&cut).unwrap(), before);
+
+    // A file that is not generation output is refused, naming the line.
+    let other = dir.join("other.jsonl");
+    std::fs::write(&other, "{\"text\": \"x\"}\n").unwrap();
+    let e = generate::run(&serving, &prompts, &config(other.clone()), &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(e, GenerateError::NotAnAnswer { line: 1, .. }),
+        "{e}"
+    );
+    assert!(e
+        .to_string()
+        .contains("other.jsonl:1: fields id and sample are missing"));
+}
+
+#[test]
+fn watermarked_engines_check_the_tokenizer_and_never_mix_profiles() {
+    let dir = scratch("marked");
+    let key = Key::generate().unwrap();
+    std::fs::write(dir.join("lab.key"), key.to_hex_file()).unwrap();
+    let digest = GgufTokenizer::from_file(&tiny()).unwrap().digest();
+    // The digest is the hash of the exported tokenizer.json.
+    let json = GgufTokenizer::from_file(&tiny()).unwrap().to_json();
+    assert_eq!(digest, TokenizerDigest::of_bytes(json.as_bytes()));
+    let kgw = || Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap());
+    let write_profile = |name: &str, digest: TokenizerDigest| {
+        let p = Profile::new(kgw(), 2, digest, &key).unwrap();
+        std::fs::write(dir.join(name), serde_json::to_string(&p.to_json()).unwrap()).unwrap();
+    };
+    write_profile("lab.profile.json", digest);
+    write_profile("other.profile.json", TokenizerDigest::of_bytes(b"t"));
+    let marked = |profile: &str, force| ServingConfig {
+        watermark: Some(WatermarkFiles {
+            profile: dir.join(profile),
+            key: dir.join("lab.key"),
+        }),
+        force_tokenizer: force,
+        ..control(1, 4)
+    };
+    match Serving::start(&marked("other.profile.json", false), &mut |_| {}) {
+        Err(e @ ServingError::TokenizerMismatch { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("other.profile.json was made for another tokenizer than"),
+                "{msg}"
+            );
+            assert!(msg.contains("tokenizer mismatch"), "{msg}");
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a profile for another tokenizer was accepted"),
+    }
+    assert!(Serving::start(&marked("other.profile.json", true), &mut |_| {}).is_ok());
+    let zero = ServingConfig {
+        batch: 0,
+        ..control(1, 1)
+    };
+    assert!(matches!(
+        Serving::start(&zero, &mut |_| {}),
+        Err(ServingError::ZeroBatch)
+    ));
+
+    let serving = Serving::start(&marked("lab.profile.json", false), &mut |_| {}).unwrap();
+    let (key_id, profile_digest) = serving.disclosure().unwrap();
+    let prompts = prompts::parse("{\"prompt\": \"Hello\"}\n".as_bytes(), Path::new("p")).unwrap();
+    let out = dir.join("marked.jsonl");
+    generate::run(&serving, &prompts, &config(out.clone()), &mut |_| {}).unwrap();
+    let r = &generate::read_records(&out).unwrap()[0];
+    assert!(r.watermark);
+    assert_eq!(r.key_id.as_deref(), Some(key_id.as_str()));
+    assert_eq!(r.profile_digest.as_deref(), Some(profile_digest.as_str()));
+
+    // A control engine refuses to append to the watermarked file.
+    drop(serving);
+    let serving = Serving::start(&control(1, 4), &mut |_| {}).unwrap();
+    let e = generate::run(&serving, &prompts, &config(out), &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(e, GenerateError::OtherProfile { line: 1, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("another profile"), "{e}");
+}
