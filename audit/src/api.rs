@@ -37,6 +37,24 @@ pub struct ApiPrompt {
     pub messages: Vec<Message>,
 }
 
+/// A prompt file's entry (`provmark_llm::prompts`): a plain `prompt` is
+/// asked as one user message.
+impl From<provmark_llm::prompts::Prompt> for ApiPrompt {
+    fn from(p: provmark_llm::prompts::Prompt) -> ApiPrompt {
+        use provmark_llm::prompts::PromptBody;
+        ApiPrompt {
+            id: p.id,
+            messages: match p.body {
+                PromptBody::Text(content) => vec![Message {
+                    role: "user".into(),
+                    content,
+                }],
+                PromptBody::Messages(m) => m,
+            },
+        }
+    }
+}
+
 /// What an API audit asks, of whom, and how.
 pub struct ApiAuditConfig {
     /// Base URL of the OpenAI-compatible API (…/v1) or the full
@@ -567,14 +585,14 @@ impl Cache {
             }
         }
         let open = |path: &Path| {
-            let (file, lines, dropped) = crate::jsonl::open_for_append(path)?;
-            if dropped > 0 {
+            let resumed = provmark_llm::jsonl::open_for_append(path)?;
+            if resumed.dropped_bytes > 0 {
                 progress.event(Event::IncompleteLineDropped {
                     path,
-                    bytes: dropped,
+                    bytes: resumed.dropped_bytes,
                 });
             }
-            Ok::<_, Error>((file, lines))
+            Ok::<_, Error>((resumed.file, resumed.lines))
         };
         let answers_path = dir.join(format!("{name}.jsonl"));
         let (answers, lines) = open(&answers_path)?;

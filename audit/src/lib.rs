@@ -18,7 +18,6 @@
 
 pub mod api;
 pub mod corpus;
-mod jsonl;
 pub mod weights;
 
 use std::path::Path;
@@ -168,6 +167,9 @@ impl Progress for Silent {
 /// they never contain key material or the API key.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A resumable JSONL cache file that cannot be opened, read or cut.
+    #[error(transparent)]
+    Jsonl(#[from] provmark_llm::jsonl::JsonlError),
     /// A file could not be opened.
     #[error("cannot open {name}")]
     Open {

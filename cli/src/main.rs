@@ -7,7 +7,6 @@ mod jsonl;
 mod keys;
 mod models;
 mod profiles;
-mod prompts;
 mod report;
 mod serve;
 mod serving;

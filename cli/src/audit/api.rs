@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use provmark_audit::api::{chat_url, ApiAuditConfig, ApiPrompt};
-use provmark_llm::chat::Message;
 use serde_json::{json, Map, Value};
 
 use super::verdict::{render, write_report, Shown};
 use super::{Bars, Common};
-use crate::prompts::{self, PromptBody};
+use provmark_llm::prompts;
 use crate::report::Recorder;
 
 /// `audit api`, as given.
@@ -96,19 +95,7 @@ pub fn run(req: ApiRequest) -> Result<std::process::ExitCode> {
     }
     let prompts_sha256 = provmark_llm::default_model::sha256_file(&req.prompts)
         .with_context(|| format!("cannot read {}", req.prompts.display()))?;
-    let prompts = prompts
-        .into_iter()
-        .map(|p| ApiPrompt {
-            id: p.id,
-            messages: match p.body {
-                PromptBody::Text(content) => vec![Message {
-                    role: "user".into(),
-                    content,
-                }],
-                PromptBody::Messages(m) => m,
-            },
-        })
-        .collect();
+    let prompts = prompts.into_iter().map(ApiPrompt::from).collect();
     let config = ApiAuditConfig {
         endpoint: req.endpoint.clone(),
         model: req.model.clone(),
