@@ -1,7 +1,9 @@
 //! The spec's test vectors (spec/vectors/provmark-wm-1.json, produced by the
 //! independent Python reference) reproduced by this crate.
 
-use provmark_watermark::{hex, scoring::token_score, Key, Profile, Schedule, TokenValues};
+use std::sync::Arc;
+
+use provmark_watermark::{hex, Key, Profile, Schedule, TokenValues};
 use serde_json::Value;
 
 fn vectors() -> Value {
@@ -21,14 +23,14 @@ fn keys(v: &Value) -> Vec<Key> {
         .collect()
 }
 
-fn profiles(v: &Value) -> Vec<(Profile, Key)> {
-    let keys = keys(v);
+fn profiles(v: &Value) -> Vec<(Profile, Arc<Key>)> {
+    let keys: Vec<Arc<Key>> = keys(v).into_iter().map(Arc::new).collect();
     v["profiles"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| {
-            let key = keys[p["key_index"].as_u64().unwrap() as usize].clone();
+            let key = Arc::clone(&keys[p["key_index"].as_u64().unwrap() as usize]);
             (Profile::from_json(&p["profile"]).unwrap(), key)
         })
         .collect()
@@ -90,13 +92,19 @@ fn per_token_scores() {
     for case in v["token_values"].as_array().unwrap() {
         let (profile, key) = &profiles[case["profile_index"].as_u64().unwrap() as usize];
         let schedule = Schedule::new(profile, key).unwrap();
-        let mut values = schedule.values(&ids(&case["window"]));
+        let window = ids(&case["window"]);
+        let mut values = schedule.values(&window);
         let token = case["token"].as_u64().unwrap() as u32;
-        let got = token_score(profile.scheme(), &mut values, token);
+        let got = schedule.token_score(&mut values, token);
         let want = case["score"].as_f64().unwrap();
         assert!(
             (got - want).abs() <= 1e-15 * want.abs(),
             "token {token}: {got} vs {want}"
         );
+        // The batched path gives the same score.
+        let tuple: Vec<u32> = window.iter().copied().chain([token]).collect();
+        let mut batched = Vec::new();
+        schedule.score_tuples([tuple.as_slice()], &mut batched);
+        assert_eq!(batched, [got], "token {token}, batched");
     }
 }

@@ -312,7 +312,7 @@ fn read_with(
                     Ok(p) => {
                         let n = p.len();
                         if let Err(e) = set.add_predictions(&ids[..n], &p) {
-                            failure = Some(e);
+                            failure = Some(e.to_string());
                         }
                     }
                     Err(e) => failure = Some(e.to_string()),
