@@ -84,7 +84,7 @@ fn a_reused_response_handle_does_not_allocate_after_warm_up() {
         // One response of 20 distinct windows warms the buffers and the set.
         let respond = |e: &mut provmark_watermark::ResponseEmbedder, rng: &mut ChaCha8Rng| {
             for step in 0..20u32 {
-                e.next_token(&[step, 5, 6], &logits, &cfg, rng);
+                e.next_token(&[5, 6, step], &logits, &cfg, rng);
             }
             assert_eq!(e.marked_windows(), 20);
         };
