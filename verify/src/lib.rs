@@ -27,13 +27,13 @@ pub enum Error {
     #[error(transparent)]
     Watermark(#[from] provmark_watermark::Error),
     /// A tokenizer file that cannot be read.
-    #[error("tokenizer: {origin}: {source}")]
+    #[error("tokenizer: {origin}: {io}")]
     TokenizerRead {
         /// The file.
         origin: String,
-        /// Why reading failed.
-        #[source]
-        source: std::io::Error,
+        /// Why reading failed (in the message, not as a `source()`, so an
+        /// error chain prints it once).
+        io: std::io::Error,
     },
     /// Bytes that are not a usable `tokenizer.json`.
     #[error("tokenizer: {origin}: not a usable tokenizer.json: {reason}")]
@@ -110,4 +110,78 @@ pub enum Error {
 /// Detects many token sequences on all cores; results keep input order.
 pub fn detect_batch(detector: &Detector, texts: &[Vec<u32>]) -> Vec<Detection> {
     texts.par_iter().map(|ids| detector.detect(ids)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corpus::{Shard, TupleSet, WindowSet};
+
+    /// The typed errors print the messages the `String` errors printed.
+    #[test]
+    fn error_messages_are_unchanged() {
+        let too_wide = TupleSet::new(4, Shard::ALL).unwrap_err();
+        assert!(matches!(too_wide, Error::ContextTooWide { h: 4, max: 3 }));
+        assert_eq!(
+            too_wide.to_string(),
+            "corpus tests support context widths up to 3 for now; the profile has h = 4"
+        );
+        assert_eq!(
+            WindowSet::new(9).unwrap_err().to_string(),
+            "corpus tests support context widths up to 3 for now; the profile has h = 9"
+        );
+        let mut set = TupleSet::new(2, Shard::ALL).unwrap();
+        assert_eq!(
+            set.add_predictions(&[1, 2, 3], &[1])
+                .unwrap_err()
+                .to_string(),
+            "1 predictions for a text of 3 tokens"
+        );
+        let other = TupleSet::new(1, Shard::new(1, 4).unwrap()).unwrap();
+        assert_eq!(
+            set.union(other).unwrap_err().to_string(),
+            "cannot merge tuple sets of different context width or shard (h 2 vs 1, shard 0/1 vs 1/4)"
+        );
+        let mut tuples = TupleSet::new(2, Shard::ALL).unwrap().finish();
+        let filter = WindowSet::new(1).unwrap().finish();
+        assert_eq!(
+            tuples.retain_windows(&filter).unwrap_err().to_string(),
+            "the filter was built with h = 1 but the tuples with h = 2"
+        );
+        let key = provmark_watermark::Key::from_bytes([3; 32]);
+        let tok = provmark_watermark::TokenizerDigest::of_bytes(b"t");
+        let profile =
+            provmark_watermark::Profile::new(provmark_watermark::Scheme::Gumbel, 1, tok, &key)
+                .unwrap();
+        let detector = Detector::new(&profile, &key).unwrap();
+        assert_eq!(
+            corpus::score_tuples(&detector, &tuples)
+                .unwrap_err()
+                .to_string(),
+            "the tuples were collected with h = 2 but the profile has h = 1"
+        );
+        let expected = provmark_watermark::TokenizerDigest::of_bytes(b"a");
+        let got = provmark_watermark::TokenizerDigest::of_bytes(b"b");
+        let mismatch = Error::TokenizerMismatch {
+            expected: expected.clone(),
+            got: got.clone(),
+        };
+        assert_eq!(
+            mismatch.to_string(),
+            format!(
+                "tokenizer: tokenizer mismatch: the profile was made for {expected} but this tokenizer is {got}; \
+                 token ids would differ and detection would be meaningless (--force-tokenizer overrides)"
+            )
+        );
+        let other_key = provmark_watermark::Key::from_bytes([4; 32]);
+        let wrong = Detector::new(&profile, &other_key).err().unwrap();
+        assert_eq!(
+            wrong.to_string(),
+            format!(
+                "key: the key (id {}) is not the key this profile was made for (id {})",
+                other_key.id(),
+                key.id()
+            )
+        );
+    }
 }

@@ -16,9 +16,9 @@ impl TextTokenizer {
     /// Loads a `tokenizer.json` file.
     pub fn load(path: &Path) -> Result<TextTokenizer, Error> {
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| Error::TokenizerRead {
+        let bytes = std::fs::read(path).map_err(|io| Error::TokenizerRead {
             origin: origin.clone(),
-            source,
+            io,
         })?;
         TextTokenizer::from_bytes(&bytes, &origin)
     }
