@@ -5,14 +5,19 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use provmark_watermark::rand_core::{RngCore, SeedableRng};
 use provmark_watermark::{
-    Embedder, Key, KgwParams, Profile, SamplingConfig, Scheme, SynthIdParams, TokenizerDigest,
+    Embedder, Key, KgwParams, Profile, RepeatedWindows, ResponseEmbedder, SamplingConfig, Scheme,
+    SynthIdParams, TokenizerDigest,
 };
 use rand_chacha::ChaCha8Rng;
 
-fn embedder(scheme: Scheme) -> Embedder {
+/// One response handle that marks every step: the step alone is timed,
+/// not the growth of a marked-window set over millions of iterations.
+fn embedder(scheme: Scheme) -> ResponseEmbedder {
     let key = Key::from_bytes([1; 32]);
     let profile = Profile::new(scheme, 2, TokenizerDigest::of_bytes(b"b"), &key).unwrap();
-    Embedder::new(&profile, &key).unwrap()
+    Embedder::new(&profile, &key)
+        .unwrap()
+        .response_with(RepeatedWindows::Remark)
 }
 
 /// LLM-like logits: a few plausible tokens, a long tail.

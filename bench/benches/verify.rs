@@ -91,15 +91,18 @@ fn components(c: &mut Criterion) {
             provmark_watermark::TokenValues::new(&seed).kgw_value(t % 49_152)
         })
     });
-    let seeds = [seed; 8];
-    group.bench_function("keystream_blocks_x8", |b| {
+    // Eight whole scored tuples through the batched path: eight seeds, then
+    // eight keystream blocks together (the blocks alone are no longer
+    // public; subtract eight hmac_seed for them).
+    let mut scores = Vec::with_capacity(8);
+    group.bench_function("score_tuples_x8", |b| {
         b.iter(|| {
             t = t.wrapping_add(1);
-            let c = t as u64;
-            provmark_watermark::keystream::chacha20_blocks_x8(
-                &seeds,
-                &[c, c + 1, c + 2, c + 3, c + 4, c + 5, c + 6, c + 7],
-            )
+            let tuples: [[u32; 3]; 8] =
+                std::array::from_fn(|i| [t, 5, t.wrapping_add(977 * i as u32) % 49_152]);
+            scores.clear();
+            schedule.score_tuples(tuples.iter().map(|x| x.as_slice()), &mut scores);
+            scores[7]
         })
     });
     group.finish();

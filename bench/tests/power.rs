@@ -17,12 +17,12 @@ fn every_scheme_is_detected_at_moderate_entropy() {
     for (s, scheme) in schemes().into_iter().enumerate() {
         let k = key(900 + s as u64);
         let det = detector(scheme, 2, &k);
-        let mut emb = embedder(scheme, 2, &k);
+        let emb = embedder(scheme, 2, &k);
         let mut needed = Vec::new();
         for t in 0..8u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(t);
             let prompt = [t as u32, 7];
-            let marked = generate(&lm, Some(&mut emb), &cfg, &mut rng, &prompt, 300);
+            let marked = generate(&lm, Some(&emb), &cfg, &mut rng, &prompt, 300);
             let scored = det.score(&prompt, &marked);
             let d = det.detect_scored(&scored);
             assert!(
@@ -57,10 +57,10 @@ fn the_wrong_key_does_not_detect_marked_text() {
     let lm = ZipfLm::with_entropy(8192, 4.0);
     let cfg = SamplingConfig::default();
     for (s, scheme) in schemes().into_iter().enumerate() {
-        let mut emb = embedder(scheme, 2, &key(1 + s as u64));
+        let emb = embedder(scheme, 2, &key(1 + s as u64));
         let other = detector(scheme, 2, &key(2000 + s as u64));
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let marked = generate(&lm, Some(&mut emb), &cfg, &mut rng, &[1, 2], 400);
+        let marked = generate(&lm, Some(&emb), &cfg, &mut rng, &[1, 2], 400);
         let p = other.detect(&marked).test.unwrap().p.log10();
         assert!(
             p > -3.0,

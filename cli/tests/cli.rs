@@ -67,12 +67,12 @@ impl Setup {
     fn marked_text(&self, scheme_profile: &str, seed: u64, tokens: usize) -> String {
         let key = Key::load(&self.path("lab.key")).unwrap();
         let profile = Profile::load(&self.path(scheme_profile)).unwrap();
-        let mut emb = Embedder::new(&profile, &key).unwrap();
+        let emb = Embedder::new(&profile, &key).unwrap();
         let lm = ZipfLm::with_entropy(4096, 4.0);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let ids = generate(
             &lm,
-            Some(&mut emb),
+            Some(&emb),
             &SamplingConfig::default(),
             &mut rng,
             &[1, 2],
@@ -366,12 +366,12 @@ fn default_model_tokenizer_is_the_default() {
     // Marked text over SmolLM2's vocabulary, decoded to text, re-tokenized.
     let tok = TextTokenizer::load(&dir.path().join("smollm2.json")).unwrap();
     let key = Key::load(&dir.path().join("lab.key")).unwrap();
-    let mut emb = Embedder::new(&profile, &key).unwrap();
+    let emb = Embedder::new(&profile, &key).unwrap();
     let lm = ZipfLm::with_entropy(32_768, 4.0);
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let ids = generate(
         &lm,
-        Some(&mut emb),
+        Some(&emb),
         &SamplingConfig::default(),
         &mut rng,
         &[504, 2117],

@@ -4,8 +4,10 @@
 //! Each step runs every active sequence's new tokens through the model at
 //! once (prompt chunks of sequences still prefilling, one token for the
 //! others), so the weights are read once per step for the whole batch. Then
-//! each sequence's next token is chosen by the watermark [`Embedder`] (or a
-//! plain [`Sampler`] on a control engine) from the full logits.
+//! each sequence's next token is chosen from the full logits by its own
+//! [`ResponseEmbedder`] (from the engine's [`Embedder`]; it remembers the
+//! windows already marked in that answer) or a plain [`Sampler`] on a
+//! control engine.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -14,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use provmark_watermark::rand_core::SeedableRng;
-use provmark_watermark::{Embedder, MarkedWindows, Sampler, SamplingConfig};
+use provmark_watermark::{Embedder, ResponseEmbedder, Sampler, SamplingConfig};
 use rand_chacha::ChaCha20Rng;
 
 use crate::model::{KvCache, Step};
@@ -162,13 +164,7 @@ impl Engine {
         let watermarked = embedder.is_some();
         let thread = std::thread::Builder::new()
             .name("provmark-engine".into())
-            .spawn(move || {
-                let chooser = match embedder {
-                    Some(e) => Chooser::Watermark(Box::new(e)),
-                    None => Chooser::Plain(Sampler::default()),
-                };
-                run(&rt, &pool, &chooser, &config, rx)
-            })
+            .spawn(move || run(&rt, &pool, embedder.as_ref(), &config, rx))
             .map_err(|e| Error::Runtime(format!("cannot start the engine thread: {e}")))?;
         Ok(Engine {
             jobs: Mutex::new(Some(tx)),
@@ -264,12 +260,22 @@ impl Drop for Engine {
     }
 }
 
-/// Chooses tokens; each sequence owns a clone (scratch buffers included),
-/// so the batch's choices run in parallel.
-#[derive(Clone)]
+/// Chooses tokens; each sequence owns one (scratch buffers included, and
+/// the windows already marked in its answer, spec §6.1), so the batch's
+/// choices run in parallel.
 enum Chooser {
-    Watermark(Box<Embedder>),
+    Watermark(Box<ResponseEmbedder>),
     Plain(Sampler),
+}
+
+impl Chooser {
+    /// The chooser of one new answer.
+    fn for_answer(embedder: Option<&Embedder>) -> Chooser {
+        match embedder {
+            Some(e) => Chooser::Watermark(Box::new(e.response())),
+            None => Chooser::Plain(Sampler::default()),
+        }
+    }
 }
 
 struct Active {
@@ -277,8 +283,6 @@ struct Active {
     chooser: Chooser,
     /// The token chosen in this step, before the stop/length checks.
     chosen: Option<u32>,
-    /// Windows already marked in this answer (spec §6.1).
-    marked: MarkedWindows,
     cache: KvCache,
     /// Prompt then generated tokens: the watermark's context.
     context: Vec<u32>,
@@ -298,7 +302,7 @@ struct Active {
 fn run(
     rt: &Runtime,
     pool: &rayon::ThreadPool,
-    chooser: &Chooser,
+    embedder: Option<&Embedder>,
     config: &EngineConfig,
     rx: mpsc::Receiver<Job>,
 ) {
@@ -322,9 +326,8 @@ fn run(
                 break;
             };
             active.push(Active {
-                chooser: chooser.clone(),
+                chooser: Chooser::for_answer(embedder),
                 chosen: None,
-                marked: MarkedWindows::new(),
                 cache: rt.model.new_cache(),
                 context: job.request.prompt.clone(),
                 fed: 0,
@@ -386,7 +389,7 @@ fn run(
                 let cfg = a.job.request.sampling;
                 a.chosen = Some(match &mut a.chooser {
                     Chooser::Watermark(e) => {
-                        e.next_token_in(&mut a.marked, &a.context, step_logits, &cfg, &mut a.rng)
+                        e.next_token(&a.context, step_logits, &cfg, &mut a.rng)
                     }
                     Chooser::Plain(s) => s.next_token(step_logits, &cfg, &mut a.rng),
                 });

@@ -60,7 +60,7 @@ fn reading_mode_separates_a_learned_bias_from_the_null() {
         .map(|a| a.tokens)
         .collect();
     let detector = Detector::new(&profile, &key).unwrap();
-    let mut bias = Embedder::new(&profile, &key).unwrap();
+    let mut bias = Embedder::new(&profile, &key).unwrap().response();
     let mut teacher = TupleSet::new(2, Shard::ALL).unwrap();
     let mut student = TupleSet::new(2, Shard::ALL).unwrap();
     for ids in &texts {

@@ -17,14 +17,17 @@ pub mod synthetic;
 pub mod vectors;
 
 use provmark_watermark::rand_core::RngCore;
-use provmark_watermark::{Embedder, Sampler, SamplingConfig};
+use provmark_watermark::{Embedder, RepeatedWindows, Sampler, SamplingConfig};
 use synthetic::ZipfLm;
 
 /// Generates `len` tokens after `prompt` from the synthetic model through
 /// the embedder (watermarked), or plain sampling when `embedder` is `None`.
+/// The response marks every position, repeated windows included
+/// ([`RepeatedWindows::Remark`]): the rule the recorded experiments
+/// (`bench/RESULTS.md`) were generated with.
 pub fn generate<R: RngCore>(
     lm: &ZipfLm,
-    mut embedder: Option<&mut Embedder>,
+    embedder: Option<&Embedder>,
     cfg: &SamplingConfig,
     rng: &mut R,
     prompt: &[u32],
@@ -33,9 +36,10 @@ pub fn generate<R: RngCore>(
     let mut context = prompt.to_vec();
     let mut logits = vec![0f32; lm.vocab()];
     let mut plain = Sampler::default();
+    let mut response = embedder.map(|e| e.response_with(RepeatedWindows::Remark));
     for _ in 0..len {
         lm.logits(&context, &mut logits);
-        let t = match embedder {
+        let t = match response {
             Some(ref mut e) => e.next_token(&context, &logits, cfg, rng),
             None => plain.next_token(&logits, cfg, rng),
         };

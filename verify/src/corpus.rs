@@ -12,10 +12,11 @@
 //! ([`Shard`]): shards are disjoint, so per-shard de-duplication stays
 //! exact and shard scores simply add up.
 
-use provmark_watermark::scoring::token_score;
+use provmark_watermark::{Key, Profile};
 use rayon::prelude::*;
 
 use crate::detect::{Detector, TestResult};
+use crate::Error;
 
 /// The largest context width a corpus test supports in this version.
 pub const MAX_CORPUS_CONTEXT: usize = 3;
@@ -78,13 +79,10 @@ pub struct TupleSet {
 }
 
 impl TupleSet {
-    /// An empty set for context width `h` (≤ [`MAX_CORPUS_CONTEXT`]).
-    pub fn new(h: usize, shard: Shard) -> Result<TupleSet, String> {
-        if h > MAX_CORPUS_CONTEXT {
-            return Err(format!(
-                "corpus tests support context widths up to {MAX_CORPUS_CONTEXT} for now; the profile has h = {h}"
-            ));
-        }
+    /// An empty set for context width `h`; [`Error::ContextTooWide`]
+    /// beyond [`MAX_CORPUS_CONTEXT`].
+    pub fn new(h: usize, shard: Shard) -> Result<TupleSet, Error> {
+        check_context(h)?;
         Ok(TupleSet {
             h,
             shard,
@@ -120,14 +118,14 @@ impl TupleSet {
     /// `ids` and whose suspect model predicted `predicted[i]` as its top-1
     /// choice for position i given `ids[..i]`. The tuple of position i is
     /// the real window followed by the prediction (`predicted[0]` is
-    /// ignored: nothing precedes position 0).
-    pub fn add_predictions(&mut self, ids: &[u32], predicted: &[u32]) -> Result<(), String> {
+    /// ignored: nothing precedes position 0). [`Error::PredictionCount`]
+    /// unless there is one prediction per token.
+    pub fn add_predictions(&mut self, ids: &[u32], predicted: &[u32]) -> Result<(), Error> {
         if predicted.len() != ids.len() {
-            return Err(format!(
-                "{} predictions for a text of {} tokens",
-                predicted.len(),
-                ids.len()
-            ));
+            return Err(Error::PredictionCount {
+                predictions: predicted.len(),
+                tokens: ids.len(),
+            });
         }
         self.texts += 1;
         let h = self.h;
@@ -153,13 +151,15 @@ impl TupleSet {
     }
 
     /// Adds another collection of the same h and shard (e.g. from another
-    /// worker or an earlier run).
-    pub fn union(&mut self, mut other: TupleSet) -> Result<(), String> {
+    /// worker or an earlier run); [`Error::TupleSetMismatch`] otherwise.
+    pub fn union(&mut self, mut other: TupleSet) -> Result<(), Error> {
         if other.h != self.h || other.shard != self.shard {
-            return Err(format!(
-                "cannot merge tuple sets of different context width or shard (h {} vs {}, shard {}/{} vs {}/{})",
-                self.h, other.h, self.shard.index, self.shard.count, other.shard.index, other.shard.count
-            ));
+            return Err(Error::TupleSetMismatch {
+                h: self.h,
+                other_h: other.h,
+                shard: self.shard,
+                other_shard: other.shard,
+            });
         }
         self.texts += other.texts;
         self.positions += other.positions;
@@ -236,17 +236,16 @@ impl CorpusScore {
 
 /// Scores every distinct tuple under `detector`'s key, on all cores; the
 /// sum is deterministic (fixed chunks, summed in order).
-pub fn score_tuples(detector: &Detector, tuples: &DistinctTuples) -> Result<CorpusScore, String> {
+/// [`Error::TuplesContextMismatch`] if the detector's h is not the tuples'.
+pub fn score_tuples(detector: &Detector, tuples: &DistinctTuples) -> Result<CorpusScore, Error> {
     if detector.context_len() != tuples.h {
-        return Err(format!(
-            "the tuples were collected with h = {} but the profile has h = {}",
-            tuples.h,
-            detector.context_len()
-        ));
+        return Err(Error::TuplesContextMismatch {
+            tuples: tuples.h,
+            profile: detector.context_len(),
+        });
     }
     let h = tuples.h;
     let schedule = detector.schedule();
-    let scheme = *schedule.scheme();
     let sums: Vec<f64> = tuples
         .tuples
         .par_chunks(CHUNK)
@@ -263,7 +262,7 @@ pub fn score_tuples(detector: &Detector, tuples: &DistinctTuples) -> Result<Corp
                     current = Some((key, schedule.values(&window[..h])));
                 }
                 let (_, values) = current.as_mut().expect("set above");
-                sum += token_score(&scheme, values, packed as u32);
+                sum += schedule.token_score(values, packed as u32);
             }
             sum
         })
@@ -284,13 +283,10 @@ pub struct WindowSet {
 }
 
 impl WindowSet {
-    /// An empty set for context width `h`.
-    pub fn new(h: usize) -> Result<WindowSet, String> {
-        if h > MAX_CORPUS_CONTEXT {
-            return Err(format!(
-                "corpus tests support context widths up to {MAX_CORPUS_CONTEXT} for now; the profile has h = {h}"
-            ));
-        }
+    /// An empty set for context width `h`; [`Error::ContextTooWide`]
+    /// beyond [`MAX_CORPUS_CONTEXT`].
+    pub fn new(h: usize) -> Result<WindowSet, Error> {
+        check_context(h)?;
         Ok(WindowSet {
             h,
             windows: Vec::new(),
@@ -301,7 +297,7 @@ impl WindowSet {
     pub fn from_texts<'a>(
         h: usize,
         texts: impl IntoIterator<Item = &'a [u32]>,
-    ) -> Result<WindowSet, String> {
+    ) -> Result<WindowSet, Error> {
         let mut set = WindowSet::new(h)?;
         set.add_texts(texts);
         Ok(set.finish())
@@ -342,19 +338,29 @@ impl WindowSet {
     }
 }
 
+fn check_context(h: usize) -> Result<(), Error> {
+    if h > MAX_CORPUS_CONTEXT {
+        return Err(Error::ContextTooWide {
+            h,
+            max: MAX_CORPUS_CONTEXT,
+        });
+    }
+    Ok(())
+}
+
 fn pack(ids: &[u32]) -> u128 {
     ids.iter().fold(0u128, |acc, &id| (acc << 32) | id as u128)
 }
 
 impl DistinctTuples {
     /// Keeps only tuples whose window is in `filter`; returns how many were
-    /// dropped.
-    pub fn retain_windows(&mut self, filter: &WindowSet) -> Result<usize, String> {
+    /// dropped. [`Error::FilterContextMismatch`] if their h differ.
+    pub fn retain_windows(&mut self, filter: &WindowSet) -> Result<usize, Error> {
         if filter.h != self.h {
-            return Err(format!(
-                "the filter was built with h = {} but the tuples with h = {}",
-                filter.h, self.h
-            ));
+            return Err(Error::FilterContextMismatch {
+                filter: filter.h,
+                tuples: self.h,
+            });
         }
         let before = self.tuples.len();
         self.tuples
@@ -378,36 +384,36 @@ pub struct KeySwapNull {
 }
 
 /// Key `i` of the key-swap null for `seed`: SHA-256 of a tag, the seed and i.
-pub fn null_key(seed: u64, i: u64) -> provmark_watermark::Key {
+pub fn null_key(seed: u64, i: u64) -> Key {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(b"provmark/key-swap-null/1\0");
     h.update(seed.to_le_bytes());
     h.update(i.to_le_bytes());
-    provmark_watermark::Key::from_bytes(h.finalize().into())
+    Key::from_bytes(h.finalize().into())
+}
+
+/// The detector of `profile`'s scheme, h and tokenizer under key `i` of the
+/// key-swap null for `seed` ([`null_key`], via [`Profile::with_key`]).
+pub fn null_detector(profile: &Profile, seed: u64, i: u64) -> Detector {
+    let key = null_key(seed, i);
+    Detector::new(&profile.with_key(&key), &key).expect("a profile made for this key")
 }
 
 /// Runs the key-swap null for `profile`'s scheme and h over `tuples`;
 /// `observed` is the real key's score. `progress` is called after each key.
+/// Fails as [`score_tuples`] does.
 pub fn key_swap_null(
-    profile: &provmark_watermark::Profile,
+    profile: &Profile,
     tuples: &DistinctTuples,
     observed: &CorpusScore,
     keys: usize,
     seed: u64,
     progress: &(dyn Fn(usize) + Sync),
-) -> Result<KeySwapNull, String> {
+) -> Result<KeySwapNull, Error> {
     let mut statistics = Vec::with_capacity(keys);
     for i in 0..keys {
-        let key = null_key(seed, i as u64);
-        let p = provmark_watermark::Profile::new(
-            *profile.scheme(),
-            profile.context() as u32,
-            profile.tokenizer().clone(),
-            &key,
-        )
-        .map_err(|e| e.to_string())?;
-        let detector = Detector::new(&p, &key).map_err(|e| e.to_string())?;
+        let detector = null_detector(profile, seed, i as u64);
         statistics.push(score_tuples(&detector, tuples)?.statistic);
         progress(i + 1);
     }

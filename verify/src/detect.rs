@@ -2,9 +2,7 @@
 //! (spec §5, §7, §8).
 
 use ahash::AHashSet;
-use provmark_watermark::keystream::{chacha20_blocks_x8, LANES};
-use provmark_watermark::scoring::{score_in_block, value_block};
-use provmark_watermark::{Key, Profile, Schedule, Scheme, Seed};
+use provmark_watermark::{Key, Profile, Schedule, Scheme};
 
 use crate::stats::{binomial_upper_tail, gamma_upper_tail, PValue};
 use crate::Error;
@@ -27,7 +25,8 @@ pub struct ScoredText {
     pub tokens: usize,
     /// Token index (in the text) of each scored position, increasing.
     pub positions: Vec<usize>,
-    /// Score of each scored position (see `provmark_watermark::scoring`).
+    /// Score of each scored position (see
+    /// `provmark_watermark::Schedule::token_score`).
     pub scores: Vec<f64>,
     /// Positions skipped because their tuple had been scored already.
     pub duplicates: usize,
@@ -37,28 +36,6 @@ impl ScoredText {
     /// Sum of the scores in text order: the test statistic.
     pub fn statistic(&self) -> f64 {
         self.scores.iter().sum()
-    }
-}
-
-/// Up to eight positions waiting for their keystream blocks.
-#[derive(Default)]
-struct Batch {
-    seeds: [Seed; LANES],
-    blocks: [u64; LANES],
-    tokens: [u32; LANES],
-    len: usize,
-}
-
-impl Batch {
-    fn flush(&mut self, scheme: &Scheme, scores: &mut Vec<f64>) {
-        if self.len == 0 {
-            return;
-        }
-        let words = chacha20_blocks_x8(&self.seeds, &self.blocks);
-        for (token, block) in self.tokens[..self.len].iter().zip(&words) {
-            scores.push(score_in_block(scheme, *token, block));
-        }
-        self.len = 0;
     }
 }
 
@@ -95,7 +72,7 @@ pub struct Detector {
 
 impl Detector {
     /// A detector for `profile` under `key`; fails when the key is not the
-    /// profile's.
+    /// profile's (`provmark_watermark::Error::KeyMismatch`).
     pub fn new(profile: &Profile, key: &Key) -> Result<Detector, Error> {
         Ok(Detector {
             schedule: Schedule::new(profile, key)?,
@@ -133,35 +110,28 @@ impl Detector {
         joined.extend_from_slice(&prefix[prefix.len() - lead..]);
         joined.extend_from_slice(ids);
         let mut seen: AHashSet<&[u32]> = AHashSet::with_capacity(ids.len());
-        let mut out = ScoredText {
-            tokens: ids.len(),
-            positions: Vec::with_capacity(ids.len()),
-            scores: Vec::with_capacity(ids.len()),
-            duplicates: 0,
-        };
-        let scheme = *self.schedule.scheme();
-        // Positions are scored eight at a time: eight seeds, then eight
-        // keystream blocks computed together.
-        let mut batch = Batch::default();
-        for end in h.max(lead)..joined.len() {
+        let mut scores = Vec::with_capacity(ids.len());
+        let mut positions = Vec::with_capacity(ids.len());
+        let mut duplicates = 0;
+        let dedup = self.dedup == Dedup::PerText;
+        // The schedule scores the surviving tuples in batches (eight seeds,
+        // then eight keystream blocks computed together).
+        let tuples = (h.max(lead)..joined.len()).filter_map(|end| {
             let tuple = &joined[end - h..=end];
-            if self.dedup == Dedup::PerText && !seen.insert(tuple) {
-                out.duplicates += 1;
-                continue;
+            if dedup && !seen.insert(tuple) {
+                duplicates += 1;
+                return None;
             }
-            let token = tuple[h];
-            let lane = batch.len;
-            batch.seeds[lane] = self.schedule.seed(&tuple[..h]);
-            batch.blocks[lane] = value_block(&scheme, token);
-            batch.tokens[lane] = token;
-            batch.len += 1;
-            out.positions.push(end - lead);
-            if batch.len == LANES {
-                batch.flush(&scheme, &mut out.scores);
-            }
+            positions.push(end - lead);
+            Some(tuple)
+        });
+        self.schedule.score_tuples(tuples, &mut scores);
+        ScoredText {
+            tokens: ids.len(),
+            positions,
+            scores,
+            duplicates,
         }
-        batch.flush(&scheme, &mut out.scores);
-        out
     }
 
     /// Scores `ids` and tests the result.

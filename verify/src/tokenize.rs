@@ -16,14 +16,20 @@ impl TextTokenizer {
     /// Loads a `tokenizer.json` file.
     pub fn load(path: &Path) -> Result<TextTokenizer, Error> {
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| Error::Tokenizer(format!("{origin}: {e}")))?;
+        let bytes = std::fs::read(path).map_err(|io| Error::TokenizerRead {
+            origin: origin.clone(),
+            io,
+        })?;
         TextTokenizer::from_bytes(&bytes, &origin)
     }
 
     /// Parses `tokenizer.json` bytes; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<TextTokenizer, Error> {
-        let inner = tokenizers::Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::Tokenizer(format!("{origin}: not a usable tokenizer.json: {e}")))?;
+        let inner =
+            tokenizers::Tokenizer::from_bytes(bytes).map_err(|e| Error::TokenizerParse {
+                origin: origin.to_string(),
+                reason: e.to_string(),
+            })?;
         Ok(TextTokenizer {
             inner,
             digest: TokenizerDigest::of_bytes(bytes),
@@ -35,18 +41,17 @@ impl TextTokenizer {
         &self.digest
     }
 
-    /// Fails unless this is the tokenizer the profile was made for; `force`
-    /// turns the failure into acceptance (the caller should warn).
+    /// Fails with [`Error::TokenizerMismatch`] unless this is the tokenizer
+    /// the profile was made for; `force` turns the failure into acceptance
+    /// (the caller should warn).
     pub fn check_profile(&self, profile: &Profile, force: bool) -> Result<(), Error> {
         if force || self.digest == *profile.tokenizer() {
             return Ok(());
         }
-        Err(Error::Tokenizer(format!(
-            "tokenizer mismatch: the profile was made for {} but this tokenizer is {}; \
-             token ids would differ and detection would be meaningless (--force-tokenizer overrides)",
-            profile.tokenizer(),
-            self.digest
-        )))
+        Err(Error::TokenizerMismatch {
+            expected: profile.tokenizer().clone(),
+            got: self.digest.clone(),
+        })
     }
 
     /// Token ids of `text`, without special tokens.
@@ -54,7 +59,7 @@ impl TextTokenizer {
         self.inner
             .encode_fast(text, false)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| Error::Tokenizer(format!("tokenization failed: {e}")))
+            .map_err(|e| Error::Tokenization(e.to_string()))
     }
 
     /// The underlying `tokenizers::Tokenizer`.

@@ -1,10 +1,12 @@
-//! The serve-time embedding API: one call per decode step.
+//! The serve-time embedding API: an [`Embedder`] per profile, and from it
+//! one [`ResponseEmbedder`] per response, called once per decode step.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use rand_core::RngCore;
 
 use crate::key::Key;
-use std::collections::HashSet;
-
 use crate::profile::{Profile, Scheme, MAX_CONTEXT};
 use crate::sampling::{Candidates, SamplingConfig};
 use crate::schedule::{GumbelUniform, Schedule, TokenValues};
@@ -13,40 +15,94 @@ use crate::Error;
 /// The context windows already marked in one response (spec §6.1): an
 /// exact set, a few dozen bytes per generated token.
 #[derive(Clone, Debug, Default)]
-pub struct MarkedWindows {
+struct MarkedWindows {
     seen: HashSet<[u32; MAX_CONTEXT as usize]>,
 }
 
 impl MarkedWindows {
-    /// An empty set, for a new response.
-    pub fn new() -> MarkedWindows {
-        MarkedWindows::default()
-    }
-
     /// Records `window`; `false` if it was already there.
     fn insert(&mut self, window: &[u32]) -> bool {
         let mut key = [u32::MAX; MAX_CONTEXT as usize];
         key[..window.len()].copy_from_slice(window);
         self.seen.insert(key)
     }
+}
 
-    /// Windows recorded.
-    pub fn len(&self) -> usize {
-        self.seen.len()
+/// How a response treats a position whose context window it has already
+/// marked (spec §6.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RepeatedWindows {
+    /// The spec's rule, and the default: the position is drawn like a
+    /// position without a window (with h = 0 every position is marked).
+    /// Repeated windows add nothing to detection (their tuples are
+    /// de-duplicated), and re-marking them makes Gumbel and SynthID repeat
+    /// themselves.
+    #[default]
+    Skip,
+    /// Every position with a full window is marked, even when its window
+    /// repeats (the rule before spec revision 2). Gumbel and SynthID then
+    /// repeat their choice and can lock a response into a loop; serving
+    /// must not use this. It exists so experiments recorded with it
+    /// (`bench/`) and tests that replay one window many times reproduce.
+    Remark,
+}
+
+/// Embeds one profile's watermark: the keyed schedule, shared. Cheap to
+/// clone and `Send + Sync`; it does no work itself: each response gets its
+/// own [`ResponseEmbedder`] from [`Embedder::response`].
+#[derive(Clone)]
+pub struct Embedder {
+    schedule: Arc<Schedule>,
+}
+
+impl Embedder {
+    /// An embedder for `profile` under `key` (which must be the profile's
+    /// key; [`Error::KeyMismatch`] otherwise).
+    pub fn new(profile: &Profile, key: &Key) -> Result<Embedder, Error> {
+        Ok(Embedder {
+            schedule: Arc::new(Schedule::new(profile, key)?),
+        })
     }
 
-    /// Whether nothing was recorded yet.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+    /// The keyed schedule.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The handle for one new response, following spec §6.1 (repeated
+    /// windows are not marked again). Owned and `Send`: keep it with the
+    /// response's state (e.g. one per sequence in a batching engine) and
+    /// call [`ResponseEmbedder::next_token`] at each of its decode steps.
+    pub fn response(&self) -> ResponseEmbedder {
+        self.response_with(RepeatedWindows::Skip)
+    }
+
+    /// [`Embedder::response`] with an explicit rule for repeated windows
+    /// (see [`RepeatedWindows::Remark`] before using it).
+    pub fn response_with(&self, repeats: RepeatedWindows) -> ResponseEmbedder {
+        ResponseEmbedder {
+            schedule: Arc::clone(&self.schedule),
+            repeats,
+            marked: MarkedWindows::default(),
+            candidates: Candidates::default(),
+            biased: Vec::new(),
+            keystream: Vec::new(),
+            bits: Vec::new(),
+        }
     }
 }
 
-/// Embeds one profile's watermark into decode steps. Holds scratch buffers,
-/// so after the first step at a vocabulary size it allocates nothing; use one
-/// per thread (clone it for more; clones share nothing mutable).
-#[derive(Clone)]
-pub struct Embedder {
-    schedule: Schedule,
+/// Embeds the watermark into the decode steps of one response: owns the
+/// windows this response has already marked (spec §6.1) and scratch
+/// buffers, so after the first step at a vocabulary size it allocates
+/// nothing but the marked-window set's growth (none at all with
+/// [`RepeatedWindows::Remark`], or after [`ResponseEmbedder::reset`] once
+/// the set has grown). One response at a time: use one per concurrent
+/// response.
+pub struct ResponseEmbedder {
+    schedule: Arc<Schedule>,
+    repeats: RepeatedWindows,
+    marked: MarkedWindows,
     candidates: Candidates,
     biased: Vec<f32>,
     keystream: Vec<u8>,
@@ -57,21 +113,28 @@ pub struct Embedder {
 /// access (one 4-block refill each) instead of one sweep of the keystream.
 const RANDOM_ACCESS_RATIO: usize = 64;
 
-impl Embedder {
-    /// An embedder for `profile` under `key` (which must be the profile's key).
-    pub fn new(profile: &Profile, key: &Key) -> Result<Embedder, Error> {
-        Ok(Embedder {
-            schedule: Schedule::new(profile, key)?,
-            candidates: Candidates::default(),
-            biased: Vec::new(),
-            keystream: Vec::new(),
-            bits: Vec::new(),
-        })
-    }
-
+impl ResponseEmbedder {
     /// The keyed schedule.
     pub fn schedule(&self) -> &Schedule {
         &self.schedule
+    }
+
+    /// The rule for repeated windows this handle follows.
+    pub fn repeats(&self) -> RepeatedWindows {
+        self.repeats
+    }
+
+    /// Distinct windows marked so far in this response (always 0 with
+    /// [`RepeatedWindows::Remark`], which does not track them).
+    pub fn marked_windows(&self) -> usize {
+        self.marked.seen.len()
+    }
+
+    /// Starts a new response with this handle: forgets the marked windows
+    /// and keeps every buffer's capacity (a worker that serves responses one
+    /// after another then stops allocating).
+    pub fn reset(&mut self) {
+        self.marked.seen.clear();
     }
 
     /// The context window for the next position, or `None` when fewer than h
@@ -81,8 +144,10 @@ impl Embedder {
         (context.len() >= h).then(|| &context[context.len() - h..])
     }
 
-    /// KGW: adds δ to the logit of every green token, in place. A no-op for
-    /// the other schemes and when the context is shorter than h.
+    /// KGW: adds δ to the logit of every green token of the window ending
+    /// `context`, in place (reading mode: a model that learned the bias).
+    /// A no-op for the other schemes and when the context is shorter than
+    /// h; it records no marked window.
     pub fn bias_logits(&mut self, context: &[u32], logits: &mut [f32]) {
         if let Some(window) = self.window(context) {
             self.bias_window(window, logits);
@@ -107,11 +172,10 @@ impl Embedder {
     /// One decode step: picks the next token from the model's raw `logits`
     /// (index = token id) given every preceding token id in `context`
     /// (prompt, then the response so far). `rng` supplies ordinary sampling
-    /// randomness (KGW, and positions with a short context).
+    /// randomness (KGW, positions with a short context, and repeated
+    /// windows under [`RepeatedWindows::Skip`]).
     ///
-    /// This form marks every position, even when its window repeats; Gumbel
-    /// and SynthID then repeat their choice and can lock a response into a
-    /// loop. Serving should use [`Embedder::next_token_in`].
+    /// Panics if `logits` is empty.
     pub fn next_token<R: RngCore + ?Sized>(
         &mut self,
         context: &[u32],
@@ -120,29 +184,47 @@ impl Embedder {
         rng: &mut R,
     ) -> u32 {
         let window = self.window(context);
+        let window = match self.repeats {
+            RepeatedWindows::Remark => window,
+            // h = 0 has a single, empty window: every position is marked.
+            RepeatedWindows::Skip => {
+                let marked = &mut self.marked;
+                window.filter(|w| w.is_empty() || marked.insert(w))
+            }
+        };
         self.choose(window, logits, cfg, rng)
     }
 
-    /// One decode step of a response whose marked windows are tracked in
-    /// `marked` (one per response, empty at its start): a position whose
-    /// window was already marked in this response is drawn like a position
-    /// without a window (spec §6.1; with h = 0 every position is marked).
-    /// Repeated windows add nothing to
-    /// detection (their tuples are de-duplicated), and re-marking them makes
-    /// Gumbel and SynthID repeat themselves.
-    pub fn next_token_in<R: RngCore + ?Sized>(
-        &mut self,
-        marked: &mut MarkedWindows,
-        context: &[u32],
+    /// Batched form: one decode step of each response in `responses`;
+    /// `logits` holds one row of `vocab` logits per response, row i for
+    /// `contexts[i]` drawn with `rngs[i]`; tokens are written to `out`.
+    /// The same as calling [`ResponseEmbedder::next_token`] row by row.
+    ///
+    /// Panics unless `responses`, `contexts`, `rngs` and `out` have the
+    /// same length and `logits` holds that many rows.
+    pub fn next_tokens<R: RngCore>(
+        responses: &mut [ResponseEmbedder],
+        contexts: &[&[u32]],
         logits: &[f32],
+        vocab: usize,
         cfg: &SamplingConfig,
-        rng: &mut R,
-    ) -> u32 {
-        // h = 0 has a single, empty window: every position is marked.
-        let window = self
-            .window(context)
-            .filter(|w| w.is_empty() || marked.insert(w));
-        self.choose(window, logits, cfg, rng)
+        rngs: &mut [R],
+        out: &mut [u32],
+    ) {
+        assert_eq!(
+            logits.len(),
+            contexts.len() * vocab,
+            "one row of logits per context"
+        );
+        assert!(
+            responses.len() == contexts.len()
+                && rngs.len() == contexts.len()
+                && out.len() == contexts.len()
+        );
+        for (i, (response, ctx)) in responses.iter_mut().zip(contexts).enumerate() {
+            let row = &logits[i * vocab..(i + 1) * vocab];
+            out[i] = response.next_token(ctx, row, cfg, &mut rngs[i]);
+        }
     }
 
     fn choose<R: RngCore + ?Sized>(
@@ -177,28 +259,6 @@ impl Embedder {
         };
         self.biased = biased;
         token
-    }
-
-    /// Batched form: `logits` holds one row of `vocab` logits per context;
-    /// each row uses its own RNG; tokens are written to `out`.
-    pub fn next_tokens<R: RngCore>(
-        &mut self,
-        contexts: &[&[u32]],
-        logits: &[f32],
-        vocab: usize,
-        cfg: &SamplingConfig,
-        rngs: &mut [R],
-        out: &mut [u32],
-    ) {
-        assert_eq!(
-            logits.len(),
-            contexts.len() * vocab,
-            "one row of logits per context"
-        );
-        assert!(rngs.len() == contexts.len() && out.len() == contexts.len());
-        for (i, ctx) in contexts.iter().enumerate() {
-            out[i] = self.next_token(ctx, &logits[i * vocab..(i + 1) * vocab], cfg, &mut rngs[i]);
-        }
     }
 
     /// Aaronson's rule: the candidate maximising r^(1/p), i.e. ln(r)/p;

@@ -16,8 +16,9 @@ use crate::{Error, SPEC_VERSION};
 /// Length of a key in bytes.
 pub const KEY_LEN: usize = 32;
 
-/// A secret watermark key. Wiped from memory when dropped.
-#[derive(Clone)]
+/// A secret watermark key. Wiped from memory when dropped. Not `Clone`, so
+/// the secret exists once: share it with `Arc<Key>` where several owners
+/// need it.
 pub struct Key {
     bytes: [u8; KEY_LEN],
 }

@@ -2,8 +2,8 @@
 //! serve-time embedding API of provmark, as defined by `spec/SPEC.md`.
 //!
 //! No ML dependencies: link it into any serving stack. The flow is
-//! [`Key`] → [`Profile`] → [`Embedder`] (serve time) or [`Schedule`]
-//! (detection, in `provmark-verify`).
+//! [`Key`] → [`Profile`] → [`Embedder`] → one [`ResponseEmbedder`] per
+//! response (serve time), or [`Schedule`] (detection, in `provmark-verify`).
 //!
 //! ```
 //! use provmark_watermark::{Embedder, Key, KgwParams, Profile, SamplingConfig, Scheme, TokenizerDigest};
@@ -13,14 +13,17 @@
 //! let scheme = Scheme::Kgw(KgwParams::new(0.25, 2.0)?);
 //! let tokenizer = TokenizerDigest::of_bytes(b"the exact bytes of tokenizer.json");
 //! let profile = Profile::new(scheme, 2, tokenizer, &key)?;
-//! let mut embedder = Embedder::new(&profile, &key)?;
+//! let embedder = Embedder::new(&profile, &key)?; // once; clones share the schedule
 //!
+//! // Each response gets its own handle: it remembers the windows it has
+//! // already marked (spec §6.1) and holds the step's scratch buffers.
+//! let mut response = embedder.response();
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
 //! let cfg = SamplingConfig::new(1.0, 0, 0.95)?;
 //! let mut context = vec![101u32, 102]; // prompt token ids
 //! for _ in 0..5 {
 //!     let logits = vec![0.0f32; 1000]; // the model's raw logits for this step
-//!     let next = embedder.next_token(&context, &logits, &cfg, &mut rng);
+//!     let next = response.next_token(&context, &logits, &cfg, &mut rng);
 //!     context.push(next);
 //! }
 //! assert_eq!(context.len(), 7);
@@ -30,14 +33,14 @@
 mod embed;
 mod file_digest;
 mod key;
-pub mod keystream;
+mod keystream;
 mod profile;
 mod sampling;
 mod schedule;
-pub mod scoring;
+mod scoring;
 mod secret_file;
 
-pub use embed::{Embedder, MarkedWindows};
+pub use embed::{Embedder, RepeatedWindows, ResponseEmbedder};
 pub use file_digest::{file_sha256, FileDigest, FileDigestError};
 pub use key::{hex, Key, KEY_LEN};
 pub use profile::{
@@ -58,6 +61,16 @@ pub enum Error {
     /// A key file or key that cannot be used.
     #[error("key: {0}")]
     Key(String),
+    /// The key is not the one the profile was made for.
+    #[error(
+        "key: the key (id {key_id}) is not the key this profile was made for (id {profile_key_id})"
+    )]
+    KeyMismatch {
+        /// Id of the key given.
+        key_id: String,
+        /// Id of the key the profile records.
+        profile_key_id: String,
+    },
     /// A profile that is malformed or invalid.
     #[error("profile: {0}")]
     Profile(String),

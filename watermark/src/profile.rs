@@ -225,6 +225,18 @@ impl Profile {
         Profile::from_parts(scheme, context, tokenizer, key.id())
     }
 
+    /// This profile under another key: the same scheme, parameters, context
+    /// width and tokenizer, made for `key` (e.g. the random keys of the
+    /// key-swap null).
+    pub fn with_key(&self, key: &Key) -> Profile {
+        Profile {
+            scheme: self.scheme,
+            context: self.context,
+            tokenizer: self.tokenizer.clone(),
+            key_id: key.id(),
+        }
+    }
+
     fn from_parts(
         scheme: Scheme,
         context: u32,
@@ -365,10 +377,10 @@ impl Profile {
         if id == self.key_id {
             Ok(())
         } else {
-            Err(Error::Key(format!(
-                "the key (id {id}) is not the key this profile was made for (id {})",
-                self.key_id
-            )))
+            Err(Error::KeyMismatch {
+                key_id: id,
+                profile_key_id: self.key_id.clone(),
+            })
         }
     }
 }
@@ -476,5 +488,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not the key"), "{err}");
+    }
+
+    #[test]
+    fn with_key_keeps_everything_but_the_key() {
+        let p = Profile::new(Scheme::Gumbel, 3, tok(), &key()).unwrap();
+        let other = Key::from_bytes([2u8; 32]);
+        let q = p.with_key(&other);
+        assert_eq!(
+            q,
+            Profile::new(Scheme::Gumbel, 3, tok(), &other).unwrap(),
+            "the same as building it anew"
+        );
+        assert!(q.check_key(&other).is_ok());
+        assert!(q.check_key(&key()).is_err());
     }
 }

@@ -67,7 +67,7 @@ impl SamplingConfig {
 }
 
 /// Plain sampling with the same temperature/top-k/top-p chain as
-/// [`crate::Embedder`] but no watermark: the control arm of experiments and
+/// [`crate::ResponseEmbedder`] but no watermark: the control arm of experiments and
 /// unwatermarked serving. Holds scratch buffers; use one per thread.
 #[derive(Clone, Default)]
 pub struct Sampler {

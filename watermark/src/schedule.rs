@@ -10,6 +10,7 @@ use zeroize::Zeroize;
 use crate::key::Key;
 use crate::keystream::chacha20_block;
 use crate::profile::{Profile, Scheme};
+use crate::scoring;
 use crate::{Error, SPEC_VERSION};
 
 /// Seed of one context window: HMAC-SHA256 output.
@@ -136,6 +137,36 @@ impl Schedule {
     /// The keystream of a context window.
     pub fn values(&self, window: &[u32]) -> TokenValues {
         TokenValues::new(&self.seed(window))
+    }
+
+    /// Detection score of `token` (spec §7) read from its window's
+    /// keystream `values` (from [`Schedule::values`]): KGW 1 if green else
+    /// 0; SynthID the number of set g-value bits among the m layers; Gumbel
+    /// −ln(1 − r). Scoring several tokens after one window with the same
+    /// `values` computes its seed once.
+    pub fn token_score(&self, values: &mut TokenValues, token: u32) -> f64 {
+        scoring::token_score(&self.scheme, values, token)
+    }
+
+    /// Scores (window, token) tuples, the detection hot path: each tuple is
+    /// h + 1 token ids, the window (oldest first) then the scored token; the
+    /// scores (as [`Schedule::token_score`]) are appended to `scores` in
+    /// tuple order. Seeds are computed one by one and their keystream
+    /// blocks eight at a time (SIMD where the CPU has it).
+    ///
+    /// Panics (in debug builds) if a tuple is not h + 1 ids long.
+    #[inline]
+    pub fn score_tuples<'a, I>(&self, tuples: I, scores: &mut Vec<f64>)
+    where
+        I: IntoIterator<Item = &'a [u32]>,
+    {
+        let h = self.context;
+        let mut batch = scoring::Batch::default();
+        for tuple in tuples {
+            debug_assert_eq!(tuple.len(), h + 1, "a tuple is h + 1 ids");
+            batch.push(&self.scheme, self.seed(&tuple[..h]), tuple[h], scores);
+        }
+        batch.flush(&self.scheme, scores);
     }
 }
 

@@ -1,14 +1,53 @@
 //! Per-token detection scores (spec §7): what one scored position
-//! contributes to each scheme's test statistic.
+//! contributes to each scheme's test statistic. Public through
+//! [`crate::Schedule::token_score`] and [`crate::Schedule::score_tuples`].
 
+use crate::keystream::{chacha20_blocks_x8, LANES};
 use crate::profile::Scheme;
-use crate::schedule::{GumbelUniform, TokenValues};
+use crate::schedule::{GumbelUniform, Seed, TokenValues};
+
+/// Up to eight positions waiting for their keystream blocks.
+#[derive(Default)]
+pub(crate) struct Batch {
+    seeds: [Seed; LANES],
+    blocks: [u64; LANES],
+    tokens: [u32; LANES],
+    len: usize,
+}
+
+impl Batch {
+    /// Queues `token` with its window's `seed`; scores the batch into
+    /// `scores` when it is full.
+    #[inline]
+    pub(crate) fn push(&mut self, scheme: &Scheme, seed: Seed, token: u32, scores: &mut Vec<f64>) {
+        let lane = self.len;
+        self.seeds[lane] = seed;
+        self.blocks[lane] = value_block(scheme, token);
+        self.tokens[lane] = token;
+        self.len += 1;
+        if self.len == LANES {
+            self.flush(scheme, scores);
+        }
+    }
+
+    /// Scores what is queued into `scores`.
+    pub(crate) fn flush(&mut self, scheme: &Scheme, scores: &mut Vec<f64>) {
+        if self.len == 0 {
+            return;
+        }
+        let words = chacha20_blocks_x8(&self.seeds, &self.blocks);
+        for (token, block) in self.tokens[..self.len].iter().zip(&words) {
+            scores.push(score_in_block(scheme, *token, block));
+        }
+        self.len = 0;
+    }
+}
 
 /// Index of the keystream block that holds token `id`'s value under `scheme`
 /// (half of word id/2 for KGW, word id for SynthID, words 2·id and 2·id+1
 /// for Gumbel; both Gumbel words always share a block).
 #[inline]
-pub fn value_block(scheme: &Scheme, id: u32) -> u64 {
+fn value_block(scheme: &Scheme, id: u32) -> u64 {
     match scheme {
         Scheme::Kgw(_) => id as u64 / 32,
         Scheme::Gumbel => id as u64 / 8,
@@ -18,7 +57,7 @@ pub fn value_block(scheme: &Scheme, id: u32) -> u64 {
 
 /// [`token_score`] from the block [`value_block`] named.
 #[inline]
-pub fn score_in_block(scheme: &Scheme, id: u32, block: &[u32; 16]) -> f64 {
+fn score_in_block(scheme: &Scheme, id: u32, block: &[u32; 16]) -> f64 {
     match scheme {
         Scheme::Kgw(p) => {
             let word = block[(id as usize % 32) / 2];
@@ -49,7 +88,7 @@ fn layer_mask(layers: u32) -> u32 {
 /// Score of token `id` under `scheme`, from its context's keystream:
 /// KGW 1 if green else 0; SynthID the number of set g-value bits among the
 /// m layers; Gumbel −ln(1 − r).
-pub fn token_score(scheme: &Scheme, values: &mut TokenValues, id: u32) -> f64 {
+pub(crate) fn token_score(scheme: &Scheme, values: &mut TokenValues, id: u32) -> f64 {
     match scheme {
         Scheme::Kgw(p) => {
             if (values.kgw_value(id) as u32) < p.threshold() {

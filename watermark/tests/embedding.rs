@@ -4,9 +4,9 @@
 //! top-k/top-p and are deterministic where the spec says so.
 
 use provmark_watermark::rand_core::{RngCore, SeedableRng};
-use provmark_watermark::scoring::token_score;
 use provmark_watermark::{
-    Embedder, Key, KgwParams, Profile, SamplingConfig, Scheme, SynthIdParams, TokenizerDigest,
+    Embedder, Key, KgwParams, Profile, RepeatedWindows, ResponseEmbedder, SamplingConfig, Scheme,
+    SynthIdParams, TokenizerDigest,
 };
 use rand_chacha::ChaCha8Rng;
 
@@ -31,7 +31,7 @@ fn chi_square(counts: &[u64; 8], draws: u64) -> f64 {
 }
 
 fn frequencies(scheme: Scheme, draws: u64) -> [u64; 8] {
-    let mut e = embedder(scheme, 5);
+    let mut e = embedder(scheme, 5).response();
     let logits: Vec<f32> = PROBS.iter().map(|p| p.ln() as f32).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let mut counts = [0u64; 8];
@@ -66,7 +66,7 @@ fn gumbel_and_synthid_are_distortion_free() {
 fn kgw_shifts_mass_to_green_by_the_predicted_amount() {
     let params = KgwParams::new(0.25, 2.0).unwrap();
     let scheme = Scheme::Kgw(params);
-    let mut e = embedder(scheme, 6);
+    let mut e = embedder(scheme, 6).response();
     let vocab = 1000;
     let logits = vec![0f32; vocab];
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -77,9 +77,9 @@ fn kgw_shifts_mass_to_green_by_the_predicted_amount() {
         let context = [i, i.wrapping_mul(7)];
         let t = e.next_token(&context, &logits, &SamplingConfig::default(), &mut rng);
         let mut values = e.schedule().values(&context);
-        green += token_score(&scheme, &mut values, t) as u64;
+        green += e.schedule().token_score(&mut values, t) as u64;
         let g = (0..vocab as u32)
-            .filter(|&id| token_score(&scheme, &mut values, id) == 1.0)
+            .filter(|&id| e.schedule().token_score(&mut values, id) == 1.0)
             .count() as f64;
         let boost = (2.0f64).exp();
         green_share += g * boost / (g * boost + (vocab as f64 - g));
@@ -113,8 +113,9 @@ fn keyed_choices_are_deterministic_and_respect_top_k() {
         Scheme::Gumbel,
         Scheme::SynthId(SynthIdParams::new(12).unwrap()),
     ] {
-        let mut a = embedder(scheme, 1);
-        let mut b = embedder(scheme, 1);
+        // Each window is used twice: mark it both times.
+        let mut a = embedder(scheme, 1).response_with(RepeatedWindows::Remark);
+        let mut b = embedder(scheme, 1).response_with(RepeatedWindows::Remark);
         let mut rng_a = ChaCha8Rng::seed_from_u64(1);
         let mut rng_b = ChaCha8Rng::seed_from_u64(2);
         for step in 0..50u32 {
@@ -145,13 +146,23 @@ fn batched_steps_equal_single_steps() {
         Scheme::Gumbel,
         Scheme::SynthId(SynthIdParams::new(30).unwrap()),
     ] {
-        let mut e = embedder(scheme, 2);
+        let e = embedder(scheme, 2);
         let mut rngs: Vec<ChaCha8Rng> = (0..3).map(ChaCha8Rng::seed_from_u64).collect();
         let mut out = vec![0u32; 3];
-        e.next_tokens(&ctx_refs, &logits, vocab, &cfg, &mut rngs, &mut out);
+        let mut responses: Vec<ResponseEmbedder> = (0..3).map(|_| e.response()).collect();
+        ResponseEmbedder::next_tokens(
+            &mut responses,
+            &ctx_refs,
+            &logits,
+            vocab,
+            &cfg,
+            &mut rngs,
+            &mut out,
+        );
         for (i, ctx) in contexts.iter().enumerate() {
             let mut r = ChaCha8Rng::seed_from_u64(i as u64);
-            let single = e.next_token(ctx, &logits[i * vocab..(i + 1) * vocab], &cfg, &mut r);
+            let row = &logits[i * vocab..(i + 1) * vocab];
+            let single = e.response().next_token(ctx, row, &cfg, &mut r);
             assert_eq!(out[i], single, "{} row {i}", scheme.name());
         }
     }
@@ -170,7 +181,8 @@ fn sweep_and_random_access_paths_choose_the_same_token() {
         Scheme::Gumbel,
         Scheme::SynthId(SynthIdParams::new(30).unwrap()),
     ] {
-        let mut e = embedder(scheme, 3);
+        // Each window is used twice: mark it both times.
+        let mut e = embedder(scheme, 3).response_with(RepeatedWindows::Remark);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         for step in 0..200u32 {
             let ctx = [step, step + 1];
@@ -188,7 +200,7 @@ fn sweep_and_random_access_paths_choose_the_same_token() {
 
 #[test]
 fn repeated_windows_are_not_marked_twice_in_one_response() {
-    use provmark_watermark::{MarkedWindows, Sampler};
+    use provmark_watermark::Sampler;
     let logits: Vec<f32> = (0..64).map(|i| (i % 7) as f32 * 0.3).collect();
     let cfg = SamplingConfig::default();
     let context = [3u32, 9, 4, 9, 4];
@@ -196,37 +208,39 @@ fn repeated_windows_are_not_marked_twice_in_one_response() {
         Scheme::Gumbel,
         Scheme::SynthId(SynthIdParams::new(8).unwrap()),
     ] {
-        let mut e = embedder(scheme, 1);
-        // A fresh window is marked exactly as by next_token (keyed: the RNG
-        // does not matter).
-        let mut marked = MarkedWindows::new();
+        let e = embedder(scheme, 1);
+        // A fresh window is marked exactly as in a new response (keyed: the
+        // RNG does not matter).
+        let mut marked = e.response();
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let first = e.next_token_in(&mut marked, &context, &logits, &cfg, &mut rng);
+        let first = marked.next_token(&context, &logits, &cfg, &mut rng);
         let mut rng2 = ChaCha8Rng::seed_from_u64(99);
-        assert_eq!(first, e.next_token(&context, &logits, &cfg, &mut rng2));
-        assert_eq!(marked.len(), 1);
+        assert_eq!(
+            first,
+            e.response().next_token(&context, &logits, &cfg, &mut rng2)
+        );
+        assert_eq!(marked.marked_windows(), 1);
         // The same window again is drawn like an unmarked position: it
         // follows the RNG, exactly as the plain sampler would.
         let mut picks = std::collections::HashSet::new();
         for seed in 0..40 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let t = e.next_token_in(&mut marked, &context, &logits, &cfg, &mut rng);
+            let t = marked.next_token(&context, &logits, &cfg, &mut rng);
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             assert_eq!(t, Sampler::default().next_token(&logits, &cfg, &mut rng));
             picks.insert(t);
         }
         assert!(picks.len() > 5, "repeated windows vary with the RNG");
-        assert_eq!(marked.len(), 1);
+        assert_eq!(marked.marked_windows(), 1);
     }
     // h = 0: one empty window, every position still marked.
     let key = Key::from_bytes([1; 32]);
     let profile = Profile::new(Scheme::Gumbel, 0, TokenizerDigest::of_bytes(b"t"), &key).unwrap();
-    let mut e = Embedder::new(&profile, &key).unwrap();
-    let mut marked = MarkedWindows::new();
+    let mut marked = Embedder::new(&profile, &key).unwrap().response();
     let picks: std::collections::HashSet<u32> = (0..20)
         .map(|seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            e.next_token_in(&mut marked, &context, &logits, &cfg, &mut rng)
+            marked.next_token(&context, &logits, &cfg, &mut rng)
         })
         .collect();
     assert_eq!(picks.len(), 1, "keyed at every position when h = 0");

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use provmark_watermark::rand_core::SeedableRng;
 use provmark_watermark::{
-    Embedder, Key, KgwParams, Profile, SamplingConfig, Scheme, SynthIdParams, TokenizerDigest,
+    Embedder, Key, KgwParams, Profile, RepeatedWindows, SamplingConfig, Scheme, SynthIdParams,
+    TokenizerDigest,
 };
 use rand_chacha::ChaCha8Rng;
 
@@ -46,7 +47,9 @@ fn decode_steps_do_not_allocate_after_warm_up() {
         Scheme::SynthId(SynthIdParams::new(30).unwrap()),
     ] {
         let profile = Profile::new(scheme, 2, TokenizerDigest::of_bytes(b"t"), &key).unwrap();
-        let mut e = Embedder::new(&profile, &key).unwrap();
+        let embedder = Embedder::new(&profile, &key).unwrap();
+        // Every step marked (the windows repeat across configurations).
+        let mut e = embedder.response_with(RepeatedWindows::Remark);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for cfg in &configs {
             // Warm-up at this vocabulary and setting.
@@ -60,5 +63,37 @@ fn decode_steps_do_not_allocate_after_warm_up() {
             let after = ALLOCATIONS.load(Ordering::SeqCst);
             assert_eq!(after, before, "{} {cfg:?} allocated", scheme.name());
         }
+    }
+    a_reused_response_handle_does_not_allocate_after_warm_up();
+}
+
+/// Part of the test above (one test per binary: the counter is global).
+fn a_reused_response_handle_does_not_allocate_after_warm_up() {
+    let key = Key::from_bytes([8; 32]);
+    let vocab = 49_152;
+    let logits: Vec<f32> = (0..vocab).map(|i| ((i * 31) % 977) as f32 / 97.0).collect();
+    let cfg = SamplingConfig::new(0.7, 50, 0.9).unwrap();
+    for scheme in [
+        Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()),
+        Scheme::Gumbel,
+        Scheme::SynthId(SynthIdParams::new(30).unwrap()),
+    ] {
+        let profile = Profile::new(scheme, 2, TokenizerDigest::of_bytes(b"t"), &key).unwrap();
+        let mut e = Embedder::new(&profile, &key).unwrap().response();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        // One response of 20 distinct windows warms the buffers and the set.
+        let respond = |e: &mut provmark_watermark::ResponseEmbedder, rng: &mut ChaCha8Rng| {
+            for step in 0..20u32 {
+                e.next_token(&[5, 6, step], &logits, &cfg, rng);
+            }
+            assert_eq!(e.marked_windows(), 20);
+        };
+        respond(&mut e, &mut rng);
+        e.reset();
+        assert_eq!(e.marked_windows(), 0);
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        respond(&mut e, &mut rng);
+        let after = ALLOCATIONS.load(Ordering::SeqCst);
+        assert_eq!(after, before, "{} allocated", scheme.name());
     }
 }

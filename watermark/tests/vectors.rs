@@ -2,7 +2,7 @@
 //! independent Python reference) reproduced by this crate.
 
 use provmark_testkit::vectors::{ids, keys, profiles, vectors};
-use provmark_watermark::{hex, scoring::token_score, Schedule, TokenValues};
+use provmark_watermark::{hex, Schedule, TokenValues};
 
 #[test]
 fn key_ids_and_commitments() {
@@ -52,13 +52,19 @@ fn per_token_scores() {
     for case in v["token_values"].as_array().unwrap() {
         let (profile, key) = &profiles[case["profile_index"].as_u64().unwrap() as usize];
         let schedule = Schedule::new(profile, key).unwrap();
-        let mut values = schedule.values(&ids(&case["window"]));
+        let window = ids(&case["window"]);
+        let mut values = schedule.values(&window);
         let token = case["token"].as_u64().unwrap() as u32;
-        let got = token_score(profile.scheme(), &mut values, token);
+        let got = schedule.token_score(&mut values, token);
         let want = case["score"].as_f64().unwrap();
         assert!(
             (got - want).abs() <= 1e-15 * want.abs(),
             "token {token}: {got} vs {want}"
         );
+        // The batched path gives the same score.
+        let tuple: Vec<u32> = window.iter().copied().chain([token]).collect();
+        let mut batched = Vec::new();
+        schedule.score_tuples([tuple.as_slice()], &mut batched);
+        assert_eq!(batched, [got], "token {token}, batched");
     }
 }

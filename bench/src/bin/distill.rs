@@ -22,7 +22,7 @@ use provmark_llm::default_model;
 use provmark_llm::engine::{Engine, EngineConfig, Request};
 use provmark_llm::runtime::Runtime;
 use provmark_verify::corpus::{
-    key_swap_null, null_key, score_tuples, DistinctTuples, Shard, TupleSet,
+    key_swap_null, null_detector, score_tuples, DistinctTuples, Shard, TupleSet,
 };
 use provmark_verify::{Detector, TextTokenizer};
 use provmark_watermark::{Key, KgwParams, Profile, SamplingConfig, Scheme, SynthIdParams};
@@ -250,15 +250,7 @@ fn perturb(texts: &[Vec<u32>], rate: f64, delete: bool, vocab: usize, seed: u64)
 fn random_key_ps(profile: &Profile, tuples: &DistinctTuples) -> Vec<f64> {
     (0..CONTROL_KEYS as u64)
         .map(|i| {
-            let key = null_key(7_000, i);
-            let p = Profile::new(
-                *profile.scheme(),
-                profile.context() as u32,
-                profile.tokenizer().clone(),
-                &key,
-            )
-            .unwrap();
-            let d = Detector::new(&p, &key).unwrap();
+            let d = null_detector(profile, 7_000, i);
             let s = score_tuples(&d, tuples).unwrap();
             s.test(&d).map_or(1.0, |t| t.p.value())
         })

@@ -55,10 +55,10 @@ fn main() {
             let mut needed: Vec<Option<usize>> = (0..texts as u64)
                 .into_par_iter()
                 .map(|t| {
-                    let mut emb = Embedder::new(&profile, &key).unwrap();
+                    let emb = Embedder::new(&profile, &key).unwrap();
                     let mut rng = ChaCha8Rng::seed_from_u64(t);
                     let prompt = [t as u32, 99];
-                    let ids = generate(&lm, Some(&mut emb), &cfg, &mut rng, &prompt, max_tokens);
+                    let ids = generate(&lm, Some(&emb), &cfg, &mut rng, &prompt, max_tokens);
                     tokens_to_detect(&det, &det.score(&prompt, &ids), 1e-6)
                 })
                 .collect();
