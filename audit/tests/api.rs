@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use provmark_audit::api::{self, ApiAuditConfig, ApiPrompt};
 use provmark_audit::{Error, Event, Lab, NullKeys, Side, Silent};
-use provmark_testkit::corpus::{docs_corpus, train_bpe_json};
 use provmark_llm::chat::Message;
+use provmark_testkit::corpus::{docs_corpus, train_bpe_json};
 use provmark_verify::Detector;
 use provmark_verify::TextTokenizer;
 use provmark_watermark::{Key, Profile, Scheme};

@@ -32,12 +32,12 @@ fn fixture() -> Fixture {
         .clone();
     let tok = tokenizer(&json);
     let scheme = schemes()[0];
-    let mut emb = embedder(scheme, 2, &key(1));
+    let emb = embedder(scheme, 2, &key(1));
     let lm = ZipfLm::with_entropy(4096, 4.0);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let ids = generate(
         &lm,
-        Some(&mut emb),
+        Some(&emb),
         &SamplingConfig::default(),
         &mut rng,
         &[1, 2],

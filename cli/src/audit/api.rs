@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::verdict::{render, write_report, Shown};
 use super::{Bars, Common};
-use provmark_llm::prompts;
 use crate::report::Recorder;
+use provmark_llm::prompts;
 
 /// `audit api`, as given.
 pub(crate) struct ApiRequest {

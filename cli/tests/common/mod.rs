@@ -12,6 +12,7 @@ pub fn provmark(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// A lab directory made with this crate's `provmark` binary.
+#[allow(dead_code)] // not every test file builds a lab
 pub fn lab_builder() -> LabBuilder {
     LabBuilder::new(env!("CARGO_BIN_EXE_provmark"))
 }
