@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod corpus;
+pub mod tokenizer;
 pub mod weights;
 
 use std::path::Path;

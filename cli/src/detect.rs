@@ -2,15 +2,16 @@
 //! on all cores, print one result per text in input order.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use provmark_evidence::{DetectRecipe, Keyed, Recorder};
 use provmark_verify::input::DEFAULT_MAX_RECORD_BYTES;
-use provmark_verify::scan::{self, matching_tokenizer, Target, DEFAULT_BATCH, DEFAULT_WINDOW_MIN};
-use provmark_verify::{DetectConfig, Detector, TextResult, TextTokenizer};
+use provmark_verify::scan::{self, DEFAULT_BATCH, DEFAULT_WINDOW_MIN};
+use provmark_verify::{DetectConfig, TextResult};
 use provmark_watermark::{Key, Profile};
 use serde_json::json;
 
@@ -89,23 +90,7 @@ pub struct DetectArgs {
     report: Option<PathBuf>,
 }
 
-/// What `run` needs besides the detection settings: where the inputs are,
-/// how to print, and where the report goes (the args layer's output).
-struct Invocation {
-    config: DetectConfig,
-    inputs: Vec<String>,
-    json: bool,
-    report: Option<crate::report::Recorder>,
-    report_path: Option<PathBuf>,
-}
-
 pub fn run(args: DetectArgs) -> Result<ExitCode> {
-    execute(invocation(args)?)
-}
-
-/// Checks the arguments, loads profiles, keys and tokenizers, and turns them
-/// into a [`DetectConfig`] (and a report recorder with --report).
-fn invocation(args: DetectArgs) -> Result<Invocation> {
     if args.profiles.len() != args.keys.len() {
         bail!(
             "{} --profile but {} --key: give one key per profile, in the same order",
@@ -128,113 +113,58 @@ fn invocation(args: DetectArgs) -> Result<Invocation> {
             .build_global()
             .context("cannot start the worker threads")?;
     }
-    let tokenizers = if args.tokenizers.is_empty() {
-        vec![crate::models::text_tokenizer(None, args.model.as_deref())?]
-    } else {
-        args.tokenizers
-            .iter()
-            .map(|p| TextTokenizer::load(p))
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    let tokenizer_name = |i: usize| {
-        args.tokenizers.get(i).map_or_else(
-            || "the model's tokenizer".to_string(),
-            |p| p.display().to_string(),
-        )
-    };
-    let mut targets = Vec::new();
-    for (profile_path, key_path) in args.profiles.iter().zip(&args.keys) {
-        let profile = Profile::load(profile_path)?;
-        let key = Key::load(key_path)?;
-        let detector = Detector::new(&profile, &key)
-            .with_context(|| format!("{} with {}", profile_path.display(), key_path.display()))?;
-        let tokenizer = match matching_tokenizer(&tokenizers, &profile) {
-            Some(i) => i,
-            None if args.force_tokenizer => {
-                eprintln!(
-                    "provmark: warning: no tokenizer matches {} ({}); using {} as forced",
-                    profile_path.display(),
-                    profile.tokenizer(),
-                    tokenizer_name(0)
-                );
-                0
-            }
-            None => {
-                tokenizers[0]
-                    .check_profile(&profile, false)
-                    .with_context(|| {
-                        format!("{} and {}", profile_path.display(), tokenizer_name(0))
-                    })?;
-                unreachable!("check_profile fails on a digest mismatch")
-            }
-        };
-        targets.push(Target {
-            profile,
-            detector,
-            tokenizer,
+    let keys = args
+        .keys
+        .iter()
+        .map(|p| Key::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut profiles = Vec::new();
+    for ((profile, key_path), key) in args.profiles.iter().zip(&args.keys).zip(&keys) {
+        profiles.push(Keyed {
+            profile: Profile::load(profile)?,
+            key,
+            profile_name: profile.display().to_string(),
+            key_name: key_path.display().to_string(),
         });
     }
-    let config = DetectConfig {
-        targets,
-        tokenizers,
+    let shown = |paths: &[PathBuf]| paths.iter().map(|p| p.display().to_string()).collect();
+    let recipe = DetectRecipe {
         alpha: args.alpha,
-        field: args.field.clone(),
+        field: args.field,
+        max_record_bytes: args.max_record_bytes,
+        window_min: args.window_min,
         jsonl: args.jsonl,
         windows: args.windows,
-        window_min: args.window_min,
-        max_record_bytes: args.max_record_bytes,
-        batch: args.batch,
+        force_tokenizer: args.force_tokenizer,
+        profiles,
+        tokenizers: shown(&args.tokenizers),
+        model: args.model.map(|m| m.display().to_string()),
+        inputs: args.inputs,
     };
-    let report = match &args.report {
-        Some(_) => Some(recorder(&args, &config)?),
+    let mut config = recipe.config(&mut |line| eprintln!("provmark: {line}"))?;
+    config.batch = args.batch;
+    let recorder = match &args.report {
+        Some(_) => Some(recipe.recorder(&config)?),
         None => None,
     };
-    Ok(Invocation {
-        config,
-        inputs: args.inputs,
-        json: args.json,
-        report,
-        report_path: args.report,
-    })
-}
-
-/// What a detect report records: every setting that changes a result, the
-/// profiles and key commitments, and the digests of every file read.
-fn recorder(args: &DetectArgs, config: &DetectConfig) -> Result<crate::report::Recorder> {
-    let mut r = crate::report::Recorder::new("detect");
-    r.param("alpha", args.alpha, json!(args.alpha));
-    r.param("field", &args.field, json!(args.field));
-    r.param(
-        "max-record-bytes",
-        args.max_record_bytes,
-        json!(args.max_record_bytes),
-    );
-    r.param("window-min", args.window_min, json!(args.window_min));
-    r.switch("jsonl", args.jsonl);
-    r.switch("windows", args.windows);
-    r.switch("force-tokenizer", args.force_tokenizer);
-    for (t, key_path) in config.targets.iter().zip(&args.keys) {
-        r.profile(&t.profile, &Key::load(key_path)?);
-    }
-    for t in &config.tokenizers {
-        r.tokenizer(t.digest().as_str());
-    }
-    for p in &args.tokenizers {
-        r.input(Some("tokenizer"), "tokenizer", &p.display().to_string())?;
-    }
-    if let Some(m) = &args.model {
-        r.input(Some("model"), "model", &m.display().to_string())?;
-    }
-    for name in &args.inputs {
-        r.input(None, "input", name)?;
-    }
-    Ok(r)
+    execute(
+        &config,
+        &recipe.inputs,
+        args.json,
+        recorder,
+        args.report.as_deref(),
+    )
 }
 
 /// Runs the detection, printing each result as it comes, then the summary
 /// line on stderr and the report.
-fn execute(mut inv: Invocation) -> Result<ExitCode> {
-    let config = &inv.config;
+fn execute(
+    config: &DetectConfig,
+    inputs: &[String],
+    json: bool,
+    recorder: Option<Recorder>,
+    report: Option<&Path>,
+) -> Result<ExitCode> {
     let mut recorded = Vec::new();
     let progress = ProgressBar::new_spinner();
     progress.set_style(
@@ -244,16 +174,16 @@ fn execute(mut inv: Invocation) -> Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let multi = config.targets.len() > 1;
-    if !inv.json {
+    if !json {
         print_header(&mut out, multi, config.windows)?;
     }
-    let recording = inv.report.is_some();
-    let counts = scan::run(config, &inv.inputs, |result: TextResult| -> Result<()> {
+    let recording = recorder.is_some();
+    let counts = scan::run(config, inputs, |result: TextResult| -> Result<()> {
         if let Err(e) = &result.outcome {
             eprintln!("provmark: {e}");
         }
         let value = result.to_json(config);
-        if inv.json {
+        if json {
             writeln!(out, "{value}")?;
         } else {
             writeln!(out, "{}", table_rows(&result, config))?;
@@ -276,8 +206,8 @@ fn execute(mut inv: Invocation) -> Result<ExitCode> {
         config.alpha
     );
     crate::report::finish(
-        inv.report_path.as_deref(),
-        inv.report.take(),
+        report,
+        recorder,
         json!({"texts": recorded}),
         counts.summary_json(config),
     )?;

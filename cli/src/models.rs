@@ -46,33 +46,23 @@ pub fn default_model_path() -> Result<PathBuf> {
 
 /// The tokenizer of a GGUF model (default: the default model).
 pub fn gguf_tokenizer(model: Option<&Path>) -> Result<GgufTokenizer> {
-    let path = match model {
-        Some(p) => p.to_path_buf(),
-        None => default_model_path()?,
-    };
-    Ok(GgufTokenizer::from_file(&path)?)
+    Ok(provmark_audit::tokenizer::gguf_tokenizer(model, &mut log)?)
 }
 
 /// A tokenizer from a tokenizer.json file, else from a GGUF model, else the
 /// default model's.
 pub fn text_tokenizer(tokenizer: Option<&Path>, model: Option<&Path>) -> Result<TextTokenizer> {
-    if let Some(path) = tokenizer {
-        return Ok(TextTokenizer::load(path)?);
-    }
-    let gguf = gguf_tokenizer(model)?;
-    Ok(TextTokenizer::from_bytes(
-        gguf.to_json().as_bytes(),
-        "GGUF tokenizer",
+    Ok(provmark_audit::tokenizer::text_tokenizer(
+        tokenizer, model, &mut log,
     )?)
 }
 
 /// The digest of a tokenizer.json file, else of a GGUF model's tokenizer,
 /// else of the default model's.
 pub fn tokenizer_digest(tokenizer: Option<&Path>, model: Option<&Path>) -> Result<TokenizerDigest> {
-    match tokenizer {
-        Some(path) => Ok(TextTokenizer::load(path)?.digest().clone()),
-        None => Ok(gguf_tokenizer(model)?.digest()),
-    }
+    Ok(provmark_audit::tokenizer::tokenizer_digest(
+        tokenizer, model, &mut log,
+    )?)
 }
 
 pub fn run_model(cmd: ModelCommand) -> Result<ExitCode> {

@@ -19,6 +19,7 @@
 //! or parameter (never key material).
 
 pub mod digest;
+mod recipe;
 mod recorder;
 mod report;
 pub mod sign;
@@ -30,6 +31,10 @@ pub mod render;
 use std::path::PathBuf;
 
 pub use digest::{file_sha256, jcs, merkle_root, FileDigest};
+pub use recipe::{
+    finish_audit, recompute, AuditSettings, CorpusRecipe, DetectRecipe, Keyed, MergeRecipe,
+    WeightsRecipe,
+};
 pub use recorder::Recorder;
 pub use report::{
     parse, read, write, Command, Host, InputEntry, ProfileEntry, Report, Run, Signature, Tool,
@@ -167,10 +172,47 @@ pub enum Error {
     /// Rendering: tokenization of a text failed.
     #[error("tokenization failed: {0}")]
     Tokenize(String),
-    /// Rendering: the detector could not be built.
-    #[cfg(feature = "html")]
+    /// A tokenizer, profile or detector problem from the verify crate.
     #[error(transparent)]
     Verify(#[from] provmark_verify::Error),
+    /// A profile's detector could not be built under its key.
+    #[error("{profile} with {key}")]
+    Detector {
+        profile: String,
+        key: String,
+        #[source]
+        source: provmark_verify::Error,
+    },
+    /// No tokenizer given has the profile's digest.
+    #[error("{profile} and {tokenizer}")]
+    TokenizerFor {
+        profile: String,
+        tokenizer: String,
+        #[source]
+        source: provmark_verify::Error,
+    },
+    /// An input file of a detect run could not be opened or read.
+    #[error(transparent)]
+    Scan(#[from] provmark_verify::scan::ScanError),
+    /// An audit failed.
+    #[error(transparent)]
+    Audit(#[from] provmark_audit::Error),
+    /// Levels, partial files or merging.
+    #[error(transparent)]
+    Attribution(#[from] provmark_verify::attribution::Error),
+    /// Recomputation: a command this version does not record.
+    #[error("command {name:?} is not one provmark records (detect, audit corpus, audit api, audit weights, audit merge)")]
+    UnknownCommand { name: String },
+    /// Recomputation: the parameters are not those the command records.
+    #[error("parameters: not those {command} records")]
+    Parameters {
+        command: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Recomputation: inputs or profiles the command does not take.
+    #[error("{0}")]
+    Recipe(String),
     /// Rendering: the tokenizer could not be built (caller-supplied step).
     #[error(transparent)]
     Tokenizer(BoxError),

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::verdict::{render, write_report, Shown};
 use super::{Bars, Common};
-use crate::report::Recorder;
+use provmark_evidence::{CorpusRecipe, Keyed, Recorder};
 use provmark_llm::prompts;
 
 /// `audit api`, as given.
@@ -40,34 +40,27 @@ pub(crate) struct ApiRequest {
 /// were collected is recorded as evidence but cannot be replayed.
 fn recorder(
     req: &ApiRequest,
-    profile: &provmark_watermark::Profile,
+    lab: Keyed<'_>,
     prompts_sha256: &str,
     collection: Map<String, Value>,
 ) -> Result<Recorder> {
-    let c = &req.common;
-    let mut r = Recorder::new("audit corpus");
+    let mut settings = req.common.settings();
+    settings.field = "text".into();
+    let answers = |name: &str| req.out.join(name).display().to_string();
+    let recipe = CorpusRecipe {
+        settings,
+        lab,
+        tokenizer: req.tokenizer.as_ref().map(|t| t.display().to_string()),
+        model: None,
+        filter_from: req.filter_from.clone(),
+        reference: match req.reference_endpoint {
+            Some(_) => vec![answers("reference.jsonl")],
+            None => Vec::new(),
+        },
+        inputs: vec![answers("suspect.jsonl")],
+    };
+    let mut r = recipe.recorder()?;
     r.rename("audit api");
-    r.param("alpha", c.alpha, json!(c.alpha));
-    r.param("null-keys", c.null.keys, json!(c.null.keys));
-    r.param("null-seed", c.null.seed, json!(c.null.seed));
-    r.param("field", "text", json!("text"));
-    r.profile(profile, &provmark_watermark::Key::load(&c.key)?);
-    r.tokenizer(profile.tokenizer().as_str());
-    if let Some(t) = &req.tokenizer {
-        r.input(Some("tokenizer"), "tokenizer", &t.display().to_string())?;
-    }
-    for f in &req.filter_from {
-        r.input(Some("filter-from"), "filter", f)?;
-    }
-    if req.reference_endpoint.is_some() {
-        let path = req.out.join("reference.jsonl");
-        r.input(Some("reference"), "reference", &path.display().to_string())?;
-    }
-    r.input(
-        None,
-        "input",
-        &req.out.join("suspect.jsonl").display().to_string(),
-    )?;
     let mut facts = collection;
     facts.insert("prompts_sha256".into(), json!(prompts_sha256));
     facts.insert("samples_per_prompt".into(), json!(req.samples_per_prompt));
@@ -85,7 +78,9 @@ fn recorder(
 }
 
 pub fn run(req: ApiRequest) -> Result<std::process::ExitCode> {
-    let lab = req.common.load()?;
+    let key = req.common.key()?;
+    let keyed = req.common.keyed(&key)?;
+    let lab = keyed.lab()?;
     let tokenizer = crate::models::text_tokenizer(req.tokenizer.as_deref(), None)?;
     tokenizer.check_profile(&lab.profile, false)?;
     ApiAuditConfig::check_counts(req.samples_per_prompt, req.max_tokens, req.concurrency)?;
@@ -128,7 +123,7 @@ pub fn run(req: ApiRequest) -> Result<std::process::ExitCode> {
     };
     render(&shown, req.common.json, &mut std::io::stdout().lock())?;
     if let Some(path) = &req.common.report {
-        let recorder = recorder(&req, &lab.profile, &prompts_sha256, audit.extra.clone())?;
+        let recorder = recorder(&req, keyed, &prompts_sha256, audit.extra.clone())?;
         // The results are audit corpus's on the kept answers; the collection
         // facts live in the report's collection member.
         write_report(

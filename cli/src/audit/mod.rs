@@ -13,18 +13,16 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use provmark_audit::corpus::{AuditTotals, CorpusAuditConfig};
-use provmark_audit::weights::WeightsAuditConfig;
-use provmark_audit::{Event, Lab};
-use provmark_verify::attribution::{self, check_levels, decide, NullKeys, Totals};
+use provmark_audit::corpus::AuditTotals;
+use provmark_audit::Event;
+use provmark_verify::attribution::{check_levels, decide, NullKeys};
 use provmark_verify::corpus::Shard;
-use provmark_verify::Detector;
 use provmark_watermark::{Key, Profile};
 use serde_json::Map;
 
 pub use args::{run, AuditCommand};
 
-use crate::report::Recorder;
+use provmark_evidence::{AuditSettings, CorpusRecipe, Keyed, MergeRecipe, Recorder, WeightsRecipe};
 use verdict::{render, write_report, Shown};
 
 /// What every audit mode takes: the lab's profile and key, the key-swap
@@ -40,37 +38,30 @@ pub(crate) struct Common {
 }
 
 impl Common {
-    /// A report recorder with the settings every audit shares, when --report
-    /// was given.
-    fn recorder(&self, command: &str, profile: &Profile) -> Result<Option<Recorder>> {
-        if self.report.is_none() {
-            return Ok(None);
+    /// The settings an audit records.
+    fn settings(&self) -> AuditSettings {
+        AuditSettings {
+            alpha: self.alpha,
+            null_keys: self.null.keys,
+            null_seed: self.null.seed,
+            field: self.field.clone(),
         }
-        let mut r = Recorder::new(command);
-        r.param("alpha", self.alpha, serde_json::json!(self.alpha));
-        r.param(
-            "null-keys",
-            self.null.keys,
-            serde_json::json!(self.null.keys),
-        );
-        r.param(
-            "null-seed",
-            self.null.seed,
-            serde_json::json!(self.null.seed),
-        );
-        r.param("field", &self.field, serde_json::json!(self.field));
-        r.profile(profile, &Key::load(&self.key)?);
-        Ok(Some(r))
     }
 
-    /// Checks the levels and loads the profile and its key's detector.
-    fn load(&self) -> Result<Lab> {
+    /// Checks the levels and loads the key file.
+    fn key(&self) -> Result<Key> {
         check_levels(self.alpha, self.null.keys)?;
-        let profile = Profile::load(&self.profile)?;
-        let key = Key::load(&self.key)?;
-        let detector = Detector::new(&profile, &key)
-            .with_context(|| format!("{} with {}", self.profile.display(), self.key.display()))?;
-        Ok(Lab { profile, detector })
+        Ok(Key::load(&self.key)?)
+    }
+
+    /// The profile with `key` (from [`Common::key`]).
+    fn keyed<'k>(&self, key: &'k Key) -> Result<Keyed<'k>> {
+        Ok(Keyed {
+            profile: Profile::load(&self.profile)?,
+            key,
+            profile_name: self.profile.display().to_string(),
+            key_name: self.key.display().to_string(),
+        })
     }
 }
 
@@ -185,38 +176,32 @@ impl provmark_audit::Progress for Bars {
 }
 
 fn run_weights(req: WeightsRequest) -> Result<ExitCode> {
-    let lab = req.common.load()?;
-    let mut recorder = req.common.recorder("audit weights", &lab.profile)?;
-    if let Some(r) = recorder.as_mut() {
-        r.input(
-            Some("suspect"),
-            "suspect",
-            &req.suspect.display().to_string(),
-        )?;
-        if let Some(m) = &req.reference_model {
-            r.input(
-                Some("reference-model"),
-                "reference_model",
-                &m.display().to_string(),
-            )?;
-        }
-        for t in &req.texts {
-            r.input(Some("texts"), "input", t)?;
-        }
-        r.tokenizer(lab.profile.tokenizer().as_str());
-    }
-    let config = WeightsAuditConfig {
-        suspect: req.suspect,
-        reference_model: req.reference_model,
+    let key = req.common.key()?;
+    let recipe = WeightsRecipe {
+        settings: req.common.settings(),
+        lab: req.common.keyed(&key)?,
+        suspect: req.suspect.display().to_string(),
+        reference_model: req.reference_model.map(|m| m.display().to_string()),
         texts: req.texts,
-        field: req.common.field.clone(),
-        threads: req.threads,
-        null: req.common.null,
     };
+    let lab = recipe.lab.lab()?;
+    let recorder = recorder(&req.common, || recipe.recorder())?;
+    let config = recipe.config(req.threads);
     let totals = provmark_audit::weights::run(&lab, &config, &Bars::default())?;
     let errors = totals.suspect.unreadable;
     conclude(&lab.profile, &req.common, totals, None, recorder)?;
     Ok(partial_failure(errors))
+}
+
+/// The report's recorder when --report was given.
+fn recorder(
+    common: &Common,
+    make: impl FnOnce() -> Result<Recorder, provmark_evidence::Error>,
+) -> Result<Option<Recorder>> {
+    Ok(match common.report {
+        Some(_) => Some(make()?),
+        None => None,
+    })
 }
 
 /// Exit status of an audit that ran: 1 when some items could not be read
@@ -244,37 +229,20 @@ fn run_corpus(req: CorpusRequest) -> Result<ExitCode> {
         Some(s) => parse_shard(s)?,
         None => Shard::ALL,
     };
-    let lab = req.common.load()?;
-    let tokenizer = crate::models::text_tokenizer(req.tokenizer.as_deref(), req.model.as_deref())?;
-    tokenizer.check_profile(&lab.profile, false)?;
-    let mut recorder = req.common.recorder("audit corpus", &lab.profile)?;
-    if let Some(r) = recorder.as_mut() {
-        r.tokenizer(tokenizer.digest().as_str());
-        if let Some(t) = &req.tokenizer {
-            r.input(Some("tokenizer"), "tokenizer", &t.display().to_string())?;
-        }
-        if let Some(m) = &req.model {
-            r.input(Some("model"), "model", &m.display().to_string())?;
-        }
-        for f in &req.filter_from {
-            r.input(Some("filter-from"), "filter", f)?;
-        }
-        for f in &req.reference {
-            r.input(Some("reference"), "reference", f)?;
-        }
-        for f in &req.inputs {
-            r.input(None, "input", f)?;
-        }
-    }
-    let config = CorpusAuditConfig {
-        inputs: req.inputs,
-        reference: req.reference,
+    let key = req.common.key()?;
+    let recipe = CorpusRecipe {
+        settings: req.common.settings(),
+        lab: req.common.keyed(&key)?,
+        tokenizer: req.tokenizer.map(|t| t.display().to_string()),
+        model: req.model.map(|m| m.display().to_string()),
         filter_from: req.filter_from,
-        field: req.common.field.clone(),
-        tokenizer,
-        shard,
-        null: req.common.null,
+        reference: req.reference,
+        inputs: req.inputs,
     };
+    let lab = recipe.lab.lab()?;
+    let tokenizer = recipe.tokenizer(&mut |line| eprintln!("provmark: {line}"))?;
+    let recorder = recorder(&req.common, || recipe.recorder())?;
+    let config = recipe.config(tokenizer, shard);
     let totals = provmark_audit::corpus::run(&lab, &config, &Bars::default())?;
     let errors = totals.unreadable();
     conclude(
@@ -326,19 +294,14 @@ fn conclude(
 }
 
 fn run_merge(req: MergeRequest) -> Result<ExitCode> {
-    let profile = Profile::load(&req.profile)?;
-    let (digest, shown) = (profile.digest(), req.profile.display().to_string());
-    let mut parts: Vec<(String, Totals)> = Vec::new();
-    for path in &req.parts {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))?;
-        let t = Totals::parse_partial(&name, &text)?;
-        t.check_profile(&name, &digest, &shown)?;
-        parts.push((name, t));
-    }
-    let total = attribution::merge(&parts, &digest, &shown)?;
-    check_levels(req.alpha, total.null_statistics.len())?;
-    let decision = decide(profile.scheme(), &total, None, req.alpha);
+    let recipe = MergeRecipe {
+        alpha: req.alpha,
+        profile: Profile::load(&req.profile)?,
+        profile_name: req.profile.display().to_string(),
+        parts: req.parts.iter().map(|p| p.display().to_string()).collect(),
+    };
+    let total = recipe.merge()?;
+    let decision = decide(recipe.profile.scheme(), &total, None, req.alpha);
     let view = Shown {
         suspect: &total,
         reference: None,
@@ -347,15 +310,7 @@ fn run_merge(req: MergeRequest) -> Result<ExitCode> {
     };
     render(&view, req.json, &mut std::io::stdout().lock())?;
     let recorder = match &req.report {
-        Some(_) => {
-            let mut r = Recorder::new("audit merge");
-            r.param("alpha", req.alpha, serde_json::json!(req.alpha));
-            r.profile_only(&profile);
-            for p in &req.parts {
-                r.input(None, "partial", &p.display().to_string())?;
-            }
-            Some(r)
-        }
+        Some(_) => Some(recipe.recorder()?),
         None => None,
     };
     write_report(&total, None, &decision, req.report.as_deref(), recorder)?;

@@ -6,11 +6,11 @@ mod render;
 mod sign;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
-use provmark_evidence::{Error as EvidenceError, KeyFile, Report};
+use provmark_evidence::Error as EvidenceError;
 use serde_json::{json, Value};
 
 pub use provmark_evidence::Recorder;
@@ -37,8 +37,10 @@ WHAT IT CHECKS
   3. Each --key against the key commitment recorded for its profile.
   4. Each --inputs file against the SHA-256 recorded for it, in the report's order
      (see the report's inputs list: roles input, tokenizer, filter, reference, ...).
-  5. The computation: the recorded command is run again on these files (profiles from
-     the report itself) and every recorded field is compared with the new result.
+  5. The computation: rebuilt in process from the report's typed content (command,
+     parameters, profiles from the report itself, input roles) on these files, and
+     every recorded field is compared with the new result. The report's replay
+     command line is never executed.
 
 EXIT STATUS
   0 MATCH; 1 MISMATCH (each difference is listed); 2 the check could not run.
@@ -71,70 +73,15 @@ pub fn run(cmd: ReportCommand) -> Result<ExitCode> {
     }
 }
 
-/// Runs the report's command again on the given files; returns the new report.
-// MERGE: replaced by in-process recomputation
-fn replay(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Report> {
-    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
-    let mut profile_paths = Vec::new();
-    for (i, p) in report.profiles.iter().enumerate() {
-        let path = dir.path().join(format!("profile{i}.json"));
-        std::fs::write(&path, p.profile.to_string())?;
-        profile_paths.push(path);
-    }
-    let key_paths: Vec<PathBuf> = keys.iter().map(|k| k.path.clone()).collect();
-    let lookup = |kind: &str, list: &[PathBuf], token: &str| -> Result<String> {
-        let i: usize = token
-            .parse()
-            .with_context(|| format!("bad placeholder @{kind}:{token}"))?;
-        list.get(i)
-            .map(|p| p.display().to_string())
-            .with_context(|| format!("the report refers to {kind} {i}, which was not given"))
-    };
-    let mut args = Vec::new();
-    for a in &report.command.replay {
-        let arg = if let Some(i) = a.strip_prefix("@input:") {
-            lookup("input", inputs, i)?
-        } else if let Some(i) = a.strip_prefix("@profile:") {
-            lookup("profile", &profile_paths, i)?
-        } else if let Some(i) = a.strip_prefix("@key:") {
-            lookup("key", &key_paths, i)?
-        } else {
-            a.to_string()
-        };
-        args.push(arg);
-    }
-    let out_path = dir.path().join("recomputed.json");
-    let exe = std::env::current_exe().context("cannot find the provmark executable")?;
-    let output = Command::new(exe)
-        .args(&args)
-        .arg("--report")
-        .arg(&out_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .context("cannot run the recorded command")?;
-    if !out_path.exists() {
-        bail!(
-            "the recorded command failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(provmark_evidence::read(&out_path)?)
-}
-
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let report = provmark_evidence::read(&args.report)?;
     let name = args.report.display().to_string();
-    let recompute = |r: &Report, keys: &[KeyFile], inputs: &[PathBuf]| {
-        replay(r, keys, inputs).map_err(|e| EvidenceError::Recompute(e.into()))
-    };
     let outcome = provmark_evidence::verify(
         &report,
         &args.keys,
         &args.inputs,
         args.signer.as_deref(),
-        &recompute,
+        &provmark_evidence::recompute,
     )
     .map_err(|e| match e {
         EvidenceError::KeyCount { expected, .. } => anyhow!(

@@ -1,0 +1,640 @@
+//! What each detecting command computes, as typed data: a recipe is both
+//! what a report records (its [`Recorder`]) and what verification rebuilds
+//! from the report's typed content (command name, parameters, profiles,
+//! input roles) through this allow-list, so that recomputation runs the
+//! same library code in process and never executes `command.replay`
+//! (spec/report.md §4).
+//!
+//! The commands: `detect` ([`DetectRecipe`]), `audit corpus` and `audit
+//! api` ([`CorpusRecipe`]; an API audit is recomputed as the corpus audit
+//! of its kept answers), `audit weights` ([`WeightsRecipe`]) and `audit
+//! merge` ([`MergeRecipe`]).
+
+use std::path::{Path, PathBuf};
+
+use provmark_audit::corpus::{AuditTotals, CorpusAuditConfig};
+use provmark_audit::weights::WeightsAuditConfig;
+use provmark_audit::Silent;
+use provmark_verify::attribution::{self, decide, NullKeys, Totals};
+use provmark_verify::corpus::Shard;
+use provmark_verify::scan::{self, matching_tokenizer, DetectConfig, Target, DEFAULT_BATCH};
+use provmark_verify::{Detector, TextTokenizer};
+use provmark_watermark::{Key, Profile};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::verify::KeyFile;
+use crate::{Error, Recorder, Report};
+
+/// A profile with its key, and how both were named (in error messages).
+pub struct Keyed<'a> {
+    /// The profile.
+    pub profile: Profile,
+    /// Its key.
+    pub key: &'a Key,
+    /// How the profile was given (a path, or `profile N` of a report).
+    pub profile_name: String,
+    /// How the key was given.
+    pub key_name: String,
+}
+
+impl Keyed<'_> {
+    /// The profile's detector under its key.
+    ///
+    /// Errors: [`Error::Detector`] naming both (a key that is not the
+    /// profile's, an invalid profile).
+    pub fn detector(&self) -> Result<Detector, Error> {
+        Detector::new(&self.profile, self.key).map_err(|source| Error::Detector {
+            profile: self.profile_name.clone(),
+            key: self.key_name.clone(),
+            source,
+        })
+    }
+
+    /// The audits' lab: the profile and its detector.
+    pub fn lab(&self) -> Result<provmark_audit::Lab, Error> {
+        Ok(provmark_audit::Lab {
+            profile: self.profile.clone(),
+            detector: self.detector()?,
+        })
+    }
+}
+
+/// `detect` as recorded: the settings that change a result, the profiles
+/// with their keys, the tokenizer files (or the GGUF model whose tokenizer
+/// is used; neither: the default model's) and the input files.
+pub struct DetectRecipe<'a> {
+    /// Significance level (family-wise with several profiles).
+    pub alpha: f64,
+    /// JSONL field holding the text.
+    pub field: String,
+    /// Largest accepted record, in bytes.
+    pub max_record_bytes: usize,
+    /// Shortest window, in scored tokens.
+    pub window_min: usize,
+    /// Every input read as JSON Lines.
+    pub jsonl: bool,
+    /// Windowed detection on.
+    pub windows: bool,
+    /// The first tokenizer is used whatever its digest.
+    pub force_tokenizer: bool,
+    /// The profiles and keys, in order.
+    pub profiles: Vec<Keyed<'a>>,
+    /// tokenizer.json files.
+    pub tokenizers: Vec<String>,
+    /// A GGUF model whose own tokenizer is used (no tokenizer files).
+    pub model: Option<String>,
+    /// The texts.
+    pub inputs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetectParameters {
+    alpha: f64,
+    field: String,
+    max_record_bytes: usize,
+    window_min: usize,
+    jsonl: bool,
+    windows: bool,
+    force_tokenizer: bool,
+}
+
+impl DetectRecipe<'_> {
+    /// Loads the tokenizers and builds the run's [`DetectConfig`]: each
+    /// profile's detector and the tokenizer whose digest is its own (with
+    /// `force_tokenizer`, the first one, and `warn` is told).
+    ///
+    /// Errors: unreadable tokenizers or model, a key that is not its
+    /// profile's ([`Error::Detector`]), no tokenizer matching a profile
+    /// ([`Error::TokenizerFor`]).
+    pub fn config(&self, warn: &mut dyn FnMut(&str)) -> Result<DetectConfig, Error> {
+        let tokenizers = if self.tokenizers.is_empty() {
+            vec![provmark_audit::tokenizer::text_tokenizer(
+                None,
+                self.model.as_deref().map(Path::new),
+                warn,
+            )?]
+        } else {
+            self.tokenizers
+                .iter()
+                .map(|p| TextTokenizer::load(Path::new(p)))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let first_name = self
+            .tokenizers
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "the model's tokenizer".to_string());
+        let mut targets = Vec::new();
+        for keyed in &self.profiles {
+            let detector = keyed.detector()?;
+            let tokenizer = match matching_tokenizer(&tokenizers, &keyed.profile) {
+                Some(i) => i,
+                None if self.force_tokenizer => {
+                    warn(&format!(
+                        "warning: no tokenizer matches {} ({}); using {first_name} as forced",
+                        keyed.profile_name,
+                        keyed.profile.tokenizer(),
+                    ));
+                    0
+                }
+                None => {
+                    let source = tokenizers[0]
+                        .check_profile(&keyed.profile, false)
+                        .expect_err("no tokenizer matches the profile");
+                    return Err(Error::TokenizerFor {
+                        profile: keyed.profile_name.clone(),
+                        tokenizer: first_name,
+                        source,
+                    });
+                }
+            };
+            targets.push(Target {
+                profile: keyed.profile.clone(),
+                detector,
+                tokenizer,
+            });
+        }
+        Ok(DetectConfig {
+            targets,
+            tokenizers,
+            alpha: self.alpha,
+            field: self.field.clone(),
+            jsonl: self.jsonl,
+            windows: self.windows,
+            window_min: self.window_min,
+            max_record_bytes: self.max_record_bytes,
+            batch: DEFAULT_BATCH,
+        })
+    }
+
+    /// What a detect report records: every setting that changes a result,
+    /// the profiles and key commitments, and the digests of every file read.
+    pub fn recorder(&self, config: &DetectConfig) -> Result<Recorder, Error> {
+        let mut r = Recorder::new("detect");
+        r.param("alpha", self.alpha, json!(self.alpha));
+        r.param("field", &self.field, json!(self.field));
+        r.param(
+            "max-record-bytes",
+            self.max_record_bytes,
+            json!(self.max_record_bytes),
+        );
+        r.param("window-min", self.window_min, json!(self.window_min));
+        r.switch("jsonl", self.jsonl);
+        r.switch("windows", self.windows);
+        r.switch("force-tokenizer", self.force_tokenizer);
+        for keyed in &self.profiles {
+            r.profile(&keyed.profile, keyed.key);
+        }
+        for t in &config.tokenizers {
+            r.tokenizer(t.digest().as_str());
+        }
+        for p in &self.tokenizers {
+            r.input(Some("tokenizer"), "tokenizer", p)?;
+        }
+        if let Some(m) = &self.model {
+            r.input(Some("model"), "model", m)?;
+        }
+        for name in &self.inputs {
+            r.input(None, "input", name)?;
+        }
+        Ok(r)
+    }
+
+    /// Runs the detection and returns its report (the per-text results and
+    /// the summary decision, exactly as `detect --report` writes them).
+    pub fn compute(&self) -> Result<Report, Error> {
+        let config = self.config(&mut |_| {})?;
+        let recorder = self.recorder(&config)?;
+        let mut texts = Vec::new();
+        let counts = scan::run(&config, &self.inputs, |result| -> Result<(), Error> {
+            texts.push(result.to_json(&config));
+            Ok(())
+        })?;
+        Ok(recorder.finish(json!({ "texts": texts }), counts.summary_json(&config)))
+    }
+}
+
+/// The settings every audit records.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSettings {
+    /// Level for attribution.
+    pub alpha: f64,
+    /// Random keys in the key-swap null.
+    pub null_keys: usize,
+    /// The public seed the null keys are derived from.
+    pub null_seed: u64,
+    /// JSONL field holding the text.
+    pub field: String,
+}
+
+impl AuditSettings {
+    /// The key-swap null of these settings.
+    pub fn null(&self) -> NullKeys {
+        NullKeys {
+            keys: self.null_keys,
+            seed: self.null_seed,
+        }
+    }
+
+    fn recorder(&self, command: &str, keyed: &Keyed<'_>) -> Recorder {
+        let mut r = Recorder::new(command);
+        r.param("alpha", self.alpha, json!(self.alpha));
+        r.param("null-keys", self.null_keys, json!(self.null_keys));
+        r.param("null-seed", self.null_seed, json!(self.null_seed));
+        r.param("field", &self.field, json!(self.field));
+        r.profile(&keyed.profile, keyed.key);
+        r
+    }
+}
+
+/// The report of a finished audit: results (the verdict object plus every
+/// key-swap statistic) and the decision.
+pub fn finish_audit(
+    recorder: Recorder,
+    profile: &Profile,
+    totals: &AuditTotals,
+    alpha: f64,
+) -> Report {
+    let decision = decide(
+        profile.scheme(),
+        &totals.suspect,
+        totals.reference.as_ref(),
+        alpha,
+    );
+    recorder.finish(
+        attribution::report_results(&totals.suspect, totals.reference.as_ref(), &decision),
+        attribution::report_decision(&decision),
+    )
+}
+
+/// `audit corpus` (and the corpus audit of `audit api`'s kept answers) as
+/// recorded.
+pub struct CorpusRecipe<'a> {
+    /// Levels, null keys, field.
+    pub settings: AuditSettings,
+    /// The lab's profile and key.
+    pub lab: Keyed<'a>,
+    /// A tokenizer.json file.
+    pub tokenizer: Option<String>,
+    /// A GGUF model whose tokenizer is used.
+    pub model: Option<String>,
+    /// The lab's own outputs (filter Φ).
+    pub filter_from: Vec<String>,
+    /// A clean reference corpus.
+    pub reference: Vec<String>,
+    /// The suspect corpus.
+    pub inputs: Vec<String>,
+}
+
+impl CorpusRecipe<'_> {
+    /// The tokenizer (tokenizer file, model, or the default model's),
+    /// checked against the profile.
+    pub fn tokenizer(&self, log: &mut dyn FnMut(&str)) -> Result<TextTokenizer, Error> {
+        let t = provmark_audit::tokenizer::text_tokenizer(
+            self.tokenizer.as_deref().map(Path::new),
+            self.model.as_deref().map(Path::new),
+            log,
+        )?;
+        t.check_profile(&self.lab.profile, false)?;
+        Ok(t)
+    }
+
+    /// The audit's configuration for `shard` with `tokenizer`.
+    pub fn config(&self, tokenizer: TextTokenizer, shard: Shard) -> CorpusAuditConfig {
+        CorpusAuditConfig {
+            inputs: self.inputs.clone(),
+            reference: self.reference.clone(),
+            filter_from: self.filter_from.clone(),
+            field: self.settings.field.clone(),
+            tokenizer,
+            shard,
+            null: self.settings.null(),
+        }
+    }
+
+    /// What the report records (`command` is `audit corpus`; an API audit
+    /// renames it afterwards and adds its collection facts).
+    pub fn recorder(&self) -> Result<Recorder, Error> {
+        let mut r = self.settings.recorder("audit corpus", &self.lab);
+        r.tokenizer(self.lab.profile.tokenizer().as_str());
+        if let Some(t) = &self.tokenizer {
+            r.input(Some("tokenizer"), "tokenizer", t)?;
+        }
+        if let Some(m) = &self.model {
+            r.input(Some("model"), "model", m)?;
+        }
+        for f in &self.filter_from {
+            r.input(Some("filter-from"), "filter", f)?;
+        }
+        for f in &self.reference {
+            r.input(Some("reference"), "reference", f)?;
+        }
+        for f in &self.inputs {
+            r.input(None, "input", f)?;
+        }
+        Ok(r)
+    }
+
+    /// Runs the whole audit and returns its report.
+    pub fn compute(&self) -> Result<Report, Error> {
+        let config = self.config(self.tokenizer(&mut |_| {})?, Shard::ALL);
+        let totals = provmark_audit::corpus::run(&self.lab.lab()?, &config, &Silent)?;
+        Ok(finish_audit(
+            self.recorder()?,
+            &self.lab.profile,
+            &totals,
+            self.settings.alpha,
+        ))
+    }
+}
+
+/// `audit weights` as recorded.
+pub struct WeightsRecipe<'a> {
+    /// Levels, null keys, field.
+    pub settings: AuditSettings,
+    /// The lab's profile and key.
+    pub lab: Keyed<'a>,
+    /// The suspect GGUF.
+    pub suspect: String,
+    /// A clean reference GGUF.
+    pub reference_model: Option<String>,
+    /// The lab's texts the models read.
+    pub texts: Vec<String>,
+}
+
+impl WeightsRecipe<'_> {
+    /// The audit's configuration (`threads`: compute threads, which change
+    /// no result).
+    pub fn config(&self, threads: Option<usize>) -> WeightsAuditConfig {
+        WeightsAuditConfig {
+            suspect: PathBuf::from(&self.suspect),
+            reference_model: self.reference_model.as_ref().map(PathBuf::from),
+            texts: self.texts.clone(),
+            field: self.settings.field.clone(),
+            threads,
+            null: self.settings.null(),
+        }
+    }
+
+    /// What the report records.
+    pub fn recorder(&self) -> Result<Recorder, Error> {
+        let mut r = self.settings.recorder("audit weights", &self.lab);
+        r.input(Some("suspect"), "suspect", &self.suspect)?;
+        if let Some(m) = &self.reference_model {
+            r.input(Some("reference-model"), "reference_model", m)?;
+        }
+        for t in &self.texts {
+            r.input(Some("texts"), "input", t)?;
+        }
+        r.tokenizer(self.lab.profile.tokenizer().as_str());
+        Ok(r)
+    }
+
+    /// Runs the audit and returns its report.
+    pub fn compute(&self) -> Result<Report, Error> {
+        let totals = provmark_audit::weights::run(&self.lab.lab()?, &self.config(None), &Silent)?;
+        Ok(finish_audit(
+            self.recorder()?,
+            &self.lab.profile,
+            &totals,
+            self.settings.alpha,
+        ))
+    }
+}
+
+/// `audit merge` as recorded: the profile (no key) and the shards' partial
+/// files.
+pub struct MergeRecipe {
+    /// Level for attribution.
+    pub alpha: f64,
+    /// The profile the shards were made with.
+    pub profile: Profile,
+    /// How the profile was given (in error messages).
+    pub profile_name: String,
+    /// The partial files, one per shard.
+    pub parts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeParameters {
+    alpha: f64,
+}
+
+impl MergeRecipe {
+    /// Reads, checks and adds up the partials (every shard exactly once,
+    /// same audit, same profile), and checks the levels.
+    pub fn merge(&self) -> Result<Totals, Error> {
+        let digest = self.profile.digest();
+        let mut parts: Vec<(String, Totals)> = Vec::new();
+        for name in &self.parts {
+            let text = std::fs::read_to_string(name).map_err(|source| Error::Read {
+                path: PathBuf::from(name),
+                source,
+            })?;
+            let t = Totals::parse_partial(name, &text)?;
+            t.check_profile(name, &digest, &self.profile_name)?;
+            parts.push((name.clone(), t));
+        }
+        let total = attribution::merge(&parts, &digest, &self.profile_name)?;
+        attribution::check_levels(self.alpha, total.null_statistics.len())?;
+        Ok(total)
+    }
+
+    /// What the report records.
+    pub fn recorder(&self) -> Result<Recorder, Error> {
+        let mut r = Recorder::new("audit merge");
+        r.param("alpha", self.alpha, json!(self.alpha));
+        r.profile_only(&self.profile);
+        for p in &self.parts {
+            r.input(None, "partial", p)?;
+        }
+        Ok(r)
+    }
+
+    /// Merges and returns the report.
+    pub fn compute(&self) -> Result<Report, Error> {
+        let totals = AuditTotals {
+            suspect: self.merge()?,
+            reference: None,
+        };
+        Ok(finish_audit(
+            self.recorder()?,
+            &self.profile,
+            &totals,
+            self.alpha,
+        ))
+    }
+}
+
+/// The verifier's files sorted by the roles the report records for them.
+struct Files<'a> {
+    report: &'a Report,
+    given: &'a [PathBuf],
+}
+
+impl Files<'_> {
+    /// The given files whose recorded role is `role`, in report order.
+    fn role(&self, role: &str) -> Vec<String> {
+        self.report
+            .inputs
+            .iter()
+            .zip(self.given)
+            .filter(|(entry, _)| entry.role == role)
+            .map(|(_, path)| path.display().to_string())
+            .collect()
+    }
+
+    /// At most one file of `role`.
+    fn one(&self, role: &str) -> Result<Option<String>, Error> {
+        let mut files = self.role(role);
+        if files.len() > 1 {
+            return Err(Error::Recipe(format!(
+                "{} inputs of role {role}; the command takes at most one",
+                files.len()
+            )));
+        }
+        Ok(files.pop())
+    }
+
+    /// Exactly one file of `role`.
+    fn required(&self, role: &str) -> Result<String, Error> {
+        self.one(role)?
+            .ok_or_else(|| Error::Recipe(format!("no input of role {role}")))
+    }
+
+    /// Refuses roles the command does not take.
+    fn only(&self, roles: &[&str]) -> Result<(), Error> {
+        match self
+            .report
+            .inputs
+            .iter()
+            .find(|e| !roles.contains(&e.role.as_str()))
+        {
+            Some(e) => Err(Error::Recipe(format!(
+                "inputs[{}]: role {:?} is not one {} takes",
+                e.index, e.role, self.report.command.name
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn parameters<T: serde::de::DeserializeOwned>(report: &Report) -> Result<T, Error> {
+    serde_json::from_value(Value::Object(report.parameters.clone())).map_err(|source| {
+        Error::Parameters {
+            command: report.command.name.clone(),
+            source,
+        }
+    })
+}
+
+/// The report's profiles with the verifier's keys (in the order of the
+/// keyed profiles).
+fn keyed<'a>(report: &Report, keys: &'a [KeyFile]) -> Result<Vec<Keyed<'a>>, Error> {
+    report
+        .keyed_profiles()
+        .zip(keys)
+        .enumerate()
+        .map(|(i, (entry, key))| {
+            Ok(Keyed {
+                profile: Profile::from_json(&entry.profile)
+                    .map_err(|source| Error::InvalidProfile { index: i, source })?,
+                key: &key.key,
+                profile_name: format!("profile {i}"),
+                key_name: key.path.display().to_string(),
+            })
+        })
+        .collect()
+}
+
+fn single<'a>(report: &Report, keys: &'a [KeyFile]) -> Result<Keyed<'a>, Error> {
+    let mut labs = keyed(report, keys)?;
+    if labs.len() != 1 || report.profiles.len() != 1 {
+        return Err(Error::Recipe(format!(
+            "{} takes one profile with its key, the report has {}",
+            report.command.name,
+            report.profiles.len()
+        )));
+    }
+    Ok(labs.remove(0))
+}
+
+/// Recomputes a report in process from its typed content and the
+/// verifier's keys and files (each already checked against the report):
+/// the command, its parameters and its input roles must be ones this
+/// version records, else [`Error::Recipe`] / [`Error::Parameters`] /
+/// [`Error::UnknownCommand`]. Nothing is executed, written or fetched
+/// beyond what the computation itself reads (the default model's tokenizer
+/// is fetched when a report used it and it is not cached).
+pub fn recompute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Report, Error> {
+    let files = Files {
+        report,
+        given: inputs,
+    };
+    match report.command.name.as_str() {
+        "detect" => {
+            files.only(&["tokenizer", "model", "input"])?;
+            let p: DetectParameters = parameters(report)?;
+            DetectRecipe {
+                alpha: p.alpha,
+                field: p.field,
+                max_record_bytes: p.max_record_bytes,
+                window_min: p.window_min,
+                jsonl: p.jsonl,
+                windows: p.windows,
+                force_tokenizer: p.force_tokenizer,
+                profiles: keyed(report, keys)?,
+                tokenizers: files.role("tokenizer"),
+                model: files.one("model")?,
+                inputs: files.role("input"),
+            }
+            .compute()
+        }
+        "audit corpus" | "audit api" => {
+            files.only(&["tokenizer", "model", "filter", "reference", "input"])?;
+            CorpusRecipe {
+                settings: parameters(report)?,
+                lab: single(report, keys)?,
+                tokenizer: files.one("tokenizer")?,
+                model: files.one("model")?,
+                filter_from: files.role("filter"),
+                reference: files.role("reference"),
+                inputs: files.role("input"),
+            }
+            .compute()
+        }
+        "audit weights" => {
+            files.only(&["suspect", "reference_model", "input"])?;
+            WeightsRecipe {
+                settings: parameters(report)?,
+                lab: single(report, keys)?,
+                suspect: files.required("suspect")?,
+                reference_model: files.one("reference_model")?,
+                texts: files.role("input"),
+            }
+            .compute()
+        }
+        "audit merge" => {
+            files.only(&["partial"])?;
+            let p: MergeParameters = parameters(report)?;
+            let [entry] = report.profiles.as_slice() else {
+                return Err(Error::Recipe("audit merge takes one profile".into()));
+            };
+            MergeRecipe {
+                alpha: p.alpha,
+                profile: Profile::from_json(&entry.profile)
+                    .map_err(|source| Error::InvalidProfile { index: 0, source })?,
+                profile_name: "profile 0".into(),
+                parts: files.role("partial"),
+            }
+            .compute()
+        }
+        other => Err(Error::UnknownCommand {
+            name: other.to_string(),
+        }),
+    }
+}
