@@ -10,12 +10,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use provmark_evidence::{DetectRecipe, Keyed, Recorder};
 use provmark_verify::input::DEFAULT_MAX_RECORD_BYTES;
+use provmark_verify::print;
 use provmark_verify::scan::{self, DEFAULT_BATCH, DEFAULT_WINDOW_MIN};
 use provmark_verify::{DetectConfig, TextResult};
 use provmark_watermark::{Key, Profile};
 use serde_json::json;
-
-use crate::table;
 
 #[derive(Args)]
 #[command(after_long_help = "\
@@ -175,7 +174,7 @@ fn execute(
     let mut out = io::BufWriter::new(stdout.lock());
     let multi = config.targets.len() > 1;
     if !json {
-        print_header(&mut out, multi, config.windows)?;
+        print::detection_header(&mut out, multi, config.windows)?;
     }
     let recording = recorder.is_some();
     let counts = scan::run(config, inputs, |result: TextResult| -> Result<()> {
@@ -186,7 +185,7 @@ fn execute(
         if json {
             writeln!(out, "{value}")?;
         } else {
-            writeln!(out, "{}", table_rows(&result, config))?;
+            writeln!(out, "{}", print::detection_rows(&result, config))?;
         }
         if recording {
             recorded.push(value);
@@ -205,76 +204,9 @@ fn execute(
         counts.errors,
         config.alpha
     );
-    crate::report::finish(
-        report,
-        recorder,
-        json!({"texts": recorded}),
-        counts.summary_json(config),
-    )?;
+    if let (Some(path), Some(r)) = (report, recorder) {
+        let results = json!({ "texts": recorded });
+        crate::report::write(path, &r.finish(results, counts.summary_json(config)))?;
+    }
     Ok(crate::audit::partial_failure(counts.errors as usize))
-}
-
-/// One text's table rows (one per profile).
-fn table_rows(result: &TextResult, config: &DetectConfig) -> String {
-    let outcome = match &result.outcome {
-        Err(_) => return table::row(&[result.id.clone(), "error: see stderr".into()], &[32, 20]),
-        Ok(o) => o,
-    };
-    let multi = config.targets.len() > 1;
-    let mut lines = Vec::new();
-    for (i, o) in outcome.profiles.iter().enumerate() {
-        let d = &o.detection;
-        let mut cells = vec![
-            if i == 0 {
-                result.id.clone()
-            } else {
-                String::new()
-            },
-            d.tokens.to_string(),
-            d.scored.to_string(),
-            format!("{:.2}", d.statistic),
-            table::log10(d.test.map(|t| t.p.log10())),
-            d.test.map_or("-".into(), |t| format!("{:.2}", t.z)),
-        ];
-        if multi {
-            cells.push(config.targets[i].profile.key_id().to_string());
-        }
-        if config.windows {
-            cells.push(table::log10(o.window.map(|w| w.p.log10())));
-        }
-        cells.push(if i == 0 {
-            outcome.verdict.to_string()
-        } else {
-            String::new()
-        });
-        lines.push(table::row(&cells, &widths(multi, config.windows)));
-    }
-    lines.join("\n")
-}
-
-fn widths(multi: bool, windows: bool) -> Vec<usize> {
-    let mut w = vec![32, 7, 7, 10, 10, 8];
-    if multi {
-        w.push(16);
-    }
-    if windows {
-        w.push(10);
-    }
-    w.push(12);
-    w
-}
-
-fn print_header(out: &mut impl Write, multi: bool, windows: bool) -> io::Result<()> {
-    let mut cells: Vec<String> = ["text", "tokens", "scored", "statistic", "log10_p", "z"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if multi {
-        cells.push("key_id".into());
-    }
-    if windows {
-        cells.push("window_lp".into());
-    }
-    cells.push("verdict".into());
-    writeln!(out, "{}", table::row(&cells, &widths(multi, windows)))
 }

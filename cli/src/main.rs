@@ -10,7 +10,6 @@ mod profiles;
 mod report;
 mod serve;
 mod serving;
-mod table;
 
 use std::process::ExitCode;
 

@@ -27,6 +27,7 @@ use crate::verify::KeyFile;
 use crate::{Error, Recorder, Report};
 
 /// A profile with its key, and how both were named (in error messages).
+#[derive(Clone)]
 pub struct Keyed<'a> {
     /// The profile.
     pub profile: Profile,

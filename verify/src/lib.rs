@@ -12,6 +12,7 @@ pub mod corpus;
 pub mod decision;
 pub mod detect;
 pub mod input;
+pub mod print;
 pub mod scan;
 pub mod stats;
 pub mod tokenize;

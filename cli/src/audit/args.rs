@@ -1,15 +1,18 @@
 //! The audit commands' arguments (clap) and their conversion into plain
-//! requests at the edge: nothing past [`run`] sees a clap type.
+//! recipes and configs at the edge: nothing past [`run`] sees a clap type.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use provmark_verify::attribution::NullKeys;
+use provmark_audit::api::{ApiAuditConfig, ApiPrompt};
+use provmark_evidence::{AuditSettings, CorpusRecipe, Keyed, MergeRecipe, WeightsRecipe};
+use provmark_verify::attribution::check_levels;
+use provmark_verify::corpus::Shard;
+use provmark_watermark::{Key, Profile};
 
-use super::api::ApiRequest;
-use super::{Common, CorpusRequest, MergeRequest, WeightsRequest};
+use super::Output;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -253,93 +256,126 @@ pub struct ApiArgs {
     common: AuditCommon,
 }
 
-impl From<AuditCommon> for Common {
-    fn from(c: AuditCommon) -> Common {
-        Common {
-            profile: c.profile,
-            key: c.key,
-            null: NullKeys {
-                keys: c.null_keys,
-                seed: c.null_seed,
-            },
-            alpha: c.alpha,
-            field: c.field,
-            json: c.json,
-            report: c.report,
+impl AuditCommon {
+    /// The settings an audit records.
+    fn settings(&self) -> AuditSettings {
+        AuditSettings {
+            alpha: self.alpha,
+            null_keys: self.null_keys,
+            null_seed: self.null_seed,
+            field: self.field.clone(),
+        }
+    }
+
+    /// Checks the levels and loads the key file.
+    fn key(&self) -> Result<Key> {
+        check_levels(self.alpha, self.null_keys)?;
+        Ok(Key::load(&self.key)?)
+    }
+
+    /// The profile with `key` (from [`AuditCommon::key`]).
+    fn keyed<'k>(&self, key: &'k Key) -> Result<Keyed<'k>> {
+        Ok(Keyed {
+            profile: Profile::load(&self.profile)?,
+            key,
+            profile_name: self.profile.display().to_string(),
+            key_name: self.key.display().to_string(),
+        })
+    }
+
+    fn output(&self) -> Output {
+        Output {
+            json: self.json,
+            report: self.report.clone(),
         }
     }
 }
 
-impl From<CorpusArgs> for CorpusRequest {
-    fn from(a: CorpusArgs) -> CorpusRequest {
-        CorpusRequest {
-            inputs: a.inputs,
-            tokenizer: a.tokenizer,
-            model: a.model,
-            filter_from: a.filter_from,
-            reference: a.reference,
-            common: a.common.into(),
-            shard: a.shard,
-            partial: a.partial,
-        }
-    }
+fn shown(path: &Option<PathBuf>) -> Option<String> {
+    path.as_ref().map(|p| p.display().to_string())
 }
 
-impl From<WeightsArgs> for WeightsRequest {
-    fn from(a: WeightsArgs) -> WeightsRequest {
-        WeightsRequest {
-            suspect: a.suspect,
-            texts: a.texts,
-            threads: a.threads,
-            reference_model: a.reference_model,
-            common: a.common.into(),
-        }
-    }
-}
-
-impl From<MergeArgs> for MergeRequest {
-    fn from(a: MergeArgs) -> MergeRequest {
-        MergeRequest {
-            parts: a.parts,
-            profile: a.profile,
-            alpha: a.alpha,
-            json: a.json,
-            report: a.report,
-        }
-    }
-}
-
-impl From<ApiArgs> for ApiRequest {
-    fn from(a: ApiArgs) -> ApiRequest {
-        ApiRequest {
-            endpoint: a.endpoint,
-            model: a.model,
-            prompts: a.prompts,
-            out: a.out,
-            samples_per_prompt: a.samples_per_prompt,
-            max_tokens: a.max_tokens,
-            temperature: a.temperature,
-            api_key_env: a.api_key_env,
-            concurrency: a.concurrency,
-            rate_limit: a.rate_limit,
-            retries: a.retries,
-            backoff_ms: a.backoff_ms,
-            timeout: a.timeout,
-            reference_endpoint: a.reference_endpoint,
-            reference_model: a.reference_model,
-            tokenizer: a.tokenizer,
-            filter_from: a.filter_from,
-            common: a.common.into(),
-        }
-    }
-}
-
-/// Converts the arguments and runs the audit.
+/// Converts the arguments into the audits' recipes and configs, and runs
+/// the audit.
 pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Corpus(args) => super::run_corpus(args.into()),
-        AuditCommand::Weights(args) => super::run_weights(args.into()),
-        AuditCommand::Merge(args) => super::run_merge(args.into()),
-        AuditCommand::Api(args) => super::api::run(args.into()),
+        AuditCommand::Corpus(a) => {
+            let shard = match &a.shard {
+                Some(s) => super::parse_shard(s)?,
+                None => Shard::ALL,
+            };
+            let key = a.common.key()?;
+            let recipe = CorpusRecipe {
+                settings: a.common.settings(),
+                lab: a.common.keyed(&key)?,
+                tokenizer: shown(&a.tokenizer),
+                model: shown(&a.model),
+                filter_from: a.filter_from,
+                reference: a.reference,
+                inputs: a.inputs,
+            };
+            super::corpus(recipe, shard, a.partial, a.common.output())
+        }
+        AuditCommand::Weights(a) => {
+            let key = a.common.key()?;
+            let recipe = WeightsRecipe {
+                settings: a.common.settings(),
+                lab: a.common.keyed(&key)?,
+                suspect: a.suspect.display().to_string(),
+                reference_model: shown(&a.reference_model),
+                texts: a.texts,
+            };
+            super::weights(recipe, a.threads, a.common.output())
+        }
+        AuditCommand::Merge(a) => {
+            let recipe = MergeRecipe {
+                alpha: a.alpha,
+                profile: Profile::load(&a.profile)?,
+                profile_name: a.profile.display().to_string(),
+                parts: a.parts.iter().map(|p| p.display().to_string()).collect(),
+            };
+            let out = Output {
+                json: a.json,
+                report: a.report,
+            };
+            super::merge(recipe, out)
+        }
+        AuditCommand::Api(a) => {
+            let key = a.common.key()?;
+            let lab = a.common.keyed(&key)?;
+            let tokenizer = crate::models::text_tokenizer(a.tokenizer.as_deref(), None)?;
+            tokenizer.check_profile(&lab.profile, false)?;
+            ApiAuditConfig::check_counts(a.samples_per_prompt, a.max_tokens, a.concurrency)?;
+            let prompts = provmark_llm::prompts::read(&a.prompts)?;
+            if prompts.is_empty() {
+                bail!("{}: no prompts", a.prompts.display());
+            }
+            let prompts_sha256 = provmark_llm::default_model::sha256_file(&a.prompts)
+                .with_context(|| format!("cannot read {}", a.prompts.display()))?;
+            let config = ApiAuditConfig {
+                endpoint: a.endpoint,
+                model: a.model,
+                reference_endpoint: a.reference_endpoint,
+                reference_model: a.reference_model,
+                prompts: prompts.into_iter().map(ApiPrompt::from).collect(),
+                prompts_sha256,
+                out: a.out,
+                samples_per_prompt: a.samples_per_prompt,
+                max_tokens: a.max_tokens,
+                temperature: a.temperature,
+                api_key_env: a.api_key_env,
+                concurrency: a.concurrency,
+                rate_limit: a.rate_limit,
+                retries: a.retries,
+                backoff_ms: a.backoff_ms,
+                timeout_s: a.timeout,
+                tokenizer,
+                filter_from: a.filter_from,
+                field: a.common.field.clone(),
+                null: a.common.settings().null(),
+                alpha: a.common.alpha,
+            };
+            super::api::run(config, lab, shown(&a.tokenizer), a.common.output())
+        }
     }
 }

@@ -1,13 +1,12 @@
 //! `provmark audit`: the corpus, weights, API and merge commands on top of
-//! `provmark_audit` (the audits) and `provmark_verify::attribution` (the
-//! decision): requests from the arguments, progress bars, the verdict on
-//! stdout, the evidence report and the exit status.
+//! `provmark_audit` (the audits), `provmark_evidence` (their recipes and
+//! reports) and `provmark_verify` (the decision and its printer): progress
+//! bars, the verdict on stdout, the report file and the exit status.
 
 mod api;
 mod args;
-mod verdict;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
@@ -15,84 +14,61 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use provmark_audit::corpus::AuditTotals;
 use provmark_audit::Event;
-use provmark_verify::attribution::{check_levels, decide, NullKeys};
+use provmark_evidence::{finish_audit, CorpusRecipe, MergeRecipe, Recorder, WeightsRecipe};
+use provmark_verify::attribution::decide;
 use provmark_verify::corpus::Shard;
-use provmark_watermark::{Key, Profile};
-use serde_json::Map;
+use provmark_verify::print::{self, Shown};
+use provmark_watermark::Profile;
+use serde_json::{Map, Value};
 
 pub use args::{run, AuditCommand};
 
-use provmark_evidence::{AuditSettings, CorpusRecipe, Keyed, MergeRecipe, Recorder, WeightsRecipe};
-use verdict::{render, write_report, Shown};
-
-/// What every audit mode takes: the lab's profile and key, the key-swap
-/// null and the decision level, and the output form.
-pub(crate) struct Common {
-    profile: PathBuf,
-    key: PathBuf,
-    null: NullKeys,
-    alpha: f64,
-    field: String,
-    json: bool,
-    report: Option<PathBuf>,
+/// Where an audit's outcome goes: one JSON object or a summary on stdout,
+/// and the evidence report when asked for.
+pub(crate) struct Output {
+    pub json: bool,
+    pub report: Option<PathBuf>,
 }
 
-impl Common {
-    /// The settings an audit records.
-    fn settings(&self) -> AuditSettings {
-        AuditSettings {
-            alpha: self.alpha,
-            null_keys: self.null.keys,
-            null_seed: self.null.seed,
-            field: self.field.clone(),
-        }
-    }
-
-    /// Checks the levels and loads the key file.
-    fn key(&self) -> Result<Key> {
-        check_levels(self.alpha, self.null.keys)?;
-        Ok(Key::load(&self.key)?)
-    }
-
-    /// The profile with `key` (from [`Common::key`]).
-    fn keyed<'k>(&self, key: &'k Key) -> Result<Keyed<'k>> {
-        Ok(Keyed {
-            profile: Profile::load(&self.profile)?,
-            key,
-            profile_name: self.profile.display().to_string(),
-            key_name: self.key.display().to_string(),
+impl Output {
+    /// The report's recorder when a report was asked for.
+    fn recorder(
+        &self,
+        make: impl FnOnce() -> Result<Recorder, provmark_evidence::Error>,
+    ) -> Result<Option<Recorder>> {
+        Ok(match self.report {
+            Some(_) => Some(make()?),
+            None => None,
         })
     }
-}
 
-/// `audit corpus`, as given.
-pub(crate) struct CorpusRequest {
-    inputs: Vec<String>,
-    tokenizer: Option<PathBuf>,
-    model: Option<PathBuf>,
-    filter_from: Vec<String>,
-    reference: Vec<String>,
-    common: Common,
-    shard: Option<String>,
-    partial: Option<PathBuf>,
-}
-
-/// `audit weights`, as given.
-pub(crate) struct WeightsRequest {
-    suspect: PathBuf,
-    texts: Vec<String>,
-    threads: Option<usize>,
-    reference_model: Option<PathBuf>,
-    common: Common,
-}
-
-/// `audit merge`, as given.
-pub(crate) struct MergeRequest {
-    parts: Vec<PathBuf>,
-    profile: PathBuf,
-    alpha: f64,
-    json: bool,
-    report: Option<PathBuf>,
+    /// Prints the verdict and writes the report.
+    fn conclude(
+        &self,
+        profile: &Profile,
+        totals: &AuditTotals,
+        alpha: f64,
+        extra: &Map<String, Value>,
+        recorder: Option<Recorder>,
+    ) -> Result<()> {
+        let decision = decide(
+            profile.scheme(),
+            &totals.suspect,
+            totals.reference.as_ref(),
+            alpha,
+        );
+        let shown = Shown {
+            suspect: &totals.suspect,
+            reference: totals.reference.as_ref(),
+            decision: &decision,
+            extra,
+        };
+        print::attribution(&shown, self.json, &mut std::io::stdout().lock())?;
+        if let (Some(path), Some(r)) = (&self.report, recorder) {
+            crate::report::write(path, &finish_audit(r, profile, totals, alpha))?;
+        }
+        Ok(())
+    }
 }
 
 /// Progress bars (and per-item messages on stderr) driven by an audit's
@@ -175,33 +151,13 @@ impl provmark_audit::Progress for Bars {
     }
 }
 
-fn run_weights(req: WeightsRequest) -> Result<ExitCode> {
-    let key = req.common.key()?;
-    let recipe = WeightsRecipe {
-        settings: req.common.settings(),
-        lab: req.common.keyed(&key)?,
-        suspect: req.suspect.display().to_string(),
-        reference_model: req.reference_model.map(|m| m.display().to_string()),
-        texts: req.texts,
-    };
+fn weights(recipe: WeightsRecipe<'_>, threads: Option<usize>, out: Output) -> Result<ExitCode> {
     let lab = recipe.lab.lab()?;
-    let recorder = recorder(&req.common, || recipe.recorder())?;
-    let config = recipe.config(req.threads);
-    let totals = provmark_audit::weights::run(&lab, &config, &Bars::default())?;
-    let errors = totals.suspect.unreadable;
-    conclude(&lab.profile, &req.common, totals, None, recorder)?;
-    Ok(partial_failure(errors))
-}
-
-/// The report's recorder when --report was given.
-fn recorder(
-    common: &Common,
-    make: impl FnOnce() -> Result<Recorder, provmark_evidence::Error>,
-) -> Result<Option<Recorder>> {
-    Ok(match common.report {
-        Some(_) => Some(make()?),
-        None => None,
-    })
+    let recorder = out.recorder(|| recipe.recorder())?;
+    let totals = provmark_audit::weights::run(&lab, &recipe.config(threads), &Bars::default())?;
+    let alpha = recipe.settings.alpha;
+    out.conclude(&lab.profile, &totals, alpha, &Map::new(), recorder)?;
+    Ok(partial_failure(totals.suspect.unreadable))
 }
 
 /// Exit status of an audit that ran: 1 when some items could not be read
@@ -224,95 +180,55 @@ fn parse_shard(text: &str) -> Result<Shard> {
     Shard::new(i, n).ok_or_else(bad)
 }
 
-fn run_corpus(req: CorpusRequest) -> Result<ExitCode> {
-    let shard = match &req.shard {
-        Some(s) => parse_shard(s)?,
-        None => Shard::ALL,
-    };
-    let key = req.common.key()?;
-    let recipe = CorpusRecipe {
-        settings: req.common.settings(),
-        lab: req.common.keyed(&key)?,
-        tokenizer: req.tokenizer.map(|t| t.display().to_string()),
-        model: req.model.map(|m| m.display().to_string()),
-        filter_from: req.filter_from,
-        reference: req.reference,
-        inputs: req.inputs,
-    };
+/// A corpus audit: the verdict, or with `partial` only this shard's
+/// partial result written there.
+fn corpus(
+    recipe: CorpusRecipe<'_>,
+    shard: Shard,
+    partial: Option<PathBuf>,
+    out: Output,
+) -> Result<ExitCode> {
     let lab = recipe.lab.lab()?;
     let tokenizer = recipe.tokenizer(&mut |line| eprintln!("provmark: {line}"))?;
-    let recorder = recorder(&req.common, || recipe.recorder())?;
+    let recorder = out.recorder(|| recipe.recorder())?;
     let config = recipe.config(tokenizer, shard);
     let totals = provmark_audit::corpus::run(&lab, &config, &Bars::default())?;
     let errors = totals.unreadable();
-    conclude(
-        &lab.profile,
-        &req.common,
-        totals,
-        req.partial.as_deref(),
-        recorder,
-    )?;
+    match partial {
+        Some(path) => {
+            let text = serde_json::to_string(&totals.suspect)? + "\n";
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "provmark: shard {}/{} written to {}; combine all shards with provmark audit merge",
+                shard.index(),
+                shard.count(),
+                path.display()
+            );
+        }
+        None => out.conclude(
+            &lab.profile,
+            &totals,
+            recipe.settings.alpha,
+            &Map::new(),
+            recorder,
+        )?,
+    }
     Ok(partial_failure(errors))
 }
 
-/// Renders the verdict on stdout and writes the report, or writes a
-/// shard's partial result to `partial`.
-fn conclude(
-    profile: &Profile,
-    common: &Common,
-    totals: AuditTotals,
-    partial: Option<&Path>,
-    recorder: Option<Recorder>,
-) -> Result<()> {
-    let AuditTotals { suspect, reference } = totals;
-    if let Some(path) = partial {
-        let text = serde_json::to_string(&suspect)? + "\n";
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!(
-            "provmark: shard {}/{} written to {}; combine all shards with provmark audit merge",
-            suspect.shard_index,
-            suspect.shard_count,
-            path.display()
-        );
-        return Ok(());
-    }
-    let decision = decide(profile.scheme(), &suspect, reference.as_ref(), common.alpha);
-    let shown = Shown {
-        suspect: &suspect,
-        reference: reference.as_ref(),
-        decision: &decision,
-        extra: &Map::new(),
-    };
-    render(&shown, common.json, &mut std::io::stdout().lock())?;
-    write_report(
-        &suspect,
-        reference.as_ref(),
-        &decision,
-        common.report.as_deref(),
-        recorder,
-    )
-}
-
-fn run_merge(req: MergeRequest) -> Result<ExitCode> {
-    let recipe = MergeRecipe {
-        alpha: req.alpha,
-        profile: Profile::load(&req.profile)?,
-        profile_name: req.profile.display().to_string(),
-        parts: req.parts.iter().map(|p| p.display().to_string()).collect(),
-    };
-    let total = recipe.merge()?;
-    let decision = decide(recipe.profile.scheme(), &total, None, req.alpha);
-    let view = Shown {
-        suspect: &total,
+fn merge(recipe: MergeRecipe, out: Output) -> Result<ExitCode> {
+    let totals = AuditTotals {
+        suspect: recipe.merge()?,
         reference: None,
-        decision: &decision,
-        extra: &Map::new(),
     };
-    render(&view, req.json, &mut std::io::stdout().lock())?;
-    let recorder = match &req.report {
-        Some(_) => Some(recipe.recorder()?),
-        None => None,
-    };
-    write_report(&total, None, &decision, req.report.as_deref(), recorder)?;
+    let recorder = out.recorder(|| recipe.recorder())?;
+    out.conclude(
+        &recipe.profile,
+        &totals,
+        recipe.alpha,
+        &Map::new(),
+        recorder,
+    )?;
     Ok(ExitCode::SUCCESS)
 }

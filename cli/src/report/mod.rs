@@ -11,9 +11,8 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
 use provmark_evidence::Error as EvidenceError;
-use serde_json::{json, Value};
-
-pub use provmark_evidence::Recorder;
+use provmark_evidence::Report;
+use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum ReportCommand {
@@ -129,17 +128,9 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     })
 }
 
-/// Writes the report of a finished command when `--report` was given.
-pub fn finish(
-    path: Option<&Path>,
-    recorder: Option<Recorder>,
-    results: Value,
-    decision: Value,
-) -> Result<()> {
-    if let (Some(path), Some(rec)) = (path, recorder) {
-        let report = rec.finish(results, decision);
-        provmark_evidence::write(path, &report)?;
-        eprintln!("provmark: report {} ({})", path.display(), report.digest);
-    }
+/// Writes a finished command's report and names it on stderr.
+pub fn write(path: &Path, report: &Report) -> Result<()> {
+    provmark_evidence::write(path, report)?;
+    eprintln!("provmark: report {} ({})", path.display(), report.digest);
     Ok(())
 }
