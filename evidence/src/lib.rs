@@ -49,9 +49,10 @@ pub const FORMAT: &str = "provmark-report/1";
 pub const UNDIGESTED: &[&str] = &["digest", "run", "signature"];
 
 /// Members a recomputation does not reproduce (besides [`UNDIGESTED`]): the
-/// tool build, how the inputs were collected and the command's own name
-/// (the digest covers them).
-pub const NOT_RECOMPUTED: &[&str] = &["tool", "collection", "command"];
+/// tool build and how the inputs were collected (the digest covers them).
+/// `command` is compared: its replay line must be the one the recorded
+/// parameters give, so that a person re-running it gets the same computation.
+pub const NOT_RECOMPUTED: &[&str] = &["tool", "collection"];
 
 /// A boxed error from a caller-supplied step (recomputation, tokenizer).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -572,6 +572,15 @@ fn single<'a>(report: &Report, keys: &'a [KeyFile]) -> Result<Keyed<'a>, Error> 
 /// beyond what the computation itself reads (the default model's tokenizer
 /// is fetched when a report used it and it is not cached).
 pub fn recompute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Report, Error> {
+    let mut new = compute(report, keys, inputs)?;
+    if report.command.name == "audit api" {
+        // An API audit is recorded as the corpus audit of its kept answers.
+        new.command.name = report.command.name.clone();
+    }
+    Ok(new)
+}
+
+fn compute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Report, Error> {
     let files = Files {
         report,
         given: inputs,

@@ -1,0 +1,227 @@
+//! In-process recomputation (`provmark_evidence::recompute`): a report made
+//! through a recipe verifies MATCH from its keys and files alone, without
+//! running any program; an edited number, a forged parameter, an unknown
+//! command, parameter or input role are caught.
+
+use std::path::{Path, PathBuf};
+
+use provmark_evidence::{
+    recompute, verify, AuditSettings, CorpusRecipe, DetectRecipe, Error, Keyed, MergeRecipe, Report,
+};
+use provmark_testkit::corpus::{docs_corpus, train_bpe_json};
+use provmark_testkit::fixtures::key;
+use provmark_verify::corpus::Shard;
+use provmark_verify::TextTokenizer;
+use provmark_watermark::{Key, Profile, Scheme, SynthIdParams};
+use serde_json::json;
+
+struct Lab {
+    dir: tempfile::TempDir,
+    key: Key,
+    profile: Profile,
+}
+
+impl Lab {
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn keyed(&self) -> Keyed<'_> {
+        Keyed {
+            profile: self.profile.clone(),
+            key: &self.key,
+            profile_name: "lab.profile.json".into(),
+            key_name: "lab.key".into(),
+        }
+    }
+}
+
+fn lab() -> Lab {
+    let dir = tempfile::tempdir().unwrap();
+    let json = train_bpe_json(&docs_corpus(), 1024);
+    std::fs::write(dir.path().join("tokenizer.json"), &json).unwrap();
+    let tokenizer = TextTokenizer::from_bytes(json.as_bytes(), "t").unwrap();
+    let key = key(7);
+    std::fs::write(dir.path().join("lab.key"), key.to_hex_file()).unwrap();
+    let scheme = Scheme::SynthId(SynthIdParams::new(30).unwrap());
+    let profile = Profile::new(scheme, 2, tokenizer.digest().clone(), &key).unwrap();
+    let docs = docs_corpus();
+    let paragraphs: Vec<&str> = docs.split("\n\n").filter(|p| p.len() > 200).collect();
+    let jsonl = |r: std::ops::Range<usize>| -> String {
+        paragraphs[r]
+            .iter()
+            .map(|p| format!("{}\n", json!({ "text": p })))
+            .collect()
+    };
+    std::fs::write(dir.path().join("texts.jsonl"), jsonl(0..12)).unwrap();
+    std::fs::write(dir.path().join("more.jsonl"), jsonl(12..20)).unwrap();
+    Lab { dir, key, profile }
+}
+
+fn detect<'a>(lab: &'a Lab) -> DetectRecipe<'a> {
+    DetectRecipe {
+        alpha: 1e-6,
+        field: "text".into(),
+        max_record_bytes: 1 << 20,
+        window_min: 16,
+        jsonl: false,
+        windows: true,
+        force_tokenizer: false,
+        profiles: vec![lab.keyed()],
+        tokenizers: vec![lab.path("tokenizer.json")],
+        model: None,
+        inputs: vec![lab.path("texts.jsonl"), lab.path("more.jsonl")],
+    }
+}
+
+fn corpus<'a>(lab: &'a Lab) -> CorpusRecipe<'a> {
+    CorpusRecipe {
+        settings: AuditSettings {
+            alpha: 0.01,
+            null_keys: 99,
+            null_seed: 3,
+            field: "text".into(),
+        },
+        lab: lab.keyed(),
+        tokenizer: Some(lab.path("tokenizer.json")),
+        model: None,
+        filter_from: vec![lab.path("more.jsonl")],
+        reference: vec![lab.path("more.jsonl")],
+        inputs: vec![lab.path("texts.jsonl")],
+    }
+}
+
+/// The verifier's view: the key file and the report's files, in its order.
+fn given(lab: &Lab, report: &Report) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let inputs = report
+        .inputs
+        .iter()
+        .map(|i| PathBuf::from(&i.name))
+        .collect();
+    let keys = report
+        .keyed_profiles()
+        .map(|_| PathBuf::from(lab.path("lab.key")))
+        .collect();
+    (keys, inputs)
+}
+
+fn verified(lab: &Lab, report: &Report) -> provmark_evidence::VerifyOutcome {
+    let (keys, inputs) = given(lab, report);
+    verify(report, &keys, &inputs, None, &recompute).unwrap()
+}
+
+#[test]
+fn detect_and_audit_reports_verify_in_process() {
+    let lab = lab();
+    let report = detect(&lab).compute().unwrap();
+    assert_eq!(report.command.name, "detect");
+    let out = verified(&lab, &report);
+    assert!(out.matched(), "{:?}", out.differences);
+    assert!(out.recomputed);
+
+    let report = corpus(&lab).compute().unwrap();
+    let out = verified(&lab, &report);
+    assert!(out.matched(), "{:?}", out.differences);
+    assert_eq!(report.results["key_swap"]["keys"], 99);
+}
+
+#[test]
+fn merged_shards_verify_from_their_partial_files() {
+    let lab = lab();
+    let recipe = corpus(&lab);
+    let mut parts = Vec::new();
+    for i in 0..3 {
+        let config = recipe.config(
+            recipe.tokenizer(&mut |_| {}).unwrap(),
+            Shard::new(i, 3).unwrap(),
+        );
+        let totals = provmark_audit::corpus::run(
+            &recipe.lab.lab().unwrap(),
+            &config,
+            &provmark_audit::Silent,
+        )
+        .unwrap();
+        let path = lab.path(&format!("part{i}.json"));
+        std::fs::write(&path, serde_json::to_string(&totals.suspect).unwrap()).unwrap();
+        parts.push(path);
+    }
+    let merge = MergeRecipe {
+        alpha: 0.01,
+        profile: lab.profile.clone(),
+        profile_name: "lab.profile.json".into(),
+        parts,
+    };
+    let report = merge.compute().unwrap();
+    let out = verified(&lab, &report);
+    assert!(out.matched(), "{:?}", out.differences);
+    // The merged statistic is the whole corpus's (the reference aside).
+    let whole = CorpusRecipe {
+        reference: Vec::new(),
+        ..corpus(&lab)
+    }
+    .compute()
+    .unwrap();
+    assert_eq!(report.results["statistic"], whole.results["statistic"]);
+    assert_eq!(report.results["key_swap"], whole.results["key_swap"]);
+}
+
+#[test]
+fn edited_results_and_forged_parameters_are_mismatches() {
+    let lab = lab();
+    let report = detect(&lab).compute().unwrap();
+    // A forger who edits a number and fixes the digest.
+    let mut forged = report.clone();
+    forged.results["texts"][2]["log10_p"] = json!(-42.0);
+    forged.digest = forged.computed_digest();
+    let out = verified(&lab, &forged);
+    assert!(!out.matched());
+    let shown: Vec<String> = out.differences.iter().map(|d| d.to_string()).collect();
+    assert!(
+        shown
+            .iter()
+            .any(|d| d.starts_with("results.texts[2].log10_p")),
+        "{shown:?}"
+    );
+    // A forged level is recomputed as given: every verdict moves, and the
+    // replay line recorded for people no longer matches it.
+    let mut forged = report.clone();
+    forged.parameters.insert("alpha".into(), json!(0.9));
+    forged.digest = forged.computed_digest();
+    let out = verified(&lab, &forged);
+    let shown: Vec<String> = out.differences.iter().map(|d| d.to_string()).collect();
+    assert!(
+        shown.iter().any(|d| d.starts_with("command.replay")),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().any(|d| d.starts_with("decision.alpha")),
+        "{shown:?}"
+    );
+}
+
+#[test]
+fn only_recorded_commands_parameters_and_roles_are_recomputed() {
+    let lab = lab();
+    let report = detect(&lab).compute().unwrap();
+    let (keys, inputs) = given(&lab, &report);
+    let keys: Vec<_> = keys
+        .iter()
+        .map(|k| provmark_evidence::KeyFile::load(Path::new(k)).unwrap())
+        .collect();
+    let mut r = report.clone();
+    r.command.name = "sh -c".into();
+    assert!(matches!(
+        recompute(&r, &keys, &inputs),
+        Err(Error::UnknownCommand { .. })
+    ));
+    let mut r = report.clone();
+    r.parameters.insert("exec".into(), json!("rm -rf /"));
+    assert!(matches!(
+        recompute(&r, &keys, &inputs),
+        Err(Error::Parameters { .. })
+    ));
+    let mut r = report.clone();
+    r.inputs[0].role = "endpoint".into();
+    let e = recompute(&r, &keys, &inputs).unwrap_err();
+    assert!(e.to_string().contains("role \"endpoint\""), "{e}");
+}
