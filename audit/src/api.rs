@@ -55,6 +55,23 @@ impl From<provmark_llm::prompts::Prompt> for ApiPrompt {
     }
 }
 
+/// Reads a prompt file (the format of `provmark_llm::prompts`) into the
+/// prompts an API audit asks, with the file's SHA-256 (hex; recorded in
+/// the audit's settings and report).
+///
+/// Errors: [`Error::Prompts`] naming file, line and field; [`Error::Read`];
+/// [`Error::NoPromptsIn`] for a file without prompts.
+pub fn read_prompts(path: &std::path::Path) -> Result<(Vec<ApiPrompt>, String), Error> {
+    let name = path.display().to_string();
+    let prompts = provmark_llm::prompts::read(path)?;
+    if prompts.is_empty() {
+        return Err(Error::NoPromptsIn { name });
+    }
+    let sha256 = provmark_llm::default_model::sha256_file(path)
+        .map_err(|source| Error::Read { name, source })?;
+    Ok((prompts.into_iter().map(ApiPrompt::from).collect(), sha256))
+}
+
 /// What an API audit asks, of whom, and how.
 pub struct ApiAuditConfig {
     /// Base URL of the OpenAI-compatible API (…/v1) or the full

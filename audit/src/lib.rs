@@ -276,6 +276,15 @@ pub enum Error {
     /// No prompts to ask.
     #[error("no prompts")]
     NoPrompts,
+    /// A prompt file without prompts.
+    #[error("{name}: no prompts")]
+    NoPromptsIn {
+        /// The file.
+        name: String,
+    },
+    /// A prompt file that cannot be read or parsed.
+    #[error(transparent)]
+    Prompts(#[from] provmark_llm::prompts::PromptError),
     /// The answer cache in OUT belongs to other settings.
     #[error(
         "{settings_file}: the answers in {dir} were asked with other settings ({found}); \

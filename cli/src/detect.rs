@@ -17,22 +17,7 @@ use provmark_watermark::{Key, Profile};
 use serde_json::json;
 
 #[derive(Args)]
-#[command(after_long_help = "\
-OUTPUT
-  One result per text, in input order. --json prints one JSON object per line with
-  id, tokens, scored, duplicates, statistic, p_value, log10_p, z and verdict
-  (watermarked | not_detected | too_short | error). p_value underflows to 0 below
-  1e-308; log10_p stays exact. With several profiles, each text gets a results array
-  and Holm-adjusted p-values; the verdict is family-wise at --alpha.
-
-EXIT STATUS
-  0 every text was read and tested; 1 some texts could not be read or tokenized
-  (each is reported with file, line and field); 2 the run could not start.
-
-EXAMPLES
-  provmark detect --profile lab.profile.json --key lab.key --tokenizer tokenizer.json essay.txt
-  provmark detect --profile lab.profile.json --key lab.key --tokenizer tokenizer.json --json answers.jsonl
-  cat answers.jsonl | provmark detect --jsonl --field answer ... -")]
+#[command(after_long_help = include_str!("../help/detect.txt").trim_end())]
 pub struct DetectArgs {
     /// Texts to test: files, or - for standard input. Files ending in .jsonl or
     /// .ndjson hold one JSON object per line; other files are one text each.
@@ -96,15 +81,6 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
             args.profiles.len(),
             args.keys.len()
         );
-    }
-    if !(args.alpha > 0.0 && args.alpha < 1.0) {
-        bail!(
-            "--alpha must lie strictly between 0 and 1, got {}",
-            args.alpha
-        );
-    }
-    if args.windows && args.window_min < 2 {
-        bail!("--window-min must be at least 2");
     }
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()

@@ -16,25 +16,7 @@ use provmark_watermark::SamplingConfig;
 use crate::serving::{self, ModelArgs};
 
 #[derive(Args)]
-#[command(after_long_help = "\
-INPUT
-  JSON Lines, one prompt per line: {\"id\": \"q1\", \"prompt\": \"...\"} (sent as one user
-  message through the model's chat template; --raw sends the text as is) or
-  {\"id\": \"q2\", \"messages\": [{\"role\": \"user\", \"content\": \"...\"}]}. id is optional
-  (default: the line number) and must be unique.
-
-OUTPUT
-  One JSON object per answer, appended as each finishes: id, sample, text, token_ids,
-  prompt_tokens, completion_tokens, finish_reason, watermark, profile_digest, key_id,
-  model, model_sha256, sampling, seed and timing. Re-running with the same --out skips
-  answers already there (an interrupted last line is dropped and redone), so a killed
-  run loses nothing it wrote. Answers are reproducible: the same model, profile, key,
-  settings and seed give the same tokens whatever --batch and --threads.
-
-EXAMPLES
-  provmark generate --profile lab.profile.json --key lab.key --prompts prompts.jsonl --out marked.jsonl
-  provmark generate --no-watermark --prompts prompts.jsonl --out control.jsonl --seed 1
-  provmark detect --profile lab.profile.json --key lab.key marked.jsonl control.jsonl")]
+#[command(after_long_help = include_str!("../help/generate.txt").trim_end())]
 pub struct GenerateArgs {
     #[command(flatten)]
     model: ModelArgs,

@@ -12,25 +12,7 @@ use provmark_serve::ServeConfig;
 use crate::serving::{self, ModelArgs};
 
 #[derive(Args)]
-#[command(after_long_help = "\
-ENDPOINTS
-  POST /v1/chat/completions   messages → the model's chat template → answer
-  POST /v1/completions        prompt text as is → continuation
-  GET  /v1/models             the one model served
-  GET  /health                liveness, model and whether the watermark is on
-  Both POST endpoints take model, max_tokens (or max_completion_tokens), temperature,
-  top_p, top_k, seed and stream (Server-Sent Events, ending with data: [DONE]).
-  n > 1, stop sequences, logprobs and tools are refused with a 400 error.
-
-LIMITS
-  Bodies over --max-body-bytes get 413, max_tokens over --max-tokens-limit 400,
-  more than --max-concurrent requests in flight 429; all errors in OpenAI's JSON shape.
-  Ctrl-C or SIGTERM stops accepting connections and lets running answers finish.
-
-EXAMPLE
-  provmark serve --profile lab.profile.json --key lab.key --listen 127.0.0.1:8080
-  curl -s http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
-    -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Write a haiku about rust.\"}]}'")]
+#[command(after_long_help = include_str!("../help/serve.txt").trim_end())]
 pub struct ServeArgs {
     #[command(flatten)]
     model: ModelArgs,

@@ -106,10 +106,18 @@ impl DetectRecipe<'_> {
     /// profile's detector and the tokenizer whose digest is its own (with
     /// `force_tokenizer`, the first one, and `warn` is told).
     ///
-    /// Errors: unreadable tokenizers or model, a key that is not its
-    /// profile's ([`Error::Detector`]), no tokenizer matching a profile
-    /// ([`Error::TokenizerFor`]).
+    /// Errors: alpha outside (0, 1), windows shorter than 2 scored tokens
+    /// ([`Error::Recipe`]), unreadable tokenizers or model, a key that is
+    /// not its profile's ([`Error::Detector`]), no tokenizer matching a
+    /// profile ([`Error::TokenizerFor`]).
     pub fn config(&self, warn: &mut dyn FnMut(&str)) -> Result<DetectConfig, Error> {
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            let alpha = self.alpha;
+            return Err(attribution::Error::AlphaRange { alpha }.into());
+        }
+        if self.windows && self.window_min < 2 {
+            return Err(Error::Recipe("--window-min must be at least 2".into()));
+        }
         let tokenizers = if self.tokenizers.is_empty() {
             vec![provmark_audit::tokenizer::text_tokenizer(
                 None,

@@ -4,7 +4,7 @@
 //! it. Every value taken from the report is HTML-escaped.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use provmark_verify::input::{InputFormat, ReadOptions, RecordReader};
 use provmark_verify::{Detector, TextTokenizer};
@@ -13,12 +13,7 @@ use serde_json::Value;
 
 use crate::digest::file_sha256;
 use crate::report::Report;
-use crate::{BoxError, Error, KeyFile};
-
-/// Builds the text tokenizer from the report's `tokenizer` and `model`
-/// input files (whichever it lists; both `None`: the default).
-pub type TokenizerFor<'a> =
-    dyn Fn(Option<&Path>, Option<&Path>) -> Result<TextTokenizer, BoxError> + 'a;
+use crate::{Error, KeyFile};
 
 /// What the token view of a detect report needs: the key and the input
 /// files (checked against the report before anything is shown).
@@ -29,8 +24,6 @@ pub struct TokenView<'a> {
     pub inputs: &'a [PathBuf],
     /// Texts shown token by token at most.
     pub max_texts: usize,
-    /// How to build the tokenizer from the report's tokenizer/model files.
-    pub tokenizer: &'a TokenizerFor<'a>,
 }
 
 fn esc(s: &str) -> String {
@@ -475,11 +468,11 @@ fn token_section(report: &Report, view: &TokenView<'_>) -> Result<String, Error>
             .find(|(r, _)| r.role == role)
             .map(|(_, p)| p.clone())
     };
-    let tokenizer = (view.tokenizer)(
+    let tokenizer = provmark_audit::tokenizer::text_tokenizer(
         role_path("tokenizer").as_deref(),
         role_path("model").as_deref(),
-    )
-    .map_err(Error::Tokenizer)?;
+        &mut |_| {},
+    )?;
     let params = &report.parameters;
     let options = ReadOptions {
         field: params

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
-use provmark_audit::api::{ApiAuditConfig, ApiPrompt};
+use provmark_audit::api::ApiAuditConfig;
 use provmark_evidence::{AuditSettings, CorpusRecipe, Keyed, MergeRecipe, WeightsRecipe};
 use provmark_verify::attribution::check_levels;
 use provmark_verify::corpus::Shard;
@@ -60,23 +60,7 @@ pub struct AuditCommon {
 }
 
 #[derive(Args)]
-#[command(after_long_help = "\
-WHAT IT COMPUTES
-  At every position of the lab's texts the suspect predicts its most likely next token
-  given the real prefix; the tuple (real window, prediction) is scored against the
-  lab's schedule, each distinct tuple once across the corpus (spec §8.1). A model
-  trained on the lab's watermarked outputs prefers green tokens even where the text
-  chose otherwise (Sander et al. 2024, open-model reading mode). The key-swap null and
-  the verdict are those of audit corpus.
-
-TOKENIZERS
-  Reading mode needs the suspect to share the lab's tokenizer (same digest as the
-  profile); a suspect with another tokenizer is refused with an error (use audit
-  corpus on its generated text instead).
-
-EXAMPLE
-  provmark audit weights --suspect suspect.gguf --texts marked.jsonl \\
-      --profile lab.profile.json --key lab.key")]
+#[command(after_long_help = include_str!("../../help/audit-weights.txt").trim_end())]
 pub struct WeightsArgs {
     /// The suspect model (GGUF of the llama, Qwen2 or Qwen3 family).
     #[arg(long, value_name = "GGUF")]
@@ -97,22 +81,7 @@ pub struct WeightsArgs {
 }
 
 #[derive(Args)]
-#[command(after_long_help = "\
-WHAT IT COMPUTES (spec §8.1)
-  Every (window, token) tuple of every text is pooled and counted once across the
-  corpus; the exact test of §8 runs on the distinct tuples. With --filter-from, only
-  tuples whose window occurs in the lab's own watermarked outputs are kept (the
-  filter Φ of Sander et al. 2024). The key-swap null scores the same tuples under
-  --null-keys random keys derived from the public --null-seed: its p-value
-  (1 + #{random keys scoring at least as high}) / (M + 1) needs no assumption about
-  the PRF. Attribution requires both p-values ≤ --alpha, so M must be ≥ 1/alpha − 1.
-
-EXIT STATUS
-  0 the audit ran (whatever the verdict); 1 some texts could not be read; 2 it could not start.
-
-EXAMPLE
-  provmark audit corpus --profile lab.profile.json --key lab.key \\
-      --filter-from marked.jsonl suspect_answers.jsonl")]
+#[command(after_long_help = include_str!("../../help/audit-corpus.txt").trim_end())]
 pub struct CorpusArgs {
     /// The suspect corpus: files or - (JSONL with --field, or one text per file).
     #[arg(required = true, value_name = "INPUT")]
@@ -164,41 +133,7 @@ pub struct MergeArgs {
 }
 
 #[derive(Args)]
-#[command(after_long_help = "\
-WHAT IT DOES
-  Sends every prompt of --prompts (--samples-per-prompt times) to the suspect's
-  OpenAI-compatible chat endpoint (POST {endpoint}/chat/completions), keeps each answer
-  in OUT/suspect.jsonl as it arrives (a corpus audit corpus reads as is; failures go
-  to OUT/suspect.failures.jsonl, the settings to OUT/suspect.settings.json), then runs the corpus test of audit corpus on the
-  answers, re-tokenized with the lab's tokenizer (the suspect may use another one).
-  With --reference-endpoint the same prompts go to a clean model too (OUT/reference.jsonl)
-  and its result is shown beside the suspect's.
-
-RESUMING AND FAILURES
-  Re-running with the same --out asks only for what is missing: answers already kept are
-  never re-queried, failed items are retried. Each item is retried --retries times on
-  connection errors, timeouts, 408/429/5xx and malformed answers, with exponential backoff
-  (honouring Retry-After); other 4xx and empty answers fail at once. Failures are recorded
-  per item (status, error) and counted in the verdict (failed: items still unanswered). When several items in a row find
-  the endpoint unreachable (or refusing with 401/403/404) the run stops (exit 2) and keeps what it collected.
-
-SECRETS
-  The endpoint's API key is read from the environment variable named by --api-key-env
-  and sent as a bearer token; it is never printed, logged or written to OUT.
-
-OUTPUT
-  A summary (or with --json one JSON object as the last line of stdout: log10_p,
-  p_value, scored, key_swap, verdict, queries, cached, failed, ...); the same object is
-  written to OUT/verdict.json.
-
-EXIT STATUS
-  0 the audit ran and every item was answered; 1 it ran but some items failed; 2 it could
-  not run (bad arguments, endpoint unreachable).
-
-EXAMPLE
-  OPENAI_API_KEY=... provmark audit api --endpoint https://api.example.com/v1 \\
-      --model suspect-1 --prompts prompts.jsonl --profile lab.profile.json --key lab.key \\
-      --out audit/")]
+#[command(after_long_help = include_str!("../../help/audit-api.txt").trim_end())]
 pub struct ApiArgs {
     /// Base URL of the OpenAI-compatible API (…/v1) or the full …/chat/completions URL.
     #[arg(long, value_name = "URL")]
@@ -346,18 +281,13 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
             let tokenizer = crate::models::text_tokenizer(a.tokenizer.as_deref(), None)?;
             tokenizer.check_profile(&lab.profile, false)?;
             ApiAuditConfig::check_counts(a.samples_per_prompt, a.max_tokens, a.concurrency)?;
-            let prompts = provmark_llm::prompts::read(&a.prompts)?;
-            if prompts.is_empty() {
-                bail!("{}: no prompts", a.prompts.display());
-            }
-            let prompts_sha256 = provmark_llm::default_model::sha256_file(&a.prompts)
-                .with_context(|| format!("cannot read {}", a.prompts.display()))?;
+            let (prompts, prompts_sha256) = provmark_audit::api::read_prompts(&a.prompts)?;
             let config = ApiAuditConfig {
                 endpoint: a.endpoint,
                 model: a.model,
                 reference_endpoint: a.reference_endpoint,
                 reference_model: a.reference_model,
-                prompts: prompts.into_iter().map(ApiPrompt::from).collect(),
+                prompts,
                 prompts_sha256,
                 out: a.out,
                 samples_per_prompt: a.samples_per_prompt,

@@ -28,24 +28,7 @@ pub enum ReportCommand {
 }
 
 #[derive(Args)]
-#[command(after_long_help = "\
-WHAT IT CHECKS
-  1. The report's digest: SHA-256 of its canonical (RFC 8785) form without run and
-     signature. An edited report no longer matches it.
-  2. The signature, when there is one (and that it is --signer's, when given).
-  3. Each --key against the key commitment recorded for its profile.
-  4. Each --inputs file against the SHA-256 recorded for it, in the report's order
-     (see the report's inputs list: roles input, tokenizer, filter, reference, ...).
-  5. The computation: rebuilt in process from the report's typed content (command,
-     parameters, profiles from the report itself, input roles) on these files, and
-     every recorded field is compared with the new result. The report's replay
-     command line is never executed.
-
-EXIT STATUS
-  0 MATCH; 1 MISMATCH (each difference is listed); 2 the check could not run.
-
-EXAMPLE
-  provmark report verify evidence.json --key lab.key --inputs answers.jsonl")]
+#[command(after_long_help = include_str!("../../help/report-verify.txt").trim_end())]
 pub struct VerifyArgs {
     /// The report.
     report: PathBuf,

@@ -10,16 +10,7 @@ use provmark_evidence::render::{render_html, TokenView};
 use provmark_evidence::{Error as EvidenceError, KeyFile};
 
 #[derive(Args)]
-#[command(after_long_help = "\
-The page opens with the verdict in plain words, then the evidence: for detect reports
-given --key and --inputs, each text token by token (green: the key favours the token;
-red: it does not; grey: not scored) with its running log10 p; for audits, the real
-key's statistic against the key-swap null's histogram, beside the clean reference;
-then the profile, key commitment, input digests and the command that re-verifies it.
-The key and inputs are checked against the report before anything is shown.
-
-EXAMPLE
-  provmark report render evidence.json --html evidence.html --key lab.key --inputs answers.jsonl")]
+#[command(after_long_help = include_str!("../../help/report-render.txt").trim_end())]
 pub struct RenderArgs {
     /// The report.
     report: PathBuf,
@@ -90,14 +81,10 @@ pub fn render(args: RenderArgs) -> Result<ExitCode> {
         return Err(edited(EvidenceError::Edited { action: "render" }));
     }
     let key = args.key.as_deref().map(KeyFile::load).transpose()?;
-    let tokenizer = |tokenizer: Option<&std::path::Path>, model: Option<&std::path::Path>| {
-        crate::models::text_tokenizer(tokenizer, model).map_err(Into::into)
-    };
     let view = key.as_ref().map(|key| TokenView {
         key,
         inputs: &args.inputs,
         max_texts: args.max_texts,
-        tokenizer: &tokenizer,
     });
     let page = render_html(&report, &name, view.as_ref()).map_err(edited)?;
     std::fs::write(&args.html, page)
