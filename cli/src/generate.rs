@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use provmark_llm::generate::{self, GenerateConfig, Progress};
+use provmark_llm::jsonl;
 use provmark_llm::serving::ServingConfig;
 use provmark_watermark::rand_core::{OsRng, TryRngCore};
 use provmark_watermark::SamplingConfig;
@@ -103,7 +104,7 @@ pub fn execute(
     let mut tokens = 0u64;
     let summary = generate::run(&serving, &prompts, config, &mut |p| match p {
         Progress::DroppedPartialLine { bytes } => {
-            eprintln!("{}", crate::jsonl::dropped_message(&config.out, bytes))
+            eprintln!("provmark: {}", jsonl::dropped_line(&config.out, bytes))
         }
         Progress::Planned { done, to_go } => {
             if done > 0 {

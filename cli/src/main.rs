@@ -3,7 +3,6 @@
 mod audit;
 mod detect;
 mod generate;
-mod jsonl;
 mod keys;
 mod models;
 mod profiles;

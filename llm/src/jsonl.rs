@@ -51,6 +51,15 @@ pub struct Resumed {
     pub dropped_bytes: u64,
 }
 
+/// How a caller tells a person that an interrupted run's incomplete last
+/// line (`bytes` long) was cut from `path` (see [`Resumed::dropped_bytes`]).
+pub fn dropped_line(path: &Path, bytes: u64) -> String {
+    format!(
+        "{}: dropping an incomplete last line ({bytes} bytes) from an interrupted run",
+        path.display()
+    )
+}
+
 /// Opens (creating it when missing) the JSONL file at `path` for
 /// appending, after cutting off an incomplete last line — the bytes after
 /// the last `\n`, left by an interrupted write. Returns the file, its

@@ -127,10 +127,9 @@ impl provmark_audit::Progress for Bars {
                 ),
             ),
             Event::NullKeyDone { done, .. } => self.with(|b| b.set_position(done as u64)),
-            Event::IncompleteLineDropped { path, bytes } => self.say(&format!(
-                "{}: dropping an incomplete last line ({bytes} bytes) from an interrupted run",
-                path.display()
-            )),
+            Event::IncompleteLineDropped { path, bytes } => {
+                self.say(&provmark_llm::jsonl::dropped_line(path, bytes))
+            }
             Event::AnswersStarted { side, total } => self.start(
                 ProgressBar::new(total as u64),
                 &format!(
