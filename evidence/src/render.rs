@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use provmark_verify::input::{InputFormat, ReadOptions, RecordReader};
-use provmark_verify::{Detector, TextTokenizer};
+use provmark_verify::{Detector, NullDistribution, TextTokenizer};
 use provmark_watermark::{Profile, Scheme};
 use serde_json::Value;
 
@@ -181,41 +181,17 @@ fn histogram_svg(null: &[f64], observed: f64) -> String {
 /// The null distribution of a text's statistic (exact pmf or density, SPEC
 /// §8) with the observed statistic marked.
 fn null_svg(scheme: &Scheme, n: u64, observed: f64) -> String {
-    use provmark_verify::stats::{ln_binomial_pmf, ln_poisson_pmf};
-    if n == 0 {
+    let Some(null) = NullDistribution::of(scheme, n) else {
         return String::new();
-    }
-    // ln density at x, and the mean and sd.
-    let (density, mean, sd): (Box<dyn Fn(f64) -> f64>, f64, f64) = match scheme {
-        Scheme::Kgw(k) => {
-            let (p, q) = (k.effective_gamma(), k.effective_red());
-            (
-                Box::new(move |x: f64| ln_binomial_pmf(x.round() as u64, n, p, q)),
-                n as f64 * p,
-                (n as f64 * p * q).sqrt(),
-            )
-        }
-        Scheme::SynthId(sp) => {
-            let trials = n * sp.layers() as u64;
-            (
-                Box::new(move |x: f64| ln_binomial_pmf(x.round() as u64, trials, 0.5, 0.5)),
-                trials as f64 / 2.0,
-                (trials as f64 / 4.0).sqrt(),
-            )
-        }
-        Scheme::Gumbel => (
-            Box::new(move |x: f64| ln_poisson_pmf(n - 1, x.max(1e-9))),
-            n as f64,
-            (n as f64).sqrt(),
-        ),
     };
+    let (mean, sd) = (null.mean(), null.sd());
     let lo = (mean - 5.0 * sd).max(0.0).min(observed);
     let hi = (mean + 5.0 * sd).max(observed + sd);
     let (w, h, m) = (640.0, 180.0, 40.0);
     let pts: Vec<(f64, f64)> = (0..=200)
         .map(|i| {
             let x = lo + (hi - lo) * i as f64 / 200.0;
-            (x, density(x).exp())
+            (x, null.ln_density(x).exp())
         })
         .collect();
     let top = pts.iter().map(|p| p.1).fold(1e-300, f64::max);

@@ -4,7 +4,9 @@
 use ahash::AHashSet;
 use provmark_watermark::{Key, Profile, Schedule, Scheme};
 
-use crate::stats::{binomial_upper_tail, gamma_upper_tail, PValue};
+use crate::stats::{
+    binomial_upper_tail, gamma_upper_tail, ln_binomial_pmf, ln_poisson_pmf, PValue,
+};
 use crate::Error;
 
 /// How repeated (context window, token) tuples are treated.
@@ -158,32 +160,93 @@ impl Detector {
     }
 }
 
-/// The exact null test of each scheme (spec §8).
-pub fn null_test(scheme: &Scheme, scored: u64, statistic: f64) -> Option<TestResult> {
-    if scored == 0 {
-        return None;
+/// The exact null distribution of a statistic over `scored` positions
+/// (spec §8): what the test's p-value is the upper tail of, and what a
+/// report's chart draws.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NullDistribution {
+    /// Binomial(`n`, `p`) green counts, `q` = 1 − `p` exactly (KGW: `n` =
+    /// scored positions, `p` = effective γ; SynthID: `n` = positions × m
+    /// layers, `p` = ½).
+    Binomial {
+        /// Trials.
+        n: u64,
+        /// Success probability.
+        p: f64,
+        /// 1 − `p`, exactly.
+        q: f64,
+    },
+    /// Gamma(`shape`, 1): the Gumbel sum of −ln(1 − u) over `shape` positions.
+    Gamma {
+        /// Scored positions.
+        shape: u64,
+    },
+}
+
+impl NullDistribution {
+    /// The distribution of `scheme`'s statistic over `scored` positions;
+    /// `None` when nothing was scored.
+    pub fn of(scheme: &Scheme, scored: u64) -> Option<NullDistribution> {
+        if scored == 0 {
+            return None;
+        }
+        Some(match scheme {
+            Scheme::Kgw(params) => NullDistribution::Binomial {
+                n: scored,
+                p: params.effective_gamma(),
+                q: params.effective_red(),
+            },
+            Scheme::SynthId(params) => NullDistribution::Binomial {
+                n: scored * params.layers() as u64,
+                p: 0.5,
+                q: 0.5,
+            },
+            Scheme::Gumbel => NullDistribution::Gamma { shape: scored },
+        })
     }
-    let n = scored as f64;
-    Some(match scheme {
-        Scheme::Kgw(params) => {
-            let g = params.effective_gamma();
-            let q = params.effective_red();
-            TestResult {
-                p: binomial_upper_tail(statistic as u64, scored, g, q),
-                z: (statistic - n * g) / (n * g * q).sqrt(),
-            }
+
+    /// The mean.
+    pub fn mean(&self) -> f64 {
+        match *self {
+            NullDistribution::Binomial { n, p, .. } => n as f64 * p,
+            NullDistribution::Gamma { shape } => shape as f64,
         }
-        Scheme::SynthId(params) => {
-            let trials = scored * params.layers() as u64;
-            let t = trials as f64;
-            TestResult {
-                p: binomial_upper_tail(statistic as u64, trials, 0.5, 0.5),
-                z: (statistic - t / 2.0) / (t / 4.0).sqrt(),
-            }
+    }
+
+    /// The standard deviation.
+    pub fn sd(&self) -> f64 {
+        match *self {
+            NullDistribution::Binomial { n, p, q } => (n as f64 * p * q).sqrt(),
+            NullDistribution::Gamma { shape } => (shape as f64).sqrt(),
         }
-        Scheme::Gumbel => TestResult {
-            p: gamma_upper_tail(scored, statistic),
-            z: (statistic - n) / n.sqrt(),
-        },
-    })
+    }
+
+    /// ln of the probability mass (binomial, at the nearest count) or
+    /// density (Gamma) at `x`.
+    pub fn ln_density(&self, x: f64) -> f64 {
+        match *self {
+            NullDistribution::Binomial { n, p, q } => ln_binomial_pmf(x.round() as u64, n, p, q),
+            NullDistribution::Gamma { shape } => ln_poisson_pmf(shape - 1, x.max(1e-9)),
+        }
+    }
+
+    /// The exact upper tail P(S ≥ `statistic`) and the z-score.
+    pub fn test(&self, statistic: f64) -> TestResult {
+        let p = match *self {
+            NullDistribution::Binomial { n, p, q } => {
+                binomial_upper_tail(statistic as u64, n, p, q)
+            }
+            NullDistribution::Gamma { shape } => gamma_upper_tail(shape, statistic),
+        };
+        TestResult {
+            p,
+            z: (statistic - self.mean()) / self.sd(),
+        }
+    }
+}
+
+/// The exact null test of each scheme (spec §8); `None` if nothing was
+/// scored.
+pub fn null_test(scheme: &Scheme, scored: u64, statistic: f64) -> Option<TestResult> {
+    NullDistribution::of(scheme, scored).map(|d| d.test(statistic))
 }

@@ -21,7 +21,7 @@ pub mod window;
 use rayon::prelude::*;
 
 pub use decision::{FamilyDecision, ProfileOutcome, Verdict};
-pub use detect::{null_test, Dedup, Detection, Detector, ScoredText, TestResult};
+pub use detect::{null_test, Dedup, Detection, Detector, NullDistribution, ScoredText, TestResult};
 pub use scan::{DetectConfig, TextResult};
 pub use stats::PValue;
 pub use tokenize::TextTokenizer;
