@@ -833,7 +833,7 @@ fn tuples_of(
     h: usize,
     filter: Option<&WindowSet>,
 ) -> Result<(Counts, DistinctTuples), Error> {
-    let mut set = TupleSet::new(h, Shard::ALL).map_err(|e| Error::Corpus(e.to_string()))?;
+    let mut set = TupleSet::new(h, Shard::ALL)?;
     let mut errors = 0;
     for t in texts {
         match tokenizer.encode(t) {

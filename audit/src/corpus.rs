@@ -160,7 +160,7 @@ fn collect_corpus(
     progress: &dyn Progress,
 ) -> Result<(Counts, DistinctTuples), Error> {
     let mut errors = 0usize;
-    let mut set = TupleSet::new(h, shard).map_err(|e| Error::Corpus(e.to_string()))?;
+    let mut set = TupleSet::new(h, shard)?;
     let texts = stream_corpus(
         inputs,
         field,
@@ -187,9 +187,7 @@ pub(crate) fn finish_tuples(
     let mut tuples = set.finish();
     let distinct = tuples.len();
     let dropped = match filter {
-        Some(f) => tuples
-            .retain_windows(f)
-            .map_err(|e| Error::Corpus(e.to_string()))?,
+        Some(f) => tuples.retain_windows(f)?,
         None => 0,
     };
     let counts = Counts {
@@ -216,7 +214,7 @@ pub(crate) fn lab_windows(
         return Ok(None);
     }
     let mut errors = 0;
-    let mut teacher = WindowSet::new(h).map_err(|e| Error::Corpus(e.to_string()))?;
+    let mut teacher = WindowSet::new(h)?;
     stream_corpus(
         filter_from,
         field,

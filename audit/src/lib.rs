@@ -222,9 +222,6 @@ pub enum Error {
         /// Unreadable texts.
         errors: usize,
     },
-    /// The corpus pipeline refused (e.g. a context width it cannot pack).
-    #[error("{0}")]
-    Corpus(String),
     /// Levels, scoring or merging.
     #[error(transparent)]
     Attribution(#[from] provmark_verify::attribution::Error),

@@ -78,8 +78,7 @@ fn read_with(
             got: tokenizer.digest().to_string(),
         });
     }
-    let mut set = TupleSet::new(lab.profile.context(), Shard::ALL)
-        .map_err(|e| Error::Corpus(e.to_string()))?;
+    let mut set = TupleSet::new(lab.profile.context(), Shard::ALL)?;
     let mut errors = 0usize;
     progress.event(Event::ReadingStarted { reader: &name });
     let mut failure = None;

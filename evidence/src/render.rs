@@ -6,14 +6,14 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use provmark_verify::attribution::AttributionVerdict;
 use provmark_verify::input::{InputFormat, ReadOptions, RecordReader};
 use provmark_verify::{Detector, NullDistribution, TextTokenizer};
 use provmark_watermark::{Profile, Scheme};
 use serde_json::Value;
 
-use crate::digest::file_sha256;
 use crate::report::Report;
-use crate::{Error, KeyFile};
+use crate::{Difference, Error, KeyFile};
 
 /// What the token view of a detect report needs: the key and the input
 /// files (checked against the report before anything is shown).
@@ -89,20 +89,21 @@ fn headline(report: &Report) -> (String, &'static str) {
         num(&swap["p_value"]),
         num(&results["alpha"])
     );
-    match results["verdict"].as_str().unwrap_or("") {
-        "attributed" => (
+    let verdict = serde_json::from_value(results["verdict"].clone());
+    match verdict.unwrap_or(AttributionVerdict::NotAttributed) {
+        AttributionVerdict::Attributed => (
             format!("Attributed: the suspect's output carries the lab's watermark. The {detail}"),
             "yes",
         ),
-        "inconclusive" => (
+        AttributionVerdict::Inconclusive => (
             format!(
                 "Inconclusive: the suspect is flagged, but so is the clean reference, so the \
                  pipeline cannot tell them apart. The {detail}"
             ),
             "warn",
         ),
-        "too_short" => ("Too short: nothing could be scored.".into(), "no"),
-        _ => (
+        AttributionVerdict::TooShort => ("Too short: nothing could be scored.".into(), "no"),
+        AttributionVerdict::NotAttributed => (
             format!("Not attributed: the evidence does not reach the level required. The {detail}"),
             "no",
         ),
@@ -425,15 +426,15 @@ fn token_section(report: &Report, view: &TokenView<'_>) -> Result<String, Error>
         });
     }
     let recorded = &report.inputs;
-    if recorded.len() != view.inputs.len() {
-        return Err(Error::RenderInputCount {
-            expected: recorded.len(),
-        });
-    }
-    for (rec, path) in recorded.iter().zip(view.inputs) {
-        if file_sha256(path)?.hex() != rec.sha256 {
-            return Err(Error::NotTheInput { path: path.clone() });
-        }
+    let differences =
+        crate::verify::input_differences(report, view.inputs).map_err(|e| match e {
+            Error::InputCount { expected, .. } => Error::RenderInputCount {
+                expected: expected.len(),
+            },
+            e => e,
+        })?;
+    if let Some(Difference::InputDigest { path, .. }) = differences.into_iter().next() {
+        return Err(Error::NotTheInput { path });
     }
     let profile = Profile::from_json(&first.profile)?;
     let detector = Detector::new(&profile, &view.key.key)?;

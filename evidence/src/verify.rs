@@ -237,6 +237,40 @@ fn recomputable(report: &Report) -> Value {
     v
 }
 
+/// Each given file against the SHA-256 the report records for it (in
+/// `inputs` order): the differences, or [`Error::InputCount`] when not as
+/// many files are given as the report lists.
+pub(crate) fn input_differences(
+    report: &Report,
+    inputs: &[PathBuf],
+) -> Result<Vec<Difference>, Error> {
+    let mut problems = Vec::new();
+    if inputs.len() != report.inputs.len() {
+        return Err(Error::InputCount {
+            expected: report
+                .inputs
+                .iter()
+                .map(|i| (i.role.clone(), i.name.clone()))
+                .collect(),
+            given: inputs.len(),
+        });
+    }
+    for (i, (rec, path)) in report.inputs.iter().zip(inputs).enumerate() {
+        let d = file_sha256(path)?.hex();
+        if d != rec.sha256 {
+            problems.push(Difference::InputDigest {
+                index: i,
+                role: rec.role.clone(),
+                name: rec.name.clone(),
+                path: path.clone(),
+                computed: d,
+                recorded: rec.sha256.clone(),
+            });
+        }
+    }
+    Ok(problems)
+}
+
 /// Verifies `report` (spec/report.md §4): its digest; its signature (and
 /// that it is `signer`'s, a hex public key, when given); each key file in
 /// `keys` (one per keyed profile, in order) against its commitment, and each
@@ -302,29 +336,7 @@ pub fn verify(
         }
         key_files.push(key);
     }
-    if inputs.len() != report.inputs.len() {
-        return Err(Error::InputCount {
-            expected: report
-                .inputs
-                .iter()
-                .map(|i| (i.role.clone(), i.name.clone()))
-                .collect(),
-            given: inputs.len(),
-        });
-    }
-    for (i, (rec, path)) in report.inputs.iter().zip(inputs).enumerate() {
-        let d = file_sha256(path)?.hex();
-        if d != rec.sha256 {
-            problems.push(Difference::InputDigest {
-                index: i,
-                role: rec.role.clone(),
-                name: rec.name.clone(),
-                path: path.clone(),
-                computed: d,
-                recorded: rec.sha256.clone(),
-            });
-        }
-    }
+    problems.extend(input_differences(report, inputs)?);
     let given_ok = !problems.iter().any(Difference::is_about_given);
     if given_ok {
         let new = recompute(report, &key_files, inputs)?;

@@ -41,8 +41,8 @@ pub enum Error {
         needed: u64,
     },
     /// Scoring the tuples (under the key or a null key) failed.
-    #[error("{0}")]
-    Scoring(String),
+    #[error(transparent)]
+    Scoring(#[from] crate::Error),
     /// A partial result file is not valid JSON of the partial format.
     #[error("{name}: not a partial audit result")]
     Parse {
@@ -224,9 +224,8 @@ impl Totals {
         tuples: &DistinctTuples,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Totals, Error> {
-        let observed = score_tuples(detector, tuples).map_err(|e| Error::Scoring(e.to_string()))?;
-        let swap = key_swap_null(profile, tuples, &observed, null.keys, null.seed, progress)
-            .map_err(|e| Error::Scoring(e.to_string()))?;
+        let observed = score_tuples(detector, tuples)?;
+        let swap = key_swap_null(profile, tuples, &observed, null.keys, null.seed, progress)?;
         let shard: Shard = tuples.shard();
         Ok(Totals {
             format: PARTIAL_FORMAT.into(),
