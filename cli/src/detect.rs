@@ -2,144 +2,23 @@
 //! on all cores, print one result per text in input order.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use provmark_evidence::{DetectRecipe, Keyed, Recorder};
-use provmark_verify::input::DEFAULT_MAX_RECORD_BYTES;
-use provmark_verify::print;
-use provmark_verify::scan::{self, DEFAULT_BATCH, DEFAULT_WINDOW_MIN};
-use provmark_verify::{DetectConfig, TextResult};
-use provmark_watermark::{Key, Profile};
+use provmark_evidence::DetectRecipe;
+use provmark_verify::{print, scan, TextResult};
 use serde_json::json;
 
-#[derive(Args)]
-#[command(after_long_help = include_str!("../help/detect.txt").trim_end())]
-pub struct DetectArgs {
-    /// Texts to test: files, or - for standard input. Files ending in .jsonl or
-    /// .ndjson hold one JSON object per line; other files are one text each.
-    #[arg(required = true, value_name = "INPUT")]
-    inputs: Vec<String>,
-    /// Watermark profile. Repeat with --key to test several profiles at once.
-    #[arg(long = "profile", value_name = "FILE", required = true)]
-    profiles: Vec<PathBuf>,
-    /// Key file of each --profile, in the same order.
-    #[arg(long = "key", value_name = "FILE", required = true)]
-    keys: Vec<PathBuf>,
-    /// tokenizer.json matching the profiles' tokenizer digest (repeat if the
-    /// profiles use different tokenizers). Default: the tokenizer of --model,
-    /// else of the default model.
-    #[arg(long = "tokenizer", value_name = "FILE")]
-    tokenizers: Vec<PathBuf>,
-    /// A GGUF model whose own tokenizer to use (instead of --tokenizer).
-    #[arg(long, value_name = "GGUF", conflicts_with = "tokenizers")]
-    model: Option<PathBuf>,
-    /// Use the first tokenizer even when its digest differs from a profile's.
-    #[arg(long)]
-    force_tokenizer: bool,
-    /// Significance level for the verdict (family-wise with several profiles).
-    #[arg(long, default_value_t = 1e-6)]
-    alpha: f64,
-    /// One JSON object per text on stdout instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// JSONL field holding the text.
-    #[arg(long, default_value = "text")]
-    field: String,
-    /// Read every input (including -) as JSON Lines.
-    #[arg(long)]
-    jsonl: bool,
-    /// Also search for the best watermarked window (for texts that mix human
-    /// and marked parts); the verdict then uses min(1, 2·min(p_text, p_window)).
-    #[arg(long)]
-    windows: bool,
-    /// Shortest window, in scored tokens (doubling up to the text length).
-    #[arg(long, default_value_t = DEFAULT_WINDOW_MIN, value_name = "N")]
-    window_min: usize,
-    /// Largest accepted JSONL line or text file, in bytes.
-    #[arg(long, default_value_t = DEFAULT_MAX_RECORD_BYTES, value_name = "BYTES")]
-    max_record_bytes: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-    /// Texts read and scored per parallel batch (bounds memory).
-    #[arg(long, default_value_t = DEFAULT_BATCH, value_name = "N", hide = true)]
-    batch: usize,
-    /// Also write an evidence report (canonical JSON, spec/report.md) that
-    /// provmark report verify can recompute from the key and the inputs.
-    #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
-}
+use crate::audit::Output;
 
-pub fn run(args: DetectArgs) -> Result<ExitCode> {
-    if args.profiles.len() != args.keys.len() {
-        bail!(
-            "{} --profile but {} --key: give one key per profile, in the same order",
-            args.profiles.len(),
-            args.keys.len()
-        );
-    }
-    if let Some(n) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global()
-            .context("cannot start the worker threads")?;
-    }
-    let keys = args
-        .keys
-        .iter()
-        .map(|p| Key::load(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut profiles = Vec::new();
-    for ((profile, key_path), key) in args.profiles.iter().zip(&args.keys).zip(&keys) {
-        profiles.push(Keyed {
-            profile: Profile::load(profile)?,
-            key,
-            profile_name: profile.display().to_string(),
-            key_name: key_path.display().to_string(),
-        });
-    }
-    let shown = |paths: &[PathBuf]| paths.iter().map(|p| p.display().to_string()).collect();
-    let recipe = DetectRecipe {
-        alpha: args.alpha,
-        field: args.field,
-        max_record_bytes: args.max_record_bytes,
-        window_min: args.window_min,
-        jsonl: args.jsonl,
-        windows: args.windows,
-        force_tokenizer: args.force_tokenizer,
-        profiles,
-        tokenizers: shown(&args.tokenizers),
-        model: args.model.map(|m| m.display().to_string()),
-        inputs: args.inputs,
-    };
+/// Runs the detection, `batch` texts at a time: each result printed as it
+/// comes, then the summary line on stderr and the report.
+pub fn run(recipe: &DetectRecipe, batch: usize, output: Output) -> Result<ExitCode> {
     let mut config = recipe.config(&mut |line| eprintln!("provmark: {line}"))?;
-    config.batch = args.batch;
-    let recorder = match &args.report {
-        Some(_) => Some(recipe.recorder(&config)?),
-        None => None,
-    };
-    execute(
-        &config,
-        &recipe.inputs,
-        args.json,
-        recorder,
-        args.report.as_deref(),
-    )
-}
-
-/// Runs the detection, printing each result as it comes, then the summary
-/// line on stderr and the report.
-fn execute(
-    config: &DetectConfig,
-    inputs: &[String],
-    json: bool,
-    recorder: Option<Recorder>,
-    report: Option<&Path>,
-) -> Result<ExitCode> {
+    config.batch = batch;
+    let recorder = output.recorder(|| recipe.recorder(&config))?;
+    let config = &config;
     let mut recorded = Vec::new();
     let progress = ProgressBar::new_spinner();
     progress.set_style(
@@ -149,16 +28,16 @@ fn execute(
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let multi = config.targets.len() > 1;
-    if !json {
+    if !output.json {
         print::detection_header(&mut out, multi, config.windows)?;
     }
     let recording = recorder.is_some();
-    let counts = scan::run(config, inputs, |result: TextResult| -> Result<()> {
+    let counts = scan::run(config, &recipe.inputs, |result: TextResult| -> Result<()> {
         if let Err(e) = &result.outcome {
             eprintln!("provmark: {e}");
         }
         let value = result.to_json(config);
-        if json {
+        if output.json {
             writeln!(out, "{value}")?;
         } else {
             writeln!(out, "{}", print::detection_rows(&result, config))?;
@@ -180,7 +59,7 @@ fn execute(
         counts.errors,
         config.alpha
     );
-    if let (Some(path), Some(r)) = (report, recorder) {
+    if let (Some(path), Some(r)) = (&output.report, recorder) {
         let results = json!({ "texts": recorded });
         crate::report::write(path, &r.finish(results, counts.summary_json(config)))?;
     }

@@ -3,8 +3,7 @@
 //! reports) and `provmark_verify` (the decision and its printer): progress
 //! bars, the verdict on stdout, the report file and the exit status.
 
-mod api;
-mod args;
+pub mod api;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,18 +20,16 @@ use provmark_verify::print::{self, Shown};
 use provmark_watermark::Profile;
 use serde_json::{Map, Value};
 
-pub use args::{run, AuditCommand};
-
 /// Where an audit's outcome goes: one JSON object or a summary on stdout,
 /// and the evidence report when asked for.
-pub(crate) struct Output {
+pub struct Output {
     pub json: bool,
     pub report: Option<PathBuf>,
 }
 
 impl Output {
     /// The report's recorder when a report was asked for.
-    fn recorder(
+    pub fn recorder(
         &self,
         make: impl FnOnce() -> Result<Recorder, provmark_evidence::Error>,
     ) -> Result<Option<Recorder>> {
@@ -150,7 +147,7 @@ impl provmark_audit::Progress for Bars {
     }
 }
 
-fn weights(recipe: WeightsRecipe<'_>, threads: Option<usize>, out: Output) -> Result<ExitCode> {
+pub fn weights(recipe: WeightsRecipe<'_>, threads: Option<usize>, out: Output) -> Result<ExitCode> {
     let lab = recipe.lab.lab()?;
     let recorder = out.recorder(|| recipe.recorder())?;
     let totals = provmark_audit::weights::run(&lab, &recipe.config(threads), &Bars::default())?;
@@ -161,7 +158,7 @@ fn weights(recipe: WeightsRecipe<'_>, threads: Option<usize>, out: Output) -> Re
 
 /// Exit status of an audit that ran: 1 when some items could not be read
 /// or answered (each was reported), else 0.
-pub(crate) fn partial_failure(failed: usize) -> ExitCode {
+pub fn partial_failure(failed: usize) -> ExitCode {
     if failed > 0 {
         ExitCode::from(1)
     } else {
@@ -169,19 +166,9 @@ pub(crate) fn partial_failure(failed: usize) -> ExitCode {
     }
 }
 
-fn parse_shard(text: &str) -> Result<Shard> {
-    let bad = || {
-        anyhow::anyhow!("--shard must be INDEX/COUNT with INDEX < COUNT (e.g. 0/4), got {text:?}")
-    };
-    let (i, n) = text.split_once('/').ok_or_else(bad)?;
-    let i: u32 = i.trim().parse().map_err(|_| bad())?;
-    let n: u32 = n.trim().parse().map_err(|_| bad())?;
-    Shard::new(i, n).ok_or_else(bad)
-}
-
 /// A corpus audit: the verdict, or with `partial` only this shard's
 /// partial result written there.
-fn corpus(
+pub fn corpus(
     recipe: CorpusRecipe<'_>,
     shard: Shard,
     partial: Option<PathBuf>,
@@ -216,7 +203,7 @@ fn corpus(
     Ok(partial_failure(errors))
 }
 
-fn merge(recipe: MergeRecipe, out: Output) -> Result<ExitCode> {
+pub fn merge(recipe: MergeRecipe, out: Output) -> Result<ExitCode> {
     let totals = AuditTotals {
         suspect: recipe.merge()?,
         reference: None,

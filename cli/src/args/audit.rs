@@ -1,5 +1,5 @@
-//! The audit commands' arguments (clap) and their conversion into plain
-//! recipes and configs at the edge: nothing past [`run`] sees a clap type.
+//! `audit`: corpus, weights, api and merge, into the audits' recipes and
+//! configs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use provmark_audit::api::ApiAuditConfig;
+use provmark_audit::tokenizer::text_tokenizer;
 use provmark_evidence::{AuditSettings, CorpusRecipe, Keyed, MergeRecipe, WeightsRecipe};
 use provmark_verify::attribution::check_levels;
 use provmark_verify::corpus::Shard;
 use provmark_watermark::{Key, Profile};
 
-use super::Output;
+use crate::audit::{self, Output};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -236,7 +237,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
         AuditCommand::Corpus(a) => {
             let shard = match &a.shard {
-                Some(s) => super::parse_shard(s)?,
+                Some(s) => parse_shard(s)?,
                 None => Shard::ALL,
             };
             let key = a.common.key()?;
@@ -249,7 +250,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 reference: a.reference,
                 inputs: a.inputs,
             };
-            super::corpus(recipe, shard, a.partial, a.common.output())
+            audit::corpus(recipe, shard, a.partial, a.common.output())
         }
         AuditCommand::Weights(a) => {
             let key = a.common.key()?;
@@ -260,7 +261,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 reference_model: shown(&a.reference_model),
                 texts: a.texts,
             };
-            super::weights(recipe, a.threads, a.common.output())
+            audit::weights(recipe, a.threads, a.common.output())
         }
         AuditCommand::Merge(a) => {
             let recipe = MergeRecipe {
@@ -273,12 +274,13 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 json: a.json,
                 report: a.report,
             };
-            super::merge(recipe, out)
+            audit::merge(recipe, out)
         }
         AuditCommand::Api(a) => {
             let key = a.common.key()?;
             let lab = a.common.keyed(&key)?;
-            let tokenizer = crate::models::text_tokenizer(a.tokenizer.as_deref(), None)?;
+            let log = &mut |l: &str| eprintln!("provmark: {l}");
+            let tokenizer = text_tokenizer(a.tokenizer.as_deref(), None, log)?;
             tokenizer.check_profile(&lab.profile, false)?;
             ApiAuditConfig::check_counts(a.samples_per_prompt, a.max_tokens, a.concurrency)?;
             let (prompts, prompts_sha256) = provmark_audit::api::read_prompts(&a.prompts)?;
@@ -305,7 +307,17 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 null: a.common.settings().null(),
                 alpha: a.common.alpha,
             };
-            super::api::run(config, lab, shown(&a.tokenizer), a.common.output())
+            audit::api::run(config, lab, shown(&a.tokenizer), a.common.output())
         }
     }
+}
+
+fn parse_shard(text: &str) -> Result<Shard> {
+    let bad = || {
+        anyhow::anyhow!("--shard must be INDEX/COUNT with INDEX < COUNT (e.g. 0/4), got {text:?}")
+    };
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let i: u32 = i.trim().parse().map_err(|_| bad())?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    Shard::new(i, n).ok_or_else(bad)
 }
