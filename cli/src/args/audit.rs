@@ -220,10 +220,7 @@ impl AuditCommon {
     }
 
     fn output(&self) -> Output {
-        Output {
-            json: self.json,
-            report: self.report.clone(),
-        }
+        Output::new(self.json, self.report.clone())
     }
 }
 
@@ -270,11 +267,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 profile_name: a.profile.display().to_string(),
                 parts: a.parts.iter().map(|p| p.display().to_string()).collect(),
             };
-            let out = Output {
-                json: a.json,
-                report: a.report,
-            };
-            audit::merge(recipe, out)
+            audit::merge(recipe, Output::new(a.json, a.report))
         }
         AuditCommand::Api(a) => {
             let key = a.common.key()?;

@@ -112,9 +112,5 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         model: args.model.map(|m| m.display().to_string()),
         inputs: args.inputs,
     };
-    let output = Output {
-        json: args.json,
-        report: args.report,
-    };
-    crate::detect::run(&recipe, args.batch, output)
+    crate::detect::run(&recipe, args.batch, Output::new(args.json, args.report))
 }

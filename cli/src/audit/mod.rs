@@ -20,14 +20,18 @@ use provmark_verify::print::{self, Shown};
 use provmark_watermark::Profile;
 use serde_json::{Map, Value};
 
-/// Where an audit's outcome goes: one JSON object or a summary on stdout,
-/// and the evidence report when asked for.
+/// Where the outcome of an audit (or detect) goes: JSON or a summary on
+/// stdout, and the evidence report when asked for.
 pub struct Output {
     pub json: bool,
     pub report: Option<PathBuf>,
 }
 
 impl Output {
+    pub fn new(json: bool, report: Option<PathBuf>) -> Output {
+        Output { json, report }
+    }
+
     /// The report's recorder when a report was asked for.
     pub fn recorder(
         &self,
@@ -159,11 +163,7 @@ pub fn weights(recipe: WeightsRecipe<'_>, threads: Option<usize>, out: Output) -
 /// Exit status of an audit that ran: 1 when some items could not be read
 /// or answered (each was reported), else 0.
 pub fn partial_failure(failed: usize) -> ExitCode {
-    if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    ExitCode::from(u8::from(failed > 0))
 }
 
 /// A corpus audit: the verdict, or with `partial` only this shard's
@@ -179,7 +179,7 @@ pub fn corpus(
     let recorder = out.recorder(|| recipe.recorder())?;
     let config = recipe.config(tokenizer, shard);
     let totals = provmark_audit::corpus::run(&lab, &config, &Bars::default())?;
-    let errors = totals.unreadable();
+    let (errors, alpha) = (totals.unreadable(), recipe.settings.alpha);
     match partial {
         Some(path) => {
             let text = serde_json::to_string(&totals.suspect)? + "\n";
@@ -192,13 +192,7 @@ pub fn corpus(
                 path.display()
             );
         }
-        None => out.conclude(
-            &lab.profile,
-            &totals,
-            recipe.settings.alpha,
-            &Map::new(),
-            recorder,
-        )?,
+        None => out.conclude(&lab.profile, &totals, alpha, &Map::new(), recorder)?,
     }
     Ok(partial_failure(errors))
 }
