@@ -23,6 +23,7 @@ pub struct LabBuilder {
     vocab: Option<usize>,
     scheme: Option<String>,
     extra_keys: Vec<String>,
+    fixed_key: Option<u64>,
 }
 
 impl LabBuilder {
@@ -36,6 +37,7 @@ impl LabBuilder {
             vocab: None,
             scheme: None,
             extra_keys: Vec::new(),
+            fixed_key: None,
         }
     }
 
@@ -49,6 +51,14 @@ impl LabBuilder {
     /// The profile's scheme (`--scheme`), e.g. `kgw`.
     pub fn scheme(mut self, scheme: &str) -> LabBuilder {
         self.scheme = Some(scheme.into());
+        self
+    }
+
+    /// `lab.key` is the seeded test key [`crate::fixtures::key`]`(seed)`
+    /// instead of a new random one, so that tests whose outcome depends on
+    /// the key (e.g. how long a marked model answer runs) are reproducible.
+    pub fn fixed_key(mut self, seed: u64) -> LabBuilder {
+        self.fixed_key = Some(seed);
         self
     }
 
@@ -75,6 +85,13 @@ impl LabBuilder {
             key_hex: String::new(),
         };
         lab.ok(&["keygen", "--out", "lab.key"]);
+        if let Some(seed) = self.fixed_key {
+            std::fs::write(
+                lab.join("lab.key"),
+                crate::fixtures::key(seed).to_hex_file(),
+            )
+            .unwrap();
+        }
         lab.key_hex = std::fs::read_to_string(lab.join("lab.key"))
             .unwrap()
             .trim()
