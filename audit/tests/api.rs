@@ -4,7 +4,7 @@
 //! (cli/tests/audit_api.rs covers the command's argv, output and exit codes.)
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use provmark_audit::api::{self, ApiAuditConfig, ApiPrompt};
 use provmark_audit::{Error, Event, Lab, NullKeys, Side, Silent};
 use provmark_llm::chat::Message;
 use provmark_testkit::corpus::{docs_corpus, train_bpe_json};
+use provmark_testkit::http::{self, read_chat_request, ChatRequest};
 use provmark_verify::Detector;
 use provmark_verify::TextTokenizer;
 use provmark_watermark::{Key, Profile, Scheme};
@@ -38,40 +39,18 @@ fn server() -> (String, Arc<Mutex<HashMap<String, usize>>>) {
 }
 
 fn respond(stream: &mut TcpStream, status: &str, body: &str) {
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    http::respond(stream, status, "", body)
 }
 
 fn handle(mut stream: TcpStream, seen: &Mutex<HashMap<String, usize>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let (mut length, mut auth) = (0, String::new());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let lower = l.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        if lower.starts_with("authorization:") {
-            auth = l["authorization:".len()..].trim().to_string();
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let request: Value = serde_json::from_slice(&body).unwrap();
-    let prompt = request["messages"][0]["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let Some(ChatRequest {
+        authorization: auth,
+        prompt,
+        ..
+    }) = read_chat_request(&stream)
+    else {
+        return;
+    };
     let n = {
         let mut s = seen.lock().unwrap();
         let n = s.entry(prompt.clone()).or_default();

@@ -6,13 +6,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use provmark_testkit::http::{read_chat_request, respond, ChatRequest};
 use provmark_testkit::lab::Lab;
 use serde_json::{json, Value};
 
@@ -41,42 +42,15 @@ fn answer_body(text: &str) -> String {
     .to_string()
 }
 
-fn respond(stream: &mut TcpStream, status: &str, headers: &str, body: &str) {
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
-        body.len()
-    );
-}
-
 fn handle(mut stream: TcpStream, seen: &Mutex<Seen>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut length = 0;
-    let mut auth = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let lower = l.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        if lower.starts_with("authorization:") {
-            auth = l["authorization:".len()..].trim().to_string();
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let request: Value = serde_json::from_slice(&body).unwrap();
-    let prompt = request["messages"][0]["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let Some(ChatRequest {
+        authorization: auth,
+        prompt,
+        ..
+    }) = read_chat_request(&stream)
+    else {
+        return;
+    };
     let n = {
         let mut s = seen.lock().unwrap();
         s.auth.push(auth.clone());

@@ -49,10 +49,23 @@ pub const FORMAT: &str = "provmark-report/1";
 pub const UNDIGESTED: &[&str] = &["digest", "run", "signature"];
 
 /// Members a recomputation does not reproduce (besides [`UNDIGESTED`]): the
-/// tool build and how the inputs were collected (the digest covers them).
+/// tool build (the digest covers it). An API audit's `collection` is copied
+/// from the report (it cannot be recomputed); any other report must have none.
 /// `command` is compared: its replay line must be the one the recorded
 /// parameters give, so that a person re-running it gets the same computation.
-pub const NOT_RECOMPUTED: &[&str] = &["tool", "collection"];
+pub const NOT_RECOMPUTED: &[&str] = &["tool"];
+
+/// An error and its sources, `: `-separated (as the CLI prints them).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
 
 /// A boxed error from a caller-supplied step (recomputation, tokenizer).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -349,6 +349,7 @@ impl CorpusRecipe<'_> {
 
     /// Runs the whole audit and returns its report.
     pub fn compute(&self) -> Result<Report, Error> {
+        attribution::check_levels(self.settings.alpha, self.settings.null_keys)?;
         let config = self.config(self.tokenizer(&mut |_| {})?, Shard::ALL);
         let totals = provmark_audit::corpus::run(&self.lab.lab()?, &config, &Silent)?;
         Ok(finish_audit(
@@ -404,6 +405,7 @@ impl WeightsRecipe<'_> {
 
     /// Runs the audit and returns its report.
     pub fn compute(&self) -> Result<Report, Error> {
+        attribution::check_levels(self.settings.alpha, self.settings.null_keys)?;
         let totals = provmark_audit::weights::run(&self.lab.lab()?, &self.config(None), &Silent)?;
         Ok(finish_audit(
             self.recorder()?,
@@ -580,10 +582,26 @@ fn single<'a>(report: &Report, keys: &'a [KeyFile]) -> Result<Keyed<'a>, Error> 
 /// beyond what the computation itself reads (the default model's tokenizer
 /// is fetched when a report used it and it is not cached).
 pub fn recompute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Report, Error> {
+    let api = report.command.name == "audit api";
+    if api != report.collection.is_some() {
+        // Only an API audit records how its inputs were collected, and it
+        // always does: a relabelled or padded report is not one provmark makes.
+        return Err(Error::Recipe(format!(
+            "{}: {}",
+            report.command.name,
+            if api {
+                "an API audit report records how its answers were collected (collection)"
+            } else {
+                "only an API audit report has a collection member"
+            }
+        )));
+    }
     let mut new = compute(report, keys, inputs)?;
-    if report.command.name == "audit api" {
-        // An API audit is recorded as the corpus audit of its kept answers.
+    if api {
+        // An API audit is recorded as the corpus audit of its kept answers;
+        // how they were asked for is evidence that cannot be recomputed.
         new.command.name = report.command.name.clone();
+        new.collection = report.collection.clone();
     }
     Ok(new)
 }

@@ -57,6 +57,7 @@ pub struct Report {
 
 /// `tool`: the program that wrote the report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tool {
     /// `"provmark"`.
     pub name: String,
@@ -68,6 +69,7 @@ pub struct Tool {
 
 /// `command`: what ran and how to run it again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Command {
     /// `detect`, `audit corpus`, `audit weights`, `audit api` or `audit merge`.
     pub name: String,
@@ -79,6 +81,7 @@ pub struct Command {
 
 /// `profiles[]`: one profile and its key's public facts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProfileEntry {
     /// The profile object of SPEC §3 (parse it with `Profile::from_json`).
     pub profile: Value,
@@ -134,6 +137,7 @@ pub struct Host {
 
 /// `signature`: an Ed25519 signature (RFC 8032) over the ASCII bytes of `digest`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Signature {
     /// `"ed25519"`.
     pub algorithm: String,

@@ -89,6 +89,9 @@ pub enum Difference {
     },
     /// Not recomputed because a key or a file differs.
     NotRecomputed,
+    /// The report's command, parameters or input roles are not ones the
+    /// recomputation allows (spec/report.md §5): nothing was computed.
+    NotRecomputable { reason: String },
 }
 
 impl Difference {
@@ -158,6 +161,10 @@ impl fmt::Display for Difference {
             Difference::NotRecomputed => write!(
                 f,
                 "computation: not recomputed (the key or the inputs differ)"
+            ),
+            Difference::NotRecomputable { reason } => write!(
+                f,
+                "computation: refused, not a computation provmark records: {reason}"
             ),
         }
     }
@@ -339,15 +346,29 @@ pub fn verify(
     problems.extend(input_differences(report, inputs)?);
     let given_ok = !problems.iter().any(Difference::is_about_given);
     if given_ok {
-        let new = recompute(report, &key_files, inputs)?;
-        let limit = problems.len() + MAX_FIELD_DIFFERENCES;
-        differences(
-            &recomputable(report),
-            &recomputable(&new),
-            "",
-            &mut problems,
-            limit,
-        );
+        match recompute(report, &key_files, inputs) {
+            Ok(new) => {
+                let limit = problems.len() + MAX_FIELD_DIFFERENCES;
+                differences(
+                    &recomputable(report),
+                    &recomputable(&new),
+                    "",
+                    &mut problems,
+                    limit,
+                );
+            }
+            // A command, parameter, level or input role provmark does not
+            // record: not a report it makes, so a mismatch, not a failed run.
+            Err(
+                e @ (Error::Recipe(_)
+                | Error::Parameters { .. }
+                | Error::UnknownCommand { .. }
+                | Error::Attribution(_)),
+            ) => problems.push(Difference::NotRecomputable {
+                reason: crate::error_chain(&e),
+            }),
+            Err(e) => return Err(e),
+        }
     } else {
         problems.push(Difference::NotRecomputed);
     }

@@ -225,3 +225,45 @@ fn only_recorded_commands_parameters_and_roles_are_recomputed() {
     let e = recompute(&r, &keys, &inputs).unwrap_err();
     assert!(e.to_string().contains("role \"endpoint\""), "{e}");
 }
+
+#[test]
+fn relabelled_padded_or_oversized_reports_are_mismatches_not_crashes() {
+    let lab = lab();
+    // A corpus audit relabelled as an API audit (digest fixed): refused.
+    let mut r = corpus(&lab).compute().unwrap();
+    r.command.name = "audit api".into();
+    r.digest = r.computed_digest();
+    let out = verified(&lab, &r);
+    assert!(!out.matched());
+    assert!(out
+        .differences
+        .iter()
+        .any(|d| matches!(d, provmark_evidence::Difference::NotRecomputable { .. })));
+    // A detect report given a collection it never had: refused.
+    let mut r = detect(&lab).compute().unwrap();
+    r.collection = Some(json!({"endpoint": "https://rival.example/v1"}));
+    r.digest = r.computed_digest();
+    assert!(!verified(&lab, &r).matched());
+    // A null-key count no audit takes: a mismatch, with no allocation of it.
+    let mut r = corpus(&lab).compute().unwrap();
+    r.parameters.insert("null_keys".into(), json!(u64::MAX));
+    r.digest = r.computed_digest();
+    let shown: Vec<String> = verified(&lab, &r)
+        .differences
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert!(shown.iter().any(|d| d.contains("null-keys")), "{shown:?}");
+}
+
+#[test]
+fn members_unknown_to_the_format_are_refused_at_any_depth() {
+    let lab = lab();
+    let report = detect(&lab).compute().unwrap();
+    for pointer in ["/command", "/tool", "/profiles/0", "/inputs/0"] {
+        let mut v = report.to_value();
+        v.pointer_mut(pointer).unwrap()["note"] = json!("proves model X was distilled");
+        let e = provmark_evidence::parse(&v.to_string(), "x.json").unwrap_err();
+        assert!(matches!(e, Error::Invalid { .. }), "{pointer}: {e}");
+    }
+}

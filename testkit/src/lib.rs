@@ -12,6 +12,7 @@
 
 pub mod corpus;
 pub mod fixtures;
+pub mod http;
 pub mod lab;
 pub mod synthetic;
 pub mod vectors;

@@ -40,6 +40,13 @@ pub enum Error {
         /// ⌈1/alpha⌉ − 1, the fewest null keys that can reach alpha.
         needed: u64,
     },
+    /// More null keys than [`MAX_NULL_KEYS`] (each costs one scoring pass
+    /// over the distinct tuples and 8 bytes of results).
+    #[error("--null-keys {null_keys} is more than {MAX_NULL_KEYS} (a key-swap p-value of 1e-6 needs 999,999)")]
+    TooManyNullKeys {
+        /// Null keys given.
+        null_keys: usize,
+    },
     /// Scoring the tuples (under the key or a null key) failed.
     #[error(transparent)]
     Scoring(#[from] crate::Error),
@@ -110,11 +117,19 @@ pub enum Error {
     NoPartials,
 }
 
-/// Checks the decision level and the key-swap null's size: alpha in (0, 1)
-/// and 1/(M + 1) ≤ alpha (else the key-swap p-value could never reach it).
+/// The most null keys an audit takes (p floor 1e-7): bounds the work and
+/// memory a flag or a hostile report can ask for.
+pub const MAX_NULL_KEYS: usize = 10_000_000;
+
+/// Checks the decision level and the key-swap null's size: alpha in (0, 1),
+/// M ≤ [`MAX_NULL_KEYS`] and 1/(M + 1) ≤ alpha (else the key-swap p-value
+/// could never reach it).
 pub fn check_levels(alpha: f64, null_keys: usize) -> Result<(), Error> {
     if !(alpha > 0.0 && alpha < 1.0) {
         return Err(Error::AlphaRange { alpha });
+    }
+    if null_keys > MAX_NULL_KEYS {
+        return Err(Error::TooManyNullKeys { null_keys });
     }
     let floor = 1.0 / (null_keys as f64 + 1.0);
     if floor > alpha {
