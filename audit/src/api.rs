@@ -493,7 +493,10 @@ impl Client {
         }
         // An endpoint that echoes the API key into an answer must not get it
         // written to the cache (the key is never printed or written).
-        Ok((self.redact(content.to_string()), choice["finish_reason"].clone()))
+        Ok((
+            self.redact(content.to_string()),
+            choice["finish_reason"].clone(),
+        ))
     }
 
     /// Asks for one answer with retries; returns the outcome, the attempts
