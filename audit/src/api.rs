@@ -272,13 +272,14 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
         extra.insert("reference_answered".into(), json!(r.answered));
         extra.insert("reference_failed".into(), json!(r.failed));
     }
-    let (st, rt) = score_pair(
+    let totals = score_pair(
         lab,
         config.null,
-        (&suspect_tuples.0, &suspect_tuples.1),
-        reference_tuples.as_ref().map(|(c, t)| (c, t)),
+        &suspect_tuples,
+        reference_tuples.as_ref(),
         progress,
     )?;
+    let (st, rt) = (totals.suspect, totals.reference);
     let decision = decide(lab.profile.scheme(), &st, rt.as_ref(), config.alpha);
     let verdict_path = config.out.join("verdict.json");
     let object = verdict_json(&st, rt.as_ref(), &decision, &extra);

@@ -82,14 +82,7 @@ pub fn run(
     } else {
         Some(collect(&config.reference)?)
     };
-    let (suspect, reference) = score_pair(
-        lab,
-        config.null,
-        (&suspect.0, &suspect.1),
-        reference.as_ref().map(|(c, t)| (c, t)),
-        progress,
-    )?;
-    Ok(AuditTotals { suspect, reference })
+    score_pair(lab, config.null, &suspect, reference.as_ref(), progress)
 }
 
 /// Streams every text of `inputs` through `sink` in tokenized batches

@@ -349,11 +349,11 @@ pub enum Error {
 fn score_pair(
     lab: &Lab,
     null: NullKeys,
-    suspect: (&Counts, &provmark_verify::corpus::DistinctTuples),
-    reference: Option<(&Counts, &provmark_verify::corpus::DistinctTuples)>,
+    suspect: &(Counts, provmark_verify::corpus::DistinctTuples),
+    reference: Option<&(Counts, provmark_verify::corpus::DistinctTuples)>,
     progress: &dyn Progress,
-) -> Result<(Totals, Option<Totals>), Error> {
-    let score = |(c, t): (&Counts, &provmark_verify::corpus::DistinctTuples), side: Side| {
+) -> Result<corpus::AuditTotals, Error> {
+    let score = |(c, t): &(Counts, provmark_verify::corpus::DistinctTuples), side: Side| {
         progress.event(Event::NullKeysStarted {
             side,
             keys: null.keys,
@@ -364,10 +364,8 @@ fn score_pair(
         progress.event(Event::NullKeysFinished { side });
         Ok::<_, Error>(totals)
     };
-    let s = score(suspect, Side::Suspect)?;
-    let r = match reference {
-        Some(r) => Some(score(r, Side::Reference)?),
-        None => None,
-    };
-    Ok((s, r))
+    Ok(corpus::AuditTotals {
+        suspect: score(suspect, Side::Suspect)?,
+        reference: reference.map(|r| score(r, Side::Reference)).transpose()?,
+    })
 }

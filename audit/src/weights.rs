@@ -49,14 +49,7 @@ pub fn run(
         Some(path) => Some(read(path)?),
         None => None,
     };
-    let (suspect, reference) = score_pair(
-        lab,
-        config.null,
-        (&suspect.0, &suspect.1),
-        reference.as_ref().map(|(c, t)| (c, t)),
-        progress,
-    )?;
-    Ok(AuditTotals { suspect, reference })
+    score_pair(lab, config.null, &suspect, reference.as_ref(), progress)
 }
 
 /// The model's top-1 predictions over the lab's texts, as tuples.
