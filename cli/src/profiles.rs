@@ -27,6 +27,7 @@ pub fn new(
     let log = &mut |l: &str| eprintln!("provmark: {l}");
     let tokenizer = provmark_audit::tokenizer::tokenizer_digest(tokenizer, model, log)?;
     let profile = Profile::new(scheme?, context, tokenizer, &key)?;
+    profile.check_embeddable()?;
     let mut text = serde_json::to_string_pretty(&profile.to_json())?;
     text.push('\n');
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;

@@ -58,7 +58,12 @@ pub struct Embedder {
 impl Embedder {
     /// An embedder for `profile` under `key` (which must be the profile's
     /// key; [`Error::KeyMismatch`] otherwise).
+    ///
+    /// Refuses a profile that [`Profile::check_embeddable`] refuses (gumbel
+    /// or synthid with h = 0); such a profile can still be detected
+    /// ([`Schedule::new`] accepts it).
     pub fn new(profile: &Profile, key: &Key) -> Result<Embedder, Error> {
+        profile.check_embeddable()?;
         Ok(Embedder {
             schedule: Arc::new(Schedule::new(profile, key)?),
         })
@@ -88,6 +93,8 @@ impl Embedder {
             biased: Vec::new(),
             keystream: Vec::new(),
             bits: Vec::new(),
+            last_marked: false,
+            marked_positions: 0,
         }
     }
 }
@@ -107,6 +114,8 @@ pub struct ResponseEmbedder {
     biased: Vec<f32>,
     keystream: Vec<u8>,
     bits: Vec<u32>,
+    last_marked: bool,
+    marked_positions: usize,
 }
 
 /// Candidate counts below vocab / RANDOM_ACCESS_RATIO are read by random
@@ -130,11 +139,32 @@ impl ResponseEmbedder {
         self.marked.seen.len()
     }
 
+    /// Whether the key could change the token chosen at the last
+    /// [`ResponseEmbedder::next_token`] (spec §6.2): the position had a new
+    /// window and the keyed rule had a choice: gumbel and synthid, at least
+    /// two candidates; kgw, at least two candidates after the bias, or (one
+    /// candidate, greedy) a second token whose raw logit lies within δ of
+    /// the largest. A position the key could not change carries no mark.
+    pub fn last_marked(&self) -> bool {
+        self.last_marked
+    }
+
+    /// Decode steps of this response whose token the key could change
+    /// ([`ResponseEmbedder::last_marked`]), counted since the handle was made
+    /// or [`ResponseEmbedder::reset`]. Includes a final stop token if one
+    /// was chosen; callers that drop it count `last_marked` themselves.
+    pub fn marked_positions(&self) -> usize {
+        self.marked_positions
+    }
+
     /// Starts a new response with this handle: forgets the marked windows
-    /// and keeps every buffer's capacity (a worker that serves responses one
-    /// after another then stops allocating).
+    /// and the marked-position count, and keeps every buffer's capacity (a
+    /// worker that serves responses one after another then stops
+    /// allocating).
     pub fn reset(&mut self) {
         self.marked.seen.clear();
+        self.marked_positions = 0;
+        self.last_marked = false;
     }
 
     /// The context window for the next position, or `None` when fewer than h
@@ -236,6 +266,7 @@ impl ResponseEmbedder {
     ) -> u32 {
         assert!(!logits.is_empty(), "a decode step needs at least one logit");
         let mut biased = std::mem::take(&mut self.biased);
+        let raw = logits;
         let logits = match window {
             Some(w) if matches!(self.schedule.scheme(), Scheme::Kgw(_)) => {
                 biased.clear();
@@ -246,6 +277,13 @@ impl ResponseEmbedder {
             _ => logits,
         };
         self.candidates.build(logits, cfg);
+        self.last_marked = window.is_some()
+            && (self.candidates.ids.len() >= 2
+                || match self.schedule.scheme() {
+                    Scheme::Kgw(p) => greedy_choice_open(raw, p.delta() as f32),
+                    _ => false,
+                });
+        self.marked_positions += self.last_marked as usize;
         let token = match (window, *self.schedule.scheme()) {
             (Some(w), Scheme::Gumbel) => {
                 let mut values = self.schedule.values(w);
@@ -340,6 +378,13 @@ impl ResponseEmbedder {
         }
         self.candidates.draw(values.synthid_draw())
     }
+}
+
+/// Whether a second raw logit lies within `delta` of the largest: then a
+/// kgw bias of δ can change which token a one-candidate step takes.
+fn greedy_choice_open(raw: &[f32], delta: f32) -> bool {
+    let max = raw.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    raw.iter().filter(|&&l| l > max - delta).take(2).count() >= 2
 }
 
 pub(crate) fn uniform<R: RngCore + ?Sized>(rng: &mut R) -> f64 {

@@ -34,6 +34,7 @@ mod embed;
 mod file_digest;
 mod key;
 mod keystream;
+mod policy;
 mod profile;
 mod sampling;
 mod schedule;
@@ -43,6 +44,7 @@ mod secret_file;
 pub use embed::{Embedder, RepeatedWindows, ResponseEmbedder};
 pub use file_digest::{file_sha256, FileDigest, FileDigestError};
 pub use key::{hex, Key, KEY_LEN};
+pub use policy::{Applied, BelowFloor, PolicyMode, SamplingFloor, SamplingParam, SamplingPolicy};
 pub use profile::{
     KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest, MAX_CONTEXT, MAX_DELTA, MAX_LAYERS,
 };

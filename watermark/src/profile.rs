@@ -265,6 +265,24 @@ impl Profile {
         })
     }
 
+    /// Whether answers may be embedded with this profile (spec §3.1):
+    /// [`Error::Profile`] for gumbel or synthid with context width 0, whose
+    /// single keyed window makes every position's choice a function of the
+    /// candidates alone, so answers loop verbatim ("the season's season's
+    /// …"). kgw with h = 0 (a fixed green list, Zhao et al. 2023) still
+    /// samples at random and is allowed. Detection accepts every profile.
+    pub fn check_embeddable(&self) -> Result<(), Error> {
+        if self.context == 0 && !matches!(self.scheme, Scheme::Kgw(_)) {
+            return Err(Error::Profile(format!(
+                "a {} profile with context 0 cannot be embedded: every position would share one \
+                 keyed choice and answers would repeat themselves verbatim (use context ≥ 1; \
+                 only kgw may use 0)",
+                self.scheme.name()
+            )));
+        }
+        Ok(())
+    }
+
     /// The scheme and its parameters.
     pub fn scheme(&self) -> &Scheme {
         &self.scheme

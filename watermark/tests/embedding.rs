@@ -233,15 +233,77 @@ fn repeated_windows_are_not_marked_twice_in_one_response() {
         assert!(picks.len() > 5, "repeated windows vary with the RNG");
         assert_eq!(marked.marked_windows(), 1);
     }
-    // h = 0: one empty window, every position still marked.
+    // h = 0: one keyed window for every position, so gumbel and synthid
+    // would repeat one choice; they are refused for embedding (kgw is not).
     let key = Key::from_bytes([1; 32]);
-    let profile = Profile::new(Scheme::Gumbel, 0, TokenizerDigest::of_bytes(b"t"), &key).unwrap();
-    let mut marked = Embedder::new(&profile, &key).unwrap().response();
+    for scheme in [
+        Scheme::Gumbel,
+        Scheme::SynthId(SynthIdParams::new(8).unwrap()),
+    ] {
+        let profile = Profile::new(scheme, 0, TokenizerDigest::of_bytes(b"t"), &key).unwrap();
+        let err = Embedder::new(&profile, &key).err().expect("refused");
+        assert!(err.to_string().contains("context 0"), "{err}");
+        assert!(profile.check_embeddable().is_err());
+    }
+    let unigram = Profile::new(
+        Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()),
+        0,
+        TokenizerDigest::of_bytes(b"t"),
+        &key,
+    )
+    .unwrap();
+    let mut marked = Embedder::new(&unigram, &key).unwrap().response();
     let picks: std::collections::HashSet<u32> = (0..20)
         .map(|seed| {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             marked.next_token(&context, &logits, &cfg, &mut rng)
         })
         .collect();
-    assert_eq!(picks.len(), 1, "keyed at every position when h = 0");
+    assert!(picks.len() > 3, "kgw with h = 0 still samples: {picks:?}");
+    assert_eq!(marked.marked_positions(), 20, "every position marked");
+}
+
+#[test]
+fn marked_positions_count_the_steps_the_key_could_change() {
+    let logits: Vec<f32> = (0..64).map(|i| (i % 7) as f32 * 0.3).collect();
+    let peaked: Vec<f32> = (0..64).map(|i| if i == 5 { 30.0 } else { 0.0 }).collect();
+    let greedy = SamplingConfig::greedy();
+    let open = SamplingConfig::default();
+    for scheme in [
+        Scheme::Gumbel,
+        Scheme::SynthId(SynthIdParams::new(8).unwrap()),
+    ] {
+        let e = embedder(scheme, 2);
+        let mut r = e.response();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // Greedy: one candidate, no choice for the key.
+        r.next_token(&[1, 2], &logits, &greedy, &mut rng);
+        assert!(!r.last_marked(), "{}", scheme.name());
+        // No window yet (h = 2): not marked.
+        r.next_token(&[1], &logits, &open, &mut rng);
+        assert!(!r.last_marked());
+        // A new window with many candidates: marked; the same window again
+        // (spec §6.1): not marked.
+        r.next_token(&[3, 4], &logits, &open, &mut rng);
+        assert!(r.last_marked());
+        r.next_token(&[3, 4], &logits, &open, &mut rng);
+        assert!(!r.last_marked());
+        // One token holds all but 1e-11 of the mass: one candidate at top-p
+        // 0.99.
+        let nucleus = SamplingConfig::new(1.0, 0, 0.99).unwrap();
+        r.next_token(&[5, 6], &peaked, &nucleus, &mut rng);
+        assert!(!r.last_marked());
+        assert_eq!(r.marked_positions(), 1);
+        r.reset();
+        assert_eq!(r.marked_positions(), 0);
+    }
+    // kgw at T = 0: the bias still decides between tokens within δ.
+    let e = embedder(Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()), 2);
+    let mut r = e.response();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    r.next_token(&[1, 2], &logits, &greedy, &mut rng);
+    assert!(r.last_marked(), "tokens 6, 13, … tie at the top");
+    r.next_token(&[2, 3], &peaked, &greedy, &mut rng);
+    assert!(!r.last_marked(), "a 30-nat lead: δ = 2 cannot change it");
+    assert_eq!(r.marked_positions(), 1);
 }
