@@ -19,8 +19,10 @@ use provmark_watermark::rand_core::SeedableRng;
 use provmark_watermark::{Embedder, ResponseEmbedder, Sampler, SamplingConfig};
 use rand_chacha::ChaCha20Rng;
 
+use crate::logprobs::{logprobs, Logprobs};
 use crate::model::{KvCache, Step};
 use crate::runtime::Runtime;
+use crate::stop::StopText;
 use crate::Error;
 
 /// Engine settings.
@@ -56,7 +58,7 @@ pub fn default_threads() -> usize {
 }
 
 /// One generation request, already tokenized.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Request {
     /// Prompt token ids (chat template applied).
     pub prompt: Vec<u32>,
@@ -67,12 +69,20 @@ pub struct Request {
     /// Seed of the sampling randomness (KGW draws and positions too short
     /// for a window); the same seed and prompt give the same answer.
     pub seed: u64,
+    /// Stop strings: the answer ends before the first occurrence of any of
+    /// them in its text (see [`StopText`]); none when empty.
+    pub stop: Vec<String>,
+    /// Report each generated token's log-probability and this many most
+    /// likely alternatives (at most [`crate::logprobs::MAX_TOP_LOGPROBS`])
+    /// under the model's own distribution; `None`: no log-probabilities.
+    pub logprobs: Option<usize>,
 }
 
 /// Why an answer ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finish {
-    /// A stop token (not included in the answer).
+    /// A stop token (not included in the answer) or stop string (neither
+    /// it nor anything after it is included).
     Stop,
     /// `max_tokens` or the model's context was reached.
     Length,
@@ -96,10 +106,22 @@ impl Finish {
 pub struct Answer {
     /// Why it ended.
     pub finish: Finish,
-    /// Generated token ids (stop token excluded).
+    /// Generated token ids (stop token excluded; the tokens that made a
+    /// stop string are included).
     pub tokens: Vec<u32>,
-    /// Their text.
+    /// The answer's text: exactly the concatenation of every
+    /// [`Event::Token`] text and then [`Answer::tail`]. An answer cut inside
+    /// a multi-byte character ends with U+FFFD for its incomplete bytes.
     pub text: String,
+    /// The end of `text` that no [`Event::Token`] carried (text held back
+    /// for an incomplete character or a possible stop string); a stream
+    /// sends it last.
+    pub tail: String,
+    /// Generated tokens (of `tokens`) whose choice the key could change
+    /// (spec §6.2); 0 on a control engine.
+    pub marked_tokens: usize,
+    /// One entry per token of `tokens` when the request asked for them.
+    pub logprobs: Vec<Logprobs>,
     /// Prompt length in tokens.
     pub prompt_tokens: usize,
     /// Seconds waiting for a batch slot.
@@ -120,20 +142,39 @@ pub enum Event {
     Token {
         /// Token id.
         id: u32,
-        /// New text.
+        /// New text of the answer (empty while a UTF-8 character is
+        /// incomplete or the text might begin a stop string).
         text: String,
+        /// Its log-probabilities, when the request asked for them.
+        logprobs: Option<Logprobs>,
     },
     /// The end, with the whole answer.
     Done(Answer),
 }
 
-/// Receives a request's events on the engine thread; returning `false`
-/// cancels the request (e.g. the client went away).
-pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
+/// Receives a request's events on the engine thread.
+pub trait Sink: Send {
+    /// Takes one event; `false` cancels the request (e.g. the client went
+    /// away).
+    fn event(&mut self, event: Event) -> bool;
+
+    /// Polled before every engine step, in every phase (queued,
+    /// prefilling, decoding): `true` drops the request at once, with no
+    /// further event.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+impl<F: FnMut(Event) -> bool + Send> Sink for F {
+    fn event(&mut self, event: Event) -> bool {
+        self(event)
+    }
+}
 
 struct Job {
     request: Request,
-    sink: Sink,
+    sink: Box<dyn Sink>,
     queued: Instant,
 }
 
@@ -186,7 +227,7 @@ impl Engine {
 
     /// Queues a request. Fails at once if it cannot fit the model's context
     /// or the engine has stopped.
-    pub fn submit(&self, request: Request, sink: Sink) -> Result<(), Error> {
+    pub fn submit(&self, request: Request, sink: Box<dyn Sink>) -> Result<(), Error> {
         let context = self.runtime.model.config().context;
         if request.prompt.is_empty() {
             return Err(Error::Runtime("the prompt is empty".into()));
@@ -281,8 +322,9 @@ impl Chooser {
 struct Active {
     job: Job,
     chooser: Chooser,
-    /// The token chosen in this step, before the stop/length checks.
-    chosen: Option<u32>,
+    /// The token chosen in this step, before the stop/length checks, with
+    /// whether the key could change it and its log-probabilities.
+    chosen: Option<(u32, bool, Option<Logprobs>)>,
     cache: KvCache,
     /// Prompt then generated tokens: the watermark's context.
     context: Vec<u32>,
@@ -293,6 +335,14 @@ struct Active {
     /// already emitted that the next tokens are decoded against.
     text_prefix: usize,
     text_read: usize,
+    /// Stop strings and the text held back for them.
+    stop: StopText,
+    /// The text sent so far.
+    sent: String,
+    /// A stop string ended the answer.
+    stop_found: bool,
+    marked: usize,
+    logprobs: Vec<Logprobs>,
     rng: ChaCha20Rng,
     admitted: Instant,
     first_token: Option<Instant>,
@@ -321,6 +371,12 @@ fn run(
         while let Ok(job) = rx.try_recv() {
             waiting.push_back(job);
         }
+        // Clients that left stop costing anything, whatever the phase.
+        waiting.retain(|j| !j.sink.cancelled());
+        active.retain(|a| !a.job.sink.cancelled());
+        if active.is_empty() && waiting.is_empty() {
+            continue;
+        }
         while active.len() < config.max_batch.max(1) {
             let Some(job) = waiting.pop_front() else {
                 break;
@@ -334,6 +390,11 @@ fn run(
                 generated: Vec::new(),
                 text_prefix: 0,
                 text_read: 0,
+                stop: StopText::new(&job.request.stop),
+                sent: String::new(),
+                stop_found: false,
+                marked: 0,
+                logprobs: Vec::new(),
                 rng: ChaCha20Rng::seed_from_u64(job.request.seed),
                 admitted: Instant::now(),
                 first_token: None,
@@ -387,18 +448,25 @@ fn run(
                 let step_logits = &logits[row * vocab..(row + 1) * vocab];
                 let t = Instant::now();
                 let cfg = a.job.request.sampling;
-                a.chosen = Some(match &mut a.chooser {
+                let (token, marked) = match &mut a.chooser {
                     Chooser::Watermark(e) => {
-                        e.next_token(&a.context, step_logits, &cfg, &mut a.rng)
+                        let token = e.next_token(&a.context, step_logits, &cfg, &mut a.rng);
+                        (token, e.last_marked())
                     }
-                    Chooser::Plain(s) => s.next_token(step_logits, &cfg, &mut a.rng),
-                });
+                    Chooser::Plain(s) => (s.next_token(step_logits, &cfg, &mut a.rng), false),
+                };
                 a.sampling_s += t.elapsed().as_secs_f64();
+                let lp = a
+                    .job
+                    .request
+                    .logprobs
+                    .map(|n| logprobs(step_logits, token, n));
+                a.chosen = Some((token, marked, lp));
             });
         });
         let mut keep = Vec::with_capacity(active.len());
         for mut a in active.drain(..) {
-            let Some(token) = a.chosen.take() else {
+            let Some((token, marked, lp)) = a.chosen.take() else {
                 keep.push(a);
                 continue;
             };
@@ -409,9 +477,25 @@ fn run(
             }
             a.context.push(token);
             a.generated.push(token);
-            let text = new_text(rt, &mut a);
-            if !(a.job.sink)(Event::Token { id: token, text }) {
+            a.marked += marked as usize;
+            if let Some(lp) = &lp {
+                a.logprobs.push(lp.clone());
+            }
+            let piece = new_text(rt, &mut a);
+            let released = a.stop.push(&piece);
+            a.sent.push_str(&released.text);
+            let event = Event::Token {
+                id: token,
+                text: released.text,
+                logprobs: lp,
+            };
+            if !a.job.sink.event(event) {
                 continue; // cancelled
+            }
+            if released.stopped {
+                a.stop_found = true;
+                finish(rt, a, Finish::Stop);
+                continue;
             }
             if a.generated.len() >= a.job.request.max_tokens || a.context.len() >= context_len {
                 finish(rt, a, Finish::Length);
@@ -441,19 +525,50 @@ fn new_text(rt: &Runtime, a: &mut Active) -> String {
     after[before.len()..].to_string()
 }
 
-fn finish(rt: &Runtime, mut a: Active, reason: Finish) {
+/// The text of the tokens since the last emitted text, incomplete
+/// characters included (as U+FFFD): what an answer ending now still owes.
+fn unsent_text(rt: &Runtime, a: &Active) -> String {
+    let (Ok(before), Ok(after)) = (
+        rt.decode(&a.generated[a.text_prefix..a.text_read]),
+        rt.decode(&a.generated[a.text_prefix..]),
+    ) else {
+        return String::new();
+    };
+    after
+        .strip_prefix(before.as_str())
+        .map_or(String::new(), str::to_string)
+}
+
+fn finish(rt: &Runtime, mut a: Active, mut reason: Finish) {
     let end = Instant::now();
-    let text = rt.decode(&a.generated).unwrap_or_default();
+    // The same rule for a stream and a whole answer: the text held back
+    // (an incomplete character, a possible stop string) ends both, unless
+    // a stop string was found.
+    let tail = if a.stop_found {
+        String::new()
+    } else {
+        let released = a.stop.push(&unsent_text(rt, &a));
+        if released.stopped {
+            reason = Finish::Stop;
+            released.text
+        } else {
+            released.text + &a.stop.flush()
+        }
+    };
+    let text = std::mem::take(&mut a.sent) + &tail;
     let first = a.first_token.unwrap_or(end);
     let answer = Answer {
         finish: reason,
         prompt_tokens: a.job.request.prompt.len(),
         tokens: std::mem::take(&mut a.generated),
         text,
+        tail,
+        marked_tokens: a.marked,
+        logprobs: std::mem::take(&mut a.logprobs),
         queue_s: (a.admitted - a.job.queued).as_secs_f64(),
         prefill_s: (first - a.admitted).as_secs_f64(),
         decode_s: (end - first).as_secs_f64(),
         sampling_s: a.sampling_s,
     };
-    (a.job.sink)(Event::Done(answer));
+    a.job.sink.event(Event::Done(answer));
 }

@@ -374,6 +374,7 @@ pub fn run(
             max_tokens: config.max_tokens,
             sampling: config.sampling,
             seed: *seed,
+            ..Request::default()
         };
         serving.engine.submit(
             request,

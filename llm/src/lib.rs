@@ -23,12 +23,14 @@ pub mod engine;
 pub mod generate;
 pub mod gguf_tokenizer;
 pub mod jsonl;
+pub mod logprobs;
 pub mod model;
 pub mod prompts;
 pub mod quant;
 pub mod reading;
 pub mod runtime;
 pub mod serving;
+pub mod stop;
 
 /// Errors of the model side. Messages name the file and the field.
 #[derive(Debug, thiserror::Error)]

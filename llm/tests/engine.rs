@@ -40,6 +40,7 @@ fn request(rt: &Runtime, question: &str, max_tokens: usize, seed: u64) -> Reques
         max_tokens,
         sampling: SamplingConfig::new(1.0, 0, 1.0).unwrap(),
         seed,
+        ..Request::default()
     }
 }
 
@@ -168,4 +169,183 @@ fn oversized_prompts_are_refused() {
     assert!(engine.submit(r.clone(), Box::new(|_| true)).is_err());
     r.prompt = vec![u32::MAX];
     assert!(engine.submit(r, Box::new(|_| true)).is_err());
+}
+
+fn engine(rt: &Arc<Runtime>, embedder: Option<Embedder>, prefill_chunk: usize) -> Engine {
+    let config = EngineConfig {
+        threads: 2,
+        max_batch: 8,
+        prefill_chunk,
+    };
+    Engine::start(rt.clone(), embedder, config).unwrap()
+}
+
+/// Submits `r` and returns the streamed texts (one per token event) and
+/// the answer.
+fn stream(engine: &Engine, r: Request) -> (Vec<String>, Answer) {
+    let (tx, rx) = mpsc::channel();
+    engine
+        .submit(r, Box::new(move |e| tx.send(e).is_ok()))
+        .unwrap();
+    let mut pieces = Vec::new();
+    loop {
+        match rx.recv().unwrap() {
+            Event::Token { text, .. } => pieces.push(text),
+            Event::Done(a) => return (pieces, a),
+        }
+    }
+}
+
+#[test]
+fn a_stream_is_exactly_the_whole_answer_even_cut_inside_a_character() {
+    let rt = runtime();
+    let e = engine(&rt, Some(embedder(Scheme::Gumbel)), 256);
+    let prompts = [
+        "Reply with ten emoji about the planet Earth.",
+        "Write a sentence in Japanese about tea.",
+        "Напиши короткое стихотворение о море.",
+    ];
+    let mut cut = 0;
+    for (p, prompt) in prompts.iter().enumerate() {
+        for seed in 1..=5u64 {
+            let max_tokens = 6 + 7 * seed as usize + p;
+            let (pieces, a) = stream(&e, request(&rt, prompt, max_tokens, seed));
+            let streamed = pieces.concat() + &a.tail;
+            assert_eq!(streamed, a.text, "{prompt} seed {seed}");
+            // The rule: the whole answer is the lossy decoding of its tokens
+            // (U+FFFD for an incomplete last character), streamed or not.
+            assert_eq!(
+                a.text,
+                rt.decode(&a.tokens).unwrap(),
+                "{prompt} seed {seed}"
+            );
+            cut += a.text.ends_with('\u{fffd}') as usize;
+        }
+    }
+    assert!(
+        cut > 0,
+        "no answer was cut inside a character: the case is untested"
+    );
+}
+
+#[test]
+fn stop_strings_end_the_answer_before_their_first_occurrence() {
+    let rt = runtime();
+    let e = engine(&rt, Some(embedder(Scheme::Gumbel)), 256);
+    for seed in 1..=4u64 {
+        let free = stream(&e, request(&rt, QUESTIONS[1], 60, seed)).1;
+        // A stop string taken from the middle of the free answer: the same
+        // seed gives the same tokens up to it.
+        let chars: Vec<(usize, char)> = free.text.char_indices().collect();
+        let (at, _) = chars[chars.len() / 2];
+        let stop: String = free.text[at..].chars().take(3).collect();
+        let first = free.text.find(&stop).unwrap();
+        let mut r = request(&rt, QUESTIONS[1], 60, seed);
+        r.stop = vec!["no such text ∅".into(), stop.clone()];
+        let (pieces, a) = stream(&e, r);
+        assert_eq!(a.finish, Finish::Stop, "seed {seed}");
+        assert_eq!(a.text, free.text[..first], "seed {seed}, stop {stop:?}");
+        assert_eq!(pieces.concat() + &a.tail, a.text);
+        assert!(pieces.iter().all(|p| !p.contains(&stop)));
+        assert_eq!(a.tokens, free.tokens[..a.tokens.len()]);
+        assert!(a.tokens.len() < free.tokens.len());
+    }
+}
+
+/// A sink that reports itself cancelled after `alive` polls.
+struct LeavesAfter {
+    polls: Arc<std::sync::atomic::AtomicUsize>,
+    alive: usize,
+    events: mpsc::Sender<()>,
+}
+
+impl provmark_llm::engine::Sink for LeavesAfter {
+    fn event(&mut self, _: Event) -> bool {
+        let _ = self.events.send(());
+        true
+    }
+    fn cancelled(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.polls.fetch_add(1, Ordering::SeqCst) >= self.alive
+    }
+}
+
+#[test]
+fn a_client_gone_during_prefill_is_dropped_at_the_next_step() {
+    let rt = runtime();
+    // 64-token prefill chunks: a 2,000-word prompt takes dozens of steps.
+    let e = engine(&rt, None, 64);
+    let long = "The quick brown fox jumps over the lazy dog. ".repeat(200);
+    let r = request(&rt, &long, 50, 1);
+    assert!(r.prompt.len() > 1500, "{}", r.prompt.len());
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let sink = LeavesAfter {
+        polls: polls.clone(),
+        alive: 3,
+        events: tx,
+    };
+    e.submit(r, Box::new(sink)).unwrap();
+    // Another request is served after it, and the gone one sent nothing.
+    let after = run_all(&e, vec![request(&rt, "Hi", 4, 5)]);
+    assert!(!after[0].tokens.is_empty());
+    drop(e);
+    assert_eq!(rx.iter().count(), 0, "no token or answer for a gone client");
+    // Polled before each step: three steps of prefill, dropped at the fourth.
+    assert_eq!(polls.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
+
+#[test]
+fn logprobs_are_the_models_own_and_marks_are_counted() {
+    let rt = runtime();
+    let kgw = Scheme::Kgw(KgwParams::new(0.25, 4.0).unwrap());
+    let e = engine(&rt, Some(embedder(kgw)), 256);
+    let mut r = request(&rt, QUESTIONS[0], 30, 7);
+    r.logprobs = Some(3);
+    let a = stream(&e, r.clone()).1;
+    assert_eq!(a.logprobs.len(), a.tokens.len());
+    // The reported log-probabilities are the unbiased model's (a forward
+    // pass over prompt + answer), not the kgw-biased distribution.
+    let mut all = r.prompt.clone();
+    all.extend_from_slice(&a.tokens);
+    let mut cache = rt.model.new_cache();
+    let mut logits = Vec::new();
+    rt.model
+        .forward_all(
+            provmark_llm::model::Step {
+                cache: &mut cache,
+                tokens: &all[..all.len() - 1],
+            },
+            &mut logits,
+        )
+        .unwrap();
+    let v = rt.model.config().vocab;
+    for (i, (lp, &t)) in a.logprobs.iter().zip(&a.tokens).enumerate() {
+        let row = &logits[(r.prompt.len() - 1 + i) * v..(r.prompt.len() + i) * v];
+        let own = provmark_llm::logprobs::logprobs(row, t, 3);
+        assert_eq!(lp.chosen.id, t);
+        assert!(
+            (lp.chosen.logprob - own.chosen.logprob).abs() < 0.05,
+            "{i}: {lp:?} vs {own:?}"
+        );
+        assert_eq!(lp.top.len(), 3);
+        assert!(lp.top.windows(2).all(|w| w[0].logprob >= w[1].logprob));
+    }
+    // kgw at T = 1: nearly every token marked (repeated windows are not).
+    assert!(
+        a.marked_tokens * 10 >= a.tokens.len() * 8,
+        "{} of {}",
+        a.marked_tokens,
+        a.tokens.len()
+    );
+    // synthid greedy: one candidate everywhere, nothing marked; a control
+    // engine marks nothing.
+    let synthid = Scheme::SynthId(provmark_watermark::SynthIdParams::new(30).unwrap());
+    let greedy = Request {
+        sampling: SamplingConfig::greedy(),
+        ..request(&rt, QUESTIONS[0], 30, 7)
+    };
+    let g = stream(&engine(&rt, Some(embedder(synthid)), 256), greedy.clone()).1;
+    assert_eq!(g.marked_tokens, 0);
+    assert_eq!(stream(&engine(&rt, None, 256), greedy).1.marked_tokens, 0);
 }

@@ -51,6 +51,7 @@ fn reading_mode_separates_a_learned_bias_from_the_null() {
             max_tokens: 120,
             sampling: SamplingConfig::default(),
             seed: i as u64,
+            ..Request::default()
         })
         .collect();
     let texts: Vec<Vec<u32>> = engine

@@ -362,6 +362,7 @@ fn paraphrase(
                 max_tokens: MAX_TOKENS + 32,
                 sampling: SamplingConfig::new(0.7, 0, 0.95).unwrap(),
                 seed: 5000 + i as u64,
+                ..Request::default()
             }
         })
         .collect();

@@ -152,6 +152,7 @@ fn main() {
                 max_tokens,
                 sampling: t1,
                 seed: i as u64,
+                ..Request::default()
             })
             .collect();
         let a = run_all(&engine, reqs);
@@ -272,6 +273,7 @@ fn main() {
                     max_tokens: 48,
                     sampling: t1,
                     seed: 1000 + s,
+                    ..Request::default()
                 })
                 .collect();
             let mut outs: Vec<Vec<u32>> = run_all(&engine, reqs)
@@ -306,6 +308,7 @@ fn main() {
                     max_tokens,
                     sampling: cfg,
                     seed: 77 + round,
+                    ..Request::default()
                 };
                 let a = run_all(e, vec![req]).remove(0);
                 let n = a.tokens.len().max(2) - 1;
