@@ -118,6 +118,7 @@ pub fn answers(run: &TeacherRun, path: &Path) -> Vec<TeacherAnswer> {
         prompts_name: "teacher prompts".into(),
         max_tokens: run.max_tokens,
         sampling: SamplingConfig::new(1.0, 0, 1.0).unwrap(),
+        policy: provmark_watermark::PolicyMode::AsRequested,
         seed: TEACHER_SEED,
         samples: run.samples as usize,
         raw: false,

@@ -16,6 +16,16 @@ use provmark_llm::serving::{Serving, ServingConfig};
 pub fn run(prompts: &Path, serving: &ServingConfig, config: &GenerateConfig) -> Result<ExitCode> {
     let prompts = provmark_llm::prompts::read(prompts)?;
     let serving = Serving::start(serving, &mut |l| eprintln!("provmark: {l}"))?;
+    let applied = config.served_sampling(&serving)?;
+    if !applied.raised.is_empty() {
+        let s = applied.sampling;
+        eprintln!(
+            "provmark: answering at temperature {}, top_p {}, top_k {}: the watermark's floor (--sampling-policy)",
+            s.temperature(),
+            s.top_p(),
+            s.top_k()
+        );
+    }
     let out = config.out.display().to_string();
     let progress = ProgressBar::hidden();
     progress.set_style(

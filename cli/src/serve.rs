@@ -18,6 +18,14 @@ pub fn run(listen: SocketAddr, serving: &ServingConfig, config: ServeConfig) -> 
         "NO watermark (control)"
     };
     let app = provmark_serve::router(serving, config)?;
+    // One line per answer on stderr (RUST_LOG overrides the level).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("provmark=info")),
+        )
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

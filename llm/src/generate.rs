@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use provmark_watermark::SamplingConfig;
+use provmark_watermark::{Applied, PolicyMode, SamplingConfig, SamplingPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -36,14 +36,33 @@ pub struct GenerateConfig {
     pub prompts_name: String,
     /// Most tokens per answer (at least 1).
     pub max_tokens: usize,
-    /// Temperature, top-k, top-p.
+    /// Temperature, top-k, top-p, as asked.
     pub sampling: SamplingConfig,
+    /// What happens to settings below the watermark's floor (spec §6.2):
+    /// the answers are drawn with [`GenerateConfig::served_sampling`].
+    pub policy: PolicyMode,
     /// The run's seed; each answer's own seed is [`answer_seed`] of it.
     pub seed: u64,
     /// Answers per prompt (at least 1).
     pub samples: usize,
     /// Send [`PromptBody::Text`] as raw text instead of one user message.
     pub raw: bool,
+}
+
+impl GenerateConfig {
+    /// The sampling settings answers are drawn with on `serving`: the
+    /// policy applied to [`GenerateConfig::sampling`] at the floor of the
+    /// profile's scheme (as asked on a control engine), or
+    /// [`GenerateError::BelowFloor`] under [`PolicyMode::Refuse`].
+    pub fn served_sampling(&self, serving: &Serving) -> Result<Applied, GenerateError> {
+        let policy = match &serving.profile {
+            Some(p) => SamplingPolicy::for_scheme(self.policy, p.scheme()),
+            None => SamplingPolicy::unwatermarked(),
+        };
+        policy
+            .apply(self.sampling)
+            .map_err(GenerateError::BelowFloor)
+    }
 }
 
 /// One output line. Fields are declared in alphabetical order, the order
@@ -60,6 +79,10 @@ pub struct Record {
     pub input_id: Value,
     /// The profile's key id; `None` (null) for a control run.
     pub key_id: Option<String>,
+    /// Generated tokens whose choice the key could change (spec §6.2);
+    /// absent in records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_tokens: Option<usize>,
     /// The model file's name.
     pub model: String,
     /// The model file's SHA-256, hex.
@@ -70,7 +93,7 @@ pub struct Record {
     pub prompt_tokens: usize,
     /// Sample number, from 0.
     pub sample: usize,
-    /// The settings.
+    /// The settings the answer was drawn with (after the policy).
     pub sampling: RecordSampling,
     /// This answer's seed ([`answer_seed`]).
     pub seed: u64,
@@ -163,6 +186,10 @@ pub enum GenerateError {
     /// `max_tokens` or `samples` is 0.
     #[error("max_tokens and samples must be at least 1")]
     Zero,
+    /// The sampling settings are below the watermark's floor under a
+    /// refusing policy.
+    #[error("{0} (--sampling-policy floor serves at the floor)")]
+    BelowFloor(provmark_watermark::BelowFloor),
     /// The output cannot be opened, read or cut.
     #[error(transparent)]
     Jsonl(#[from] JsonlError),
@@ -326,6 +353,7 @@ pub fn run(
         return Err(GenerateError::Zero);
     }
     let rt = serving.runtime();
+    let sampling_config = config.served_sampling(serving)?.sampling;
     let profile_digest = serving.profile.as_ref().map(|p| p.digest());
     let key_id = serving.profile.as_ref().map(|p| p.key_id().to_string());
     let digest_value = profile_digest.clone().map_or(Value::Null, Value::from);
@@ -372,7 +400,7 @@ pub fn run(
         let request = Request {
             prompt: ids.clone(),
             max_tokens: config.max_tokens,
-            sampling: config.sampling,
+            sampling: sampling_config,
             seed: *seed,
             ..Request::default()
         };
@@ -391,9 +419,9 @@ pub fn run(
     let mut failed = 0usize;
     let sampling = RecordSampling {
         max_tokens: config.max_tokens,
-        temperature: f64::from(config.sampling.temperature()),
-        top_k: config.sampling.top_k(),
-        top_p: f64::from(config.sampling.top_p()),
+        temperature: f64::from(sampling_config.temperature()),
+        top_k: sampling_config.top_k(),
+        top_p: f64::from(sampling_config.top_p()),
     };
     for (index, answer) in rx {
         let Some(a) = answer else {
@@ -421,6 +449,7 @@ pub fn run(
             id: p.id.clone(),
             input_id: p.id_value.clone(),
             key_id: key_id.clone(),
+            marked_tokens: Some(a.marked_tokens),
             model: serving.model_name.clone(),
             model_sha256: rt.sha256().to_string(),
             profile_digest: profile_digest.clone(),
@@ -506,6 +535,7 @@ mod tests {
             id: "a".into(),
             input_id: Value::from(3),
             key_id: None,
+            marked_tokens: None,
             model: "m.gguf".into(),
             model_sha256: "00".into(),
             profile_digest: Some("sha256:ab".into()),

@@ -31,6 +31,7 @@ pub mod reading;
 pub mod runtime;
 pub mod serving;
 pub mod stop;
+pub mod token_bytes;
 
 /// Errors of the model side. Messages name the file and the field.
 #[derive(Debug, thiserror::Error)]

@@ -109,6 +109,7 @@ fn config(out: PathBuf) -> GenerateConfig {
         prompts_name: "prompts.jsonl".into(),
         max_tokens: 12,
         sampling: SamplingConfig::new(1.0, 0, 1.0).unwrap(),
+        policy: provmark_watermark::PolicyMode::Floor,
         seed: 7,
         samples: 2,
         raw: false,

@@ -28,10 +28,36 @@ pub enum ApiError {
         /// The served model's id.
         served: String,
     },
-    /// 400: a field this server refuses (`n` > 1, `best_of` > 1, `stop`,
-    /// `logprobs`, `tools`).
+    /// 400: a field this server refuses (`best_of` > 1, `tools`).
     #[error("{0} is not supported by this server")]
     Unsupported(&'static str),
+    /// 400: `n` is 0 or over the limit.
+    #[error("n must lie between 1 and this server's limit of {max}, got {got}")]
+    N {
+        /// The server's limit.
+        max: usize,
+        /// What was asked.
+        got: u64,
+    },
+    /// 400: `stop` is malformed.
+    #[error("stop {0}")]
+    Stop(String),
+    /// 400: `logprobs` has the wrong form for the endpoint.
+    #[error("logprobs {0}")]
+    Logprobs(&'static str),
+    /// 400: `top_logprobs` is not an integer from 0 to 20.
+    #[error("top_logprobs must be an integer from 0 to 20")]
+    TopLogprobs,
+    /// 400: `top_logprobs` without `logprobs: true`.
+    #[error("top_logprobs needs logprobs: true")]
+    TopLogprobsAlone,
+    /// 400: the operator turned log-probabilities off.
+    #[error("logprobs are turned off on this server")]
+    LogprobsOff,
+    /// 400: sampling settings below the watermark's floor, under a refusing
+    /// policy (spec §6.2).
+    #[error("{0}")]
+    BelowFloor(provmark_watermark::BelowFloor),
     /// 400: a field that must be a number is not.
     #[error("{0} must be a number")]
     NotANumber(&'static str),
@@ -72,9 +98,15 @@ pub enum ApiError {
     /// 400: the prompt cannot be tokenized (e.g. the chat template fails).
     #[error("{0}")]
     Encode(provmark_llm::Error),
-    /// 400: the engine refused the prompt (too long for the context).
-    #[error("{0}")]
-    ContextLength(provmark_llm::Error),
+    /// 400: the engine refused the prompt (too long for the context);
+    /// `param` is `messages` or `prompt`.
+    #[error("{source}")]
+    ContextLength {
+        /// The field holding the prompt.
+        param: &'static str,
+        /// Why.
+        source: provmark_llm::Error,
+    },
     /// The body cannot be read (413 when over the size limit).
     #[error("cannot read the body: {text}")]
     Body {
@@ -86,6 +118,12 @@ pub enum ApiError {
     /// 429: all request slots are taken.
     #[error("too many requests in flight; retry shortly")]
     TooManyRequests,
+    /// 405: the endpoint exists for another method.
+    #[error("this endpoint takes {allowed} requests")]
+    MethodNotAllowed {
+        /// The method it takes.
+        allowed: &'static str,
+    },
     /// 404: no such endpoint.
     #[error("no such endpoint; see provmark serve --help")]
     NotFound,
@@ -106,6 +144,7 @@ impl ApiError {
         match self {
             ApiError::UnknownModel { .. } | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Body { status, .. } => *status,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoRandomness(_) | ApiError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::EngineStopped => StatusCode::SERVICE_UNAVAILABLE,
@@ -128,14 +167,20 @@ impl ApiError {
     pub fn param(&self) -> Option<&'static str> {
         match self {
             ApiError::UnknownModel { .. } => Some("model"),
-            ApiError::NotANumber(f) | ApiError::NotAnInteger(f) => Some(f),
+            ApiError::NotANumber(f) | ApiError::NotAnInteger(f) | ApiError::Unsupported(f) => {
+                Some(f)
+            }
+            ApiError::N { .. } => Some("n"),
+            ApiError::Stop(_) => Some("stop"),
+            ApiError::Logprobs(_) | ApiError::LogprobsOff => Some("logprobs"),
+            ApiError::TopLogprobs | ApiError::TopLogprobsAlone => Some("top_logprobs"),
+            ApiError::BelowFloor(b) => Some(b.param.name()),
+            ApiError::ContextLength { param, .. } => Some(param),
             ApiError::MaxTokens { .. } => Some("max_tokens"),
             ApiError::Temperature(_) => Some("temperature"),
             ApiError::Sampling(_) => Some("top_p"),
             ApiError::Stream => Some("stream"),
-            ApiError::Messages | ApiError::Message { .. } | ApiError::ContextLength(_) => {
-                Some("messages")
-            }
+            ApiError::Messages | ApiError::Message { .. } => Some("messages"),
             ApiError::Prompt => Some("prompt"),
             _ => None,
         }
@@ -145,7 +190,9 @@ impl ApiError {
     pub fn code(&self) -> Option<&'static str> {
         match self {
             ApiError::UnknownModel { .. } => Some("model_not_found"),
-            ApiError::ContextLength(_) => Some("context_length_exceeded"),
+            ApiError::ContextLength { .. } => Some("context_length_exceeded"),
+            ApiError::BelowFloor(_) => Some("sampling_below_watermark_floor"),
+            ApiError::MethodNotAllowed { .. } => Some("method_not_allowed"),
             ApiError::TooManyRequests => Some("too_many_requests"),
             ApiError::NotFound => Some("not_found"),
             _ => None,

@@ -3,11 +3,19 @@
 //! on a control engine).
 //!
 //! - `POST /v1/chat/completions`: messages → the model's chat template →
-//!   answer; `POST /v1/completions`: prompt text as is → continuation. Both
-//!   take model, max_tokens (or max_completion_tokens), temperature, top_p,
-//!   top_k, seed and stream (Server-Sent Events ending with `data: [DONE]`,
-//!   usage in the last chunk with `stream_options.include_usage`); n > 1,
-//!   stop sequences, logprobs and tools are refused.
+//!   answer; `POST /v1/completions`: prompt text → continuation. Both take
+//!   model, max_tokens (or max_completion_tokens), temperature, top_p,
+//!   top_k, seed, n (choice i uses seed + i), stop (up to 4 strings; the
+//!   answer ends before the first, streamed or not), logprobs (chat: with
+//!   top_logprobs; completions: a count), always under the model's own
+//!   unbiased distribution (spec §6.3), and stream (Server-Sent Events in
+//!   UTF-8 ending with `data: [DONE]`, usage in the last chunk with
+//!   `stream_options.include_usage`); tools and best_of > 1 are refused.
+//! - Sampling settings that would leave the watermark no choice are
+//!   served at the floor of the profile's scheme, or refused, as
+//!   [`ServeConfig::policy`] says (spec §6.2); every answer's `provmark`
+//!   object says what was served and how many tokens the key could change,
+//!   and the server logs one `tracing` line per answer.
 //! - `GET /v1/models`, `GET /health`.
 //!
 //! Requests ([`request`]) are typed serde structs; errors ([`ApiError`]) use
@@ -31,26 +39,31 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use provmark_llm::engine::{Answer, Event, Finish, Request};
+use provmark_llm::engine::{Answer, Event, Finish, Request, Sink};
+use provmark_llm::logprobs::Logprobs;
 use provmark_llm::serving::Serving;
+use provmark_llm::token_bytes::token_bytes;
 use provmark_watermark::rand_core::{OsRng, TryRngCore};
+use provmark_watermark::{PolicyMode, SamplingFloor, SamplingPolicy};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 pub use error::{ApiError, ServeError};
-use request::{ChatCompletionRequest, CompletionRequest, ModelNames, Settings};
+use request::{ChatCompletionRequest, CompletionRequest, Endpoint, Limits, ModelNames, Settings};
 use response::{
-    AssistantMessage, ChatChoice, ChatChunkChoice, Chunk, Completion, Delta, Disclosure, Health,
-    ModelCard, ModelList, StreamError, StreamErrorDetail, TextChoice, Usage,
+    AssistantMessage, ChatChoice, ChatChunkChoice, ChatLogprobs, ChatTokenLogprob, Chunk,
+    Completion, Delta, Health, ModelCard, ModelList, Provenance, ServedSampling, StreamError,
+    StreamErrorDetail, TextChoice, TextLogprobs, TopLogprob, Usage,
 };
 
 /// Server settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServeConfig {
     /// The model's id in `/v1/models` and answers; `None`: [`model_id`] of
     /// the model file's name. Requests may name it or the file's name.
@@ -62,13 +75,26 @@ pub struct ServeConfig {
     /// Largest request body in bytes; larger ones get 413.
     pub max_body_bytes: usize,
     /// Name the profile's key id (never the key) and digest in an
-    /// `X-Provmark-Key-Id` header and a `provmark` field of each answer.
+    /// `X-Provmark-Key-Id` header and the `provmark` field of each answer.
     pub disclose_key_id: bool,
+    /// What happens to requests whose sampling settings would leave the
+    /// watermark no choice (spec §6.2); ignored on a control engine.
+    pub policy: PolicyMode,
+    /// The floor of `policy`; `None`: the profile scheme's
+    /// ([`SamplingFloor::for_scheme`]).
+    pub floor: Option<SamplingFloor>,
+    /// Largest `n` (answers per request), ≥ 1; each answer takes one of
+    /// the `max_concurrent` slots.
+    pub max_n: usize,
+    /// Whether requests may ask for log-probabilities (always the model's
+    /// own, unbiased distribution: spec §6.3).
+    pub logprobs: bool,
 }
 
 impl Default for ServeConfig {
     /// 1024 tokens, 64 requests, 1 MiB bodies, no disclosure, the id from
-    /// the model file.
+    /// the model file, the floor policy at the scheme's floor, n ≤ 8,
+    /// log-probabilities on.
     fn default() -> ServeConfig {
         ServeConfig {
             model_id: None,
@@ -76,6 +102,10 @@ impl Default for ServeConfig {
             max_concurrent: 64,
             max_body_bytes: 1 << 20,
             disclose_key_id: false,
+            policy: PolicyMode::Floor,
+            floor: None,
+            max_n: 8,
+            logprobs: true,
         }
     }
 }
@@ -100,7 +130,7 @@ pub fn model_id(model_file: &str) -> String {
 struct AppState {
     serving: Serving,
     model_id: String,
-    max_tokens_limit: usize,
+    limits: Limits,
     permits: Arc<Semaphore>,
     disclose: Option<(String, String)>,
     counter: AtomicU64,
@@ -121,20 +151,37 @@ pub fn router(serving: Serving, config: ServeConfig) -> Result<Router, ServeErro
     let id_prefix = OsRng
         .try_next_u64()
         .map_err(|e| ServeError::Randomness(e.to_string()))?;
+    let policy = match &serving.profile {
+        Some(profile) => match config.floor {
+            Some(floor) => SamplingPolicy::new(config.policy, floor),
+            None => SamplingPolicy::for_scheme(config.policy, profile.scheme()),
+        },
+        None => SamplingPolicy::unwatermarked(),
+    };
     let state = Arc::new(AppState {
         model_id: config.model_id_for(&serving.model_name),
         serving,
-        max_tokens_limit: config.max_tokens_limit,
+        limits: Limits {
+            max_tokens: config.max_tokens_limit,
+            max_n: config.max_n.clamp(1, config.max_concurrent),
+            logprobs: config.logprobs,
+            policy,
+        },
         permits: Arc::new(Semaphore::new(config.max_concurrent)),
         disclose,
         counter: AtomicU64::new(0),
         id_prefix,
     });
+    let post_only = || async { ApiError::MethodNotAllowed { allowed: "POST" } };
+    let get_only = || async { ApiError::MethodNotAllowed { allowed: "GET" } };
     Ok(Router::new()
-        .route("/v1/chat/completions", post(chat_completions))
-        .route("/v1/completions", post(completions))
-        .route("/v1/models", get(models))
-        .route("/health", get(health))
+        .route(
+            "/v1/chat/completions",
+            post(chat_completions).fallback(post_only),
+        )
+        .route("/v1/completions", post(completions).fallback(post_only))
+        .route("/v1/models", get(models).fallback(get_only))
+        .route("/health", get(health).fallback(get_only))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state))
@@ -185,6 +232,7 @@ async fn health(State(s): State<Arc<AppState>>) -> Json<Health> {
         status: "ok",
         model: s.model_id.clone(),
         watermark: s.serving.profile.is_some(),
+        sampling_policy: s.limits.policy.mode().name(),
         available_slots: s.permits.available_permits(),
     })
 }
@@ -201,18 +249,11 @@ async fn models(State(s): State<Arc<AppState>>) -> Json<ModelList> {
     })
 }
 
-/// Which endpoint a request came to.
-#[derive(Clone, Copy, PartialEq)]
-enum Kind {
-    Chat,
-    Completion,
-}
-
 async fn chat_completions(
     State(s): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    handle(s, body, Kind::Chat)
+    handle(s, body, Endpoint::Chat)
         .await
         .unwrap_or_else(|e| e.into_response())
 }
@@ -221,7 +262,7 @@ async fn completions(
     State(s): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    handle(s, body, Kind::Completion)
+    handle(s, body, Endpoint::Completion)
         .await
         .unwrap_or_else(|e| e.into_response())
 }
@@ -233,22 +274,22 @@ struct Parsed {
     seed: u64,
 }
 
-fn parse(s: &AppState, body: &[u8], kind: Kind) -> Result<Parsed, ApiError> {
+fn parse(s: &AppState, body: &[u8], endpoint: Endpoint) -> Result<Parsed, ApiError> {
     let names = ModelNames {
         id: &s.model_id,
         file: &s.serving.model_name,
     };
     let rt = s.serving.runtime();
-    let (settings, prompt) = match kind {
-        Kind::Chat => {
+    let (settings, prompt) = match endpoint {
+        Endpoint::Chat => {
             let r = ChatCompletionRequest::from_body(body)?;
-            let settings = r.params.settings(&names, s.max_tokens_limit)?;
+            let settings = r.params.settings(&names, &s.limits, endpoint)?;
             let chat = r.chat()?;
             (settings, rt.encode_chat(&chat))
         }
-        Kind::Completion => {
+        Endpoint::Completion => {
             let r = CompletionRequest::from_body(body)?;
-            let settings = r.params.settings(&names, s.max_tokens_limit)?;
+            let settings = r.params.settings(&names, &s.limits, endpoint)?;
             let text = r.prompt_text()?;
             (settings, rt.encode_prompt(text))
         }
@@ -267,38 +308,77 @@ fn parse(s: &AppState, body: &[u8], kind: Kind) -> Result<Parsed, ApiError> {
     })
 }
 
+/// The engine's events of one request, tagged with the choice they belong
+/// to; the request is cancelled when the receiving side is gone.
+struct ChoiceSink {
+    index: usize,
+    tx: mpsc::UnboundedSender<(usize, Event)>,
+}
+
+impl Sink for ChoiceSink {
+    fn event(&mut self, event: Event) -> bool {
+        self.tx.send((self.index, event)).is_ok()
+    }
+
+    fn cancelled(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// One request's identity and settings, for its answer and its log line.
+struct Served {
+    id: String,
+    created: u64,
+    endpoint: Endpoint,
+    settings: Settings,
+    prompt_tokens: usize,
+}
+
 async fn handle(
     s: Arc<AppState>,
     body: Result<Bytes, BytesRejection>,
-    kind: Kind,
+    endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| ApiError::Body {
         status: e.status(),
         text: e.body_text(),
     })?;
+    let parsed = parse(&s, &body, endpoint)?;
+    let n = parsed.settings.n;
     let permit = Arc::clone(&s.permits)
-        .try_acquire_owned()
+        .try_acquire_many_owned(n as u32)
         .map_err(|_| ApiError::TooManyRequests)?;
-    let parsed = parse(&s, &body, kind)?;
     let (tx, rx) = mpsc::unbounded_channel();
-    s.serving
-        .engine
-        .submit(
-            Request {
-                prompt: parsed.prompt,
-                max_tokens: parsed.settings.max_tokens,
-                sampling: parsed.settings.sampling,
-                seed: parsed.seed,
-            },
-            Box::new(move |e| tx.send(e).is_ok()),
-        )
-        .map_err(ApiError::ContextLength)?;
+    for index in 0..n {
+        let request = Request {
+            prompt: parsed.prompt.clone(),
+            max_tokens: parsed.settings.max_tokens,
+            sampling: parsed.settings.sampling,
+            seed: parsed.seed.wrapping_add(index as u64),
+            stop: parsed.settings.stop.clone(),
+            logprobs: parsed.settings.logprobs,
+        };
+        let sink = ChoiceSink {
+            index,
+            tx: tx.clone(),
+        };
+        s.serving
+            .engine
+            .submit(request, Box::new(sink))
+            .map_err(|source| ApiError::ContextLength {
+                param: match endpoint {
+                    Endpoint::Chat => "messages",
+                    Endpoint::Completion => "prompt",
+                },
+                source,
+            })?;
+    }
+    drop(tx);
     let id = format!(
         "{}-{:016x}{:08x}",
-        if kind == Kind::Chat {
-            "chatcmpl"
-        } else {
-            "cmpl"
+        match endpoint {
+            Endpoint::Chat => "chatcmpl",
+            Endpoint::Completion => "cmpl",
         },
         s.id_prefix,
         s.counter.fetch_add(1, Ordering::Relaxed)
@@ -306,18 +386,17 @@ async fn handle(
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut response = if parsed.settings.stream {
-        stream_response(
-            s.clone(),
-            rx,
-            permit,
-            id,
-            created,
-            kind,
-            parsed.settings.include_usage,
-        )
+    let served = Served {
+        id,
+        created,
+        endpoint,
+        prompt_tokens: parsed.prompt.len(),
+        settings: parsed.settings,
+    };
+    let mut response = if served.settings.stream {
+        stream_response(s.clone(), rx, permit, served)
     } else {
-        whole_response(&s, rx, permit, id, created, kind).await?
+        whole_response(&s, rx, permit, served).await?
     };
     if let Some((key_id, _)) = &s.disclose {
         if let Ok(v) = HeaderValue::from_str(key_id) {
@@ -327,14 +406,6 @@ async fn handle(
     Ok(response)
 }
 
-fn usage(a: &Answer) -> Usage {
-    Usage {
-        prompt_tokens: a.prompt_tokens,
-        completion_tokens: a.tokens.len(),
-        total_tokens: a.prompt_tokens + a.tokens.len(),
-    }
-}
-
 fn engine_error(a: &Answer) -> Option<ApiError> {
     match &a.finish {
         Finish::Error(e) => Some(ApiError::Engine(e.clone())),
@@ -342,66 +413,198 @@ fn engine_error(a: &Answer) -> Option<ApiError> {
     }
 }
 
+impl AppState {
+    /// The `provmark` object for `answers` of a request served with
+    /// `settings`.
+    fn provenance(&self, settings: &Settings, answers: &[&Answer]) -> Provenance {
+        let (key_id, profile_digest) = match &self.disclose {
+            Some((k, d)) => (Some(k.clone()), Some(d.clone())),
+            None => (None, None),
+        };
+        Provenance {
+            watermark: self.serving.profile.is_some(),
+            policy: self.limits.policy.mode().name(),
+            sampling: ServedSampling {
+                temperature: settings.sampling.temperature(),
+                top_p: settings.sampling.top_p(),
+                top_k: settings.sampling.top_k(),
+            },
+            raised: settings.raised.iter().map(|p| p.name()).collect(),
+            marked_tokens: answers.iter().map(|a| a.marked_tokens).sum(),
+            completion_tokens: answers.iter().map(|a| a.tokens.len()).sum(),
+            key_id,
+            profile_digest,
+        }
+    }
+
+    /// The token's text and bytes, for log-probability reports.
+    fn token(&self, id: u32) -> (String, Vec<u8>) {
+        let bytes = token_bytes(&self.serving.runtime().tokenizer.tokenizer, id);
+        (String::from_utf8_lossy(&bytes).into_owned(), bytes)
+    }
+
+    fn chat_logprobs(&self, lps: &[Logprobs]) -> ChatLogprobs {
+        ChatLogprobs {
+            content: lps
+                .iter()
+                .map(|lp| {
+                    let (token, bytes) = self.token(lp.chosen.id);
+                    ChatTokenLogprob {
+                        token,
+                        logprob: lp.chosen.logprob,
+                        bytes,
+                        top_logprobs: lp
+                            .top
+                            .iter()
+                            .map(|t| {
+                                let (token, bytes) = self.token(t.id);
+                                TopLogprob {
+                                    token,
+                                    logprob: t.logprob,
+                                    bytes,
+                                }
+                            })
+                            .collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Legacy completions logprobs; `offset` is the answer's bytes before
+    /// the first of `lps`.
+    fn text_logprobs(&self, lps: &[Logprobs], mut offset: usize) -> TextLogprobs {
+        let mut out = TextLogprobs::default();
+        for lp in lps {
+            let (token, bytes) = self.token(lp.chosen.id);
+            out.text_offset.push(offset);
+            offset += bytes.len();
+            out.tokens.push(token);
+            out.token_logprobs.push(lp.chosen.logprob);
+            out.top_logprobs.push(
+                lp.top
+                    .iter()
+                    .map(|t| (self.token(t.id).0, t.logprob))
+                    .collect(),
+            );
+        }
+        out
+    }
+}
+
+/// One line per answered request in the server's log (never the prompt,
+/// the text or the key).
+fn log_answer(s: &AppState, served: &Served, answers: &[&Answer], outcome: &str) {
+    let p = s.provenance(&served.settings, answers);
+    tracing::info!(
+        target: "provmark::serve",
+        id = %served.id,
+        outcome,
+        prompt_tokens = served.prompt_tokens,
+        completion_tokens = p.completion_tokens,
+        marked_tokens = p.marked_tokens,
+        choices = served.settings.n,
+        temperature = p.sampling.temperature,
+        top_p = p.sampling.top_p,
+        top_k = p.sampling.top_k,
+        raised = ?p.raised,
+        policy = p.policy,
+        "answer"
+    );
+}
+
+/// Logs a request that ended without its answer (the client left).
+struct GoneGuard<'a> {
+    s: &'a AppState,
+    served: &'a Served,
+    done: bool,
+}
+
+impl Drop for GoneGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            log_answer(self.s, self.served, &[], "client_gone");
+        }
+    }
+}
+
 async fn whole_response(
     s: &AppState,
-    mut rx: mpsc::UnboundedReceiver<Event>,
+    mut rx: mpsc::UnboundedReceiver<(usize, Event)>,
     _permit: OwnedSemaphorePermit,
-    id: String,
-    created: u64,
-    kind: Kind,
+    served: Served,
 ) -> Result<Response, ApiError> {
-    let answer = loop {
+    let n = served.settings.n;
+    let mut guard = GoneGuard {
+        s,
+        served: &served,
+        done: false,
+    };
+    let mut answers: Vec<Option<Answer>> = (0..n).map(|_| None).collect();
+    while answers.iter().any(Option::is_none) {
         match rx.recv().await {
-            Some(Event::Done(a)) => break a,
-            Some(Event::Token { .. }) => {}
+            Some((i, Event::Done(a))) => answers[i] = Some(a),
+            Some((_, Event::Token { .. })) => {}
             None => return Err(ApiError::EngineStopped),
         }
-    };
-    if let Some(e) = engine_error(&answer) {
+    }
+    guard.done = true;
+    let answers: Vec<Answer> = answers.into_iter().flatten().collect();
+    if let Some(e) = answers.iter().find_map(engine_error) {
+        log_answer(s, &served, &[], "error");
         return Err(e);
     }
-    let provmark = s
-        .disclose
-        .as_ref()
-        .map(|(key_id, profile_digest)| Disclosure {
-            key_id: key_id.clone(),
-            profile_digest: profile_digest.clone(),
-        });
-    let finish_reason = answer.finish.as_str();
-    let usage = usage(&answer);
+    let all: Vec<&Answer> = answers.iter().collect();
+    log_answer(s, &served, &all, "ok");
+    let provmark = s.provenance(&served.settings, &all);
+    let usage = Usage {
+        prompt_tokens: served.prompt_tokens,
+        completion_tokens: provmark.completion_tokens,
+        total_tokens: served.prompt_tokens + provmark.completion_tokens,
+    };
     let system_fingerprint = format!("provmark-{}", env!("CARGO_PKG_VERSION"));
     let model = s.model_id.clone();
-    Ok(match kind {
-        Kind::Chat => Json(Completion {
+    let (id, created) = (served.id.clone(), served.created);
+    let want_logprobs = served.settings.logprobs.is_some();
+    Ok(match served.endpoint {
+        Endpoint::Chat => Json(Completion {
             id,
             object: "chat.completion",
             created,
             model,
-            choices: vec![ChatChoice {
-                index: 0,
-                message: AssistantMessage {
-                    role: "assistant",
-                    content: answer.text,
-                },
-                finish_reason,
-                logprobs: None,
-            }],
+            choices: answers
+                .into_iter()
+                .enumerate()
+                .map(|(index, a)| ChatChoice {
+                    index: index as u32,
+                    logprobs: want_logprobs.then(|| s.chat_logprobs(&a.logprobs)),
+                    finish_reason: a.finish.as_str(),
+                    message: AssistantMessage {
+                        role: "assistant",
+                        content: a.text,
+                    },
+                })
+                .collect(),
             usage,
             system_fingerprint,
             provmark,
         })
         .into_response(),
-        Kind::Completion => Json(Completion {
+        Endpoint::Completion => Json(Completion {
             id,
             object: "text_completion",
             created,
             model,
-            choices: vec![TextChoice {
-                index: 0,
-                text: answer.text,
-                finish_reason: Some(finish_reason),
-                logprobs: None,
-            }],
+            choices: answers
+                .into_iter()
+                .enumerate()
+                .map(|(index, a)| TextChoice {
+                    index: index as u32,
+                    logprobs: want_logprobs.then(|| s.text_logprobs(&a.logprobs, 0)),
+                    finish_reason: Some(a.finish.as_str()),
+                    text: a.text,
+                })
+                .collect(),
             usage,
             system_fingerprint,
             provmark,
@@ -410,118 +613,186 @@ async fn whole_response(
     })
 }
 
-/// Builds the JSON text of one streamed chunk.
-struct Chunker {
-    id: String,
-    created: u64,
-    model: String,
-    kind: Kind,
+/// What one streamed chunk holds.
+#[derive(Default)]
+struct ChunkParts<'a> {
+    index: usize,
+    text: Option<&'a str>,
+    role: bool,
+    finish: Option<&'static str>,
+    logprobs: &'a [Logprobs],
+    /// The choice's bytes streamed before this chunk's tokens.
+    offset: usize,
+    usage: Option<Usage>,
+    provmark: Option<Provenance>,
 }
 
-impl Chunker {
-    fn chunk(
-        &self,
-        delta: Option<&str>,
-        finish: Option<&'static str>,
-        first: bool,
-        usage: Option<Usage>,
-    ) -> String {
-        let (id, created, model) = (self.id.clone(), self.created, self.model.clone());
-        let text = match self.kind {
-            Kind::Chat => serde_json::to_string(&Chunk {
-                id,
-                object: "chat.completion.chunk",
-                created,
-                model,
-                choices: vec![ChatChunkChoice {
-                    index: 0,
-                    delta: Delta {
-                        role: first.then_some("assistant"),
-                        content: delta.map(str::to_string),
-                    },
-                    finish_reason: finish,
-                    logprobs: None,
-                }],
-                usage,
-            }),
-            Kind::Completion => serde_json::to_string(&Chunk {
-                id,
-                object: "text_completion",
-                created,
-                model,
-                choices: vec![TextChoice {
-                    index: 0,
-                    text: delta.unwrap_or("").to_string(),
-                    finish_reason: finish,
-                    logprobs: None,
-                }],
-                usage,
-            }),
-        };
-        text.expect("a chunk always serialises")
-    }
+fn chunk(s: &AppState, served: &Served, c: ChunkParts) -> String {
+    let (id, created, model) = (served.id.clone(), served.created, s.model_id.clone());
+    let want_logprobs = served.settings.logprobs.is_some() && !c.logprobs.is_empty();
+    let text = match served.endpoint {
+        Endpoint::Chat => serde_json::to_string(&Chunk {
+            id,
+            object: "chat.completion.chunk",
+            created,
+            model,
+            choices: vec![ChatChunkChoice {
+                index: c.index as u32,
+                delta: Delta {
+                    role: c.role.then_some("assistant"),
+                    content: c.text.map(str::to_string),
+                },
+                finish_reason: c.finish,
+                logprobs: want_logprobs.then(|| s.chat_logprobs(c.logprobs)),
+            }],
+            usage: c.usage,
+            provmark: c.provmark,
+        }),
+        Endpoint::Completion => serde_json::to_string(&Chunk {
+            id,
+            object: "text_completion",
+            created,
+            model,
+            choices: vec![TextChoice {
+                index: c.index as u32,
+                text: c.text.unwrap_or("").to_string(),
+                finish_reason: c.finish,
+                logprobs: want_logprobs.then(|| s.text_logprobs(c.logprobs, c.offset)),
+            }],
+            usage: c.usage,
+            provmark: c.provmark,
+        }),
+    };
+    text.expect("a chunk always serialises")
+}
+
+/// A streamed choice's state.
+#[derive(Default)]
+struct Streamed {
+    started: bool,
+    /// Token bytes streamed so far (completions' `text_offset`).
+    offset: usize,
 }
 
 fn stream_response(
     s: Arc<AppState>,
-    rx: mpsc::UnboundedReceiver<Event>,
+    mut rx: mpsc::UnboundedReceiver<(usize, Event)>,
     permit: OwnedSemaphorePermit,
-    id: String,
-    created: u64,
-    kind: Kind,
-    include_usage: bool,
+    served: Served,
 ) -> Response {
-    let chunker = Chunker {
-        id,
-        created,
-        model: s.model_id.clone(),
-        kind,
-    };
     // A task turns engine events into SSE events; it holds the request's
-    // slot until the answer ends or the client leaves.
+    // slots until the answers end or the client leaves (then dropping rx
+    // cancels every choice at the engine's next step, even mid-prefill).
     let (sse_tx, sse_rx) = mpsc::unbounded_channel::<Result<SseEvent, Infallible>>();
-    let mut rx = rx;
     tokio::spawn(async move {
         let _permit = permit;
-        let mut first = true;
+        let n = served.settings.n;
+        let chat = served.endpoint == Endpoint::Chat;
+        let mut choices: Vec<Streamed> = (0..n).map(|_| Streamed::default()).collect();
+        let mut finished: Vec<Answer> = Vec::new();
         let send = |data: String| sse_tx.send(Ok(SseEvent::default().data(data))).is_ok();
-        while let Some(e) = rx.recv().await {
-            match e {
-                Event::Token { text, .. } => {
-                    if first && kind == Kind::Chat {
-                        first = false;
-                        if !send(chunker.chunk(Some(""), None, true, None)) {
-                            return; // client gone: dropping rx cancels the answer
-                        }
+        loop {
+            let event = tokio::select! {
+                e = rx.recv() => e,
+                _ = sse_tx.closed() => None,
+            };
+            if sse_tx.is_closed() {
+                let done: Vec<&Answer> = finished.iter().collect();
+                log_answer(&s, &served, &done, "client_gone");
+                return;
+            }
+            let Some((index, event)) = event else {
+                let err = ApiError::EngineStopped;
+                send(stream_error(&err));
+                let _ = send("[DONE]".to_string());
+                return;
+            };
+            let c = &mut choices[index];
+            // The role goes first, once per choice (chat only).
+            let role = chat && !c.started;
+            c.started = true;
+            match event {
+                Event::Token { id, text, logprobs } => {
+                    let lps: Vec<Logprobs> = logprobs.into_iter().collect();
+                    if text.is_empty() && lps.is_empty() && !role {
+                        continue;
                     }
-                    if !text.is_empty() && !send(chunker.chunk(Some(&text), None, false, None)) {
-                        return;
+                    let parts = ChunkParts {
+                        index,
+                        text: Some(&text),
+                        role,
+                        logprobs: &lps,
+                        offset: c.offset,
+                        ..ChunkParts::default()
+                    };
+                    c.offset += token_bytes(&s.serving.runtime().tokenizer.tokenizer, id).len();
+                    if !send(chunk(&s, &served, parts)) {
+                        continue; // noticed at the loop's top
                     }
                 }
                 Event::Done(a) => {
                     if let Some(err) = engine_error(&a) {
-                        let event = StreamError {
-                            error: StreamErrorDetail {
-                                message: err.to_string(),
-                                kind: err.kind(),
-                            },
-                        };
-                        send(serde_json::to_string(&event).expect("serialises"));
-                    } else {
-                        send(chunker.chunk(
-                            None,
-                            Some(a.finish.as_str()),
-                            first && kind == Kind::Chat,
-                            include_usage.then(|| usage(&a)),
-                        ));
+                        log_answer(&s, &served, &[], "error");
+                        send(stream_error(&err));
+                        let _ = send("[DONE]".to_string());
+                        return;
                     }
-                    let _ = send("[DONE]".to_string());
-                    return;
+                    if !a.tail.is_empty() || role {
+                        let parts = ChunkParts {
+                            index,
+                            text: Some(&a.tail),
+                            role,
+                            ..ChunkParts::default()
+                        };
+                        send(chunk(&s, &served, parts));
+                    }
+                    let last = finished.len() + 1 == n;
+                    let usage = (last && served.settings.include_usage).then(|| {
+                        let completion_tokens =
+                            finished.iter().map(|f| f.tokens.len()).sum::<usize>() + a.tokens.len();
+                        Usage {
+                            prompt_tokens: served.prompt_tokens,
+                            completion_tokens,
+                            total_tokens: served.prompt_tokens + completion_tokens,
+                        }
+                    });
+                    let parts = ChunkParts {
+                        index,
+                        finish: Some(a.finish.as_str()),
+                        usage,
+                        provmark: Some(s.provenance(&served.settings, &[&a])),
+                        ..ChunkParts::default()
+                    };
+                    send(chunk(&s, &served, parts));
+                    finished.push(a);
+                    if last {
+                        let done: Vec<&Answer> = finished.iter().collect();
+                        log_answer(&s, &served, &done, "ok");
+                        let _ = send("[DONE]".to_string());
+                        return;
+                    }
                 }
             }
         }
     });
-    Sse::new(UnboundedReceiverStream::new(sse_rx))
+    let mut response = Sse::new(UnboundedReceiverStream::new(sse_rx))
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response();
+    // Without a charset, clients such as Python's requests decode the
+    // stream as ISO-8859-1 and split characters.
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    response
+}
+
+fn stream_error(err: &ApiError) -> String {
+    let event = StreamError {
+        error: StreamErrorDetail {
+            message: err.to_string(),
+            kind: err.kind(),
+        },
+    };
+    serde_json::to_string(&event).expect("serialises")
 }

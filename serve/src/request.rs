@@ -12,7 +12,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use provmark_llm::chat::Message;
-use provmark_watermark::SamplingConfig;
+use provmark_llm::logprobs::MAX_TOP_LOGPROBS;
+use provmark_watermark::{SamplingConfig, SamplingParam, SamplingPolicy};
 
 use crate::error::ApiError;
 
@@ -48,6 +49,8 @@ impl Shape for String {}
 impl Shape for IgnoredAny {}
 impl<T> Shape for Vec<T> {}
 impl Shape for Content {}
+impl Shape for Stop {}
+impl Shape for LogprobsField {}
 impl Shape for ChatMessage {
     fn fits(v: &Value) -> bool {
         v.is_object()
@@ -126,16 +129,67 @@ pub struct GenerationParams {
     pub stream: Field<bool>,
     /// Streaming options.
     pub stream_options: Field<StreamOptions>,
-    /// Answers per request: only 1.
+    /// Answers per request, 1 ..= the server's limit (default 1).
     pub n: Field<u64>,
     /// Only 1.
     pub best_of: Field<u64>,
-    /// Stop sequences: not supported (absent or null only).
-    pub stop: Field<IgnoredAny>,
-    /// Only absent, null or false.
-    pub logprobs: Field<bool>,
+    /// Stop sequences: a string or a list of up to [`MAX_STOP`] strings.
+    pub stop: Field<Stop>,
+    /// Chat: `true` reports each token's log-probability; completions: the
+    /// number of alternatives to report with it.
+    pub logprobs: Field<LogprobsField>,
+    /// Chat: alternatives per token, 0 ..= 20 (needs `logprobs: true`).
+    pub top_logprobs: Field<u64>,
     /// Tool calls: not supported (absent or null only).
     pub tools: Field<IgnoredAny>,
+}
+
+/// Most stop sequences a request may give (OpenAI's limit).
+pub const MAX_STOP: usize = 4;
+
+/// Longest stop sequence, in bytes.
+pub const MAX_STOP_BYTES: usize = 256;
+
+/// `stop`: one string or a list of strings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    /// One stop sequence.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+/// `logprobs`: a boolean (chat) or a count (completions).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum LogprobsField {
+    /// Chat's form.
+    Flag(bool),
+    /// Completions' form: how many alternatives.
+    Count(u64),
+}
+
+/// Which endpoint a request came to (its `logprobs` differ).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/v1/chat/completions`.
+    Chat,
+    /// `/v1/completions`.
+    Completion,
+}
+
+/// What the server allows, for [`GenerationParams::settings`].
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest `max_tokens` (also the default), ≥ 1.
+    pub max_tokens: usize,
+    /// Largest `n`, ≥ 1.
+    pub max_n: usize,
+    /// Whether log-probabilities may be asked for.
+    pub logprobs: bool,
+    /// What happens to sampling settings below the watermark's floor.
+    pub policy: SamplingPolicy,
 }
 
 /// A `/v1/chat/completions` body.
@@ -282,8 +336,18 @@ pub struct ModelNames<'a> {
 pub struct Settings {
     /// Most tokens to generate, 1..=limit.
     pub max_tokens: usize,
-    /// Temperature, top-k, top-p.
+    /// Temperature, top-k, top-p as served (after the policy).
     pub sampling: SamplingConfig,
+    /// As asked.
+    pub requested: SamplingConfig,
+    /// The parameters the policy's floor raised.
+    pub raised: Vec<SamplingParam>,
+    /// Answers to generate.
+    pub n: usize,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+    /// Alternatives per token when log-probabilities are asked for.
+    pub logprobs: Option<usize>,
     /// The seed asked for, if any.
     pub seed: Option<u64>,
     /// Server-Sent Events.
@@ -293,15 +357,18 @@ pub struct Settings {
 }
 
 impl GenerationParams {
-    /// Checks the fields, in this order: `model`; the unsupported `n`,
-    /// `stop`, `logprobs`, `tools`, `best_of`; `max_completion_tokens` and
-    /// `max_tokens` (against `max_tokens_limit`, also the default);
-    /// `temperature`, `top_p`, `top_k`; `seed`; `stream`.
+    /// Checks the fields, in this order: `model`; the unsupported `tools`,
+    /// `best_of`; `n`; `stop`; `logprobs`, `top_logprobs`;
+    /// `max_completion_tokens` and `max_tokens` (against the limit, also
+    /// the default); `temperature`, `top_p`, `top_k`, then the policy;
+    /// `seed`; `stream`.
     pub fn settings(
         &self,
         model: &ModelNames,
-        max_tokens_limit: usize,
+        limits: &Limits,
+        endpoint: Endpoint,
     ) -> Result<Settings, ApiError> {
+        let max_tokens_limit = limits.max_tokens;
         match &self.model {
             Field::Absent => {}
             Field::Value(name) if name == model.id || name == model.file => {}
@@ -319,15 +386,6 @@ impl GenerationParams {
         }
         let one = |f: &Field<u64>| matches!(f, Field::Absent | Field::Value(1));
         for (field, ok) in [
-            ("n", one(&self.n)),
-            ("stop", self.stop.is_unset()),
-            (
-                "logprobs",
-                matches!(
-                    self.logprobs,
-                    Field::Absent | Field::Null | Field::Value(false)
-                ),
-            ),
             ("tools", self.tools.is_unset()),
             ("best_of", one(&self.best_of)),
         ] {
@@ -337,6 +395,18 @@ impl GenerationParams {
         }
         let integer =
             |f: &Field<u64>, name| f.optional(ApiError::NotAnInteger(name)).map(|v| v.copied());
+        let n = integer(&self.n, "n")?.unwrap_or(1);
+        if n == 0 || n > limits.max_n as u64 {
+            return Err(ApiError::N {
+                max: limits.max_n,
+                got: n,
+            });
+        }
+        let stop = self.stop_sequences()?;
+        let logprobs = self.logprobs(endpoint)?;
+        if logprobs.is_some() && !limits.logprobs {
+            return Err(ApiError::LogprobsOff);
+        }
         let number =
             |f: &Field<f64>, name| f.optional(ApiError::NotANumber(name)).map(|v| v.copied());
         let max_completion = integer(&self.max_completion_tokens, "max_completion_tokens")?;
@@ -356,8 +426,12 @@ impl GenerationParams {
         }
         let top_p = number(&self.top_p, "top_p")?.unwrap_or(1.0);
         let top_k = integer(&self.top_k, "top_k")?.unwrap_or(0) as usize;
-        let sampling = SamplingConfig::new(temperature as f32, top_k, top_p as f32)
+        let requested = SamplingConfig::new(temperature as f32, top_k, top_p as f32)
             .map_err(ApiError::Sampling)?;
+        let applied = limits
+            .policy
+            .apply(requested)
+            .map_err(ApiError::BelowFloor)?;
         let seed = integer(&self.seed, "seed")?;
         let stream = self
             .stream
@@ -372,10 +446,71 @@ impl GenerationParams {
         );
         Ok(Settings {
             max_tokens,
-            sampling,
+            sampling: applied.sampling,
+            requested,
+            raised: applied.raised,
+            n: n as usize,
+            stop,
+            logprobs,
             seed,
             stream,
             include_usage,
         })
+    }
+
+    fn stop_sequences(&self) -> Result<Vec<String>, ApiError> {
+        let stop = match &self.stop {
+            Field::Absent | Field::Null => Vec::new(),
+            Field::Value(Stop::One(s)) => vec![s.clone()],
+            Field::Value(Stop::Many(v)) => v.clone(),
+            Field::Invalid(_) => {
+                return Err(ApiError::Stop(
+                    "must be a string or a list of strings".into(),
+                ))
+            }
+        };
+        if stop.len() > MAX_STOP {
+            return Err(ApiError::Stop(format!(
+                "takes at most {MAX_STOP} sequences, got {}",
+                stop.len()
+            )));
+        }
+        if let Some(bad) = stop
+            .iter()
+            .position(|s| s.is_empty() || s.len() > MAX_STOP_BYTES)
+        {
+            return Err(ApiError::Stop(format!(
+                "sequence {bad} must hold 1 to {MAX_STOP_BYTES} bytes"
+            )));
+        }
+        Ok(stop)
+    }
+
+    /// Alternatives per token, when log-probabilities are asked for.
+    fn logprobs(&self, endpoint: Endpoint) -> Result<Option<usize>, ApiError> {
+        let top = match &self.top_logprobs {
+            Field::Absent | Field::Null => None,
+            Field::Value(n) if *n as usize <= MAX_TOP_LOGPROBS => Some(*n as usize),
+            _ => return Err(ApiError::TopLogprobs),
+        };
+        match (endpoint, &self.logprobs) {
+            (_, Field::Absent | Field::Null)
+            | (Endpoint::Chat, Field::Value(LogprobsField::Flag(false))) => {
+                if top.is_some_and(|n| n > 0) && endpoint == Endpoint::Chat {
+                    return Err(ApiError::TopLogprobsAlone);
+                }
+                Ok(None)
+            }
+            (Endpoint::Chat, Field::Value(LogprobsField::Flag(true))) => Ok(Some(top.unwrap_or(0))),
+            (Endpoint::Completion, Field::Value(LogprobsField::Count(n)))
+                if *n as usize <= MAX_TOP_LOGPROBS =>
+            {
+                Ok(Some(*n as usize))
+            }
+            (Endpoint::Chat, _) => Err(ApiError::Logprobs("must be true or false")),
+            (Endpoint::Completion, _) => Err(ApiError::Logprobs(
+                "must be an integer from 0 to 20 (alternatives per token)",
+            )),
+        }
     }
 }

@@ -51,13 +51,85 @@ pub struct Usage {
     pub total_tokens: usize,
 }
 
-/// The watermark's public facts (`--disclose-key-id`).
+/// The `provmark` extension of every answer (and of each stream's last
+/// chunk per choice): what was served and how much of it carries the mark,
+/// so an operator can show which policy applied (spec §6.2).
 #[derive(Clone, Debug, Serialize)]
-pub struct Disclosure {
-    /// The profile's key id (never the key).
-    pub key_id: String,
-    /// The profile's digest.
-    pub profile_digest: String,
+pub struct Provenance {
+    /// Whether the engine embeds a watermark.
+    pub watermark: bool,
+    /// The sampling policy: `floor`, `refuse` or `as-requested`.
+    pub policy: &'static str,
+    /// The sampling settings served with.
+    pub sampling: ServedSampling,
+    /// The request's parameters the policy's floor raised.
+    pub raised: Vec<&'static str>,
+    /// Generated tokens whose choice the key could change, over the choices
+    /// this object covers (all of a whole answer; one in a stream chunk).
+    pub marked_tokens: usize,
+    /// Generated tokens over the same choices.
+    pub completion_tokens: usize,
+    /// The profile's key id (never the key), with `--disclose-key-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The profile's digest, with `--disclose-key-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile_digest: Option<String>,
+}
+
+/// Sampling settings as served.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ServedSampling {
+    /// Temperature.
+    pub temperature: f32,
+    /// Top-p (1 = off).
+    pub top_p: f32,
+    /// Top-k (0 = off).
+    pub top_k: usize,
+}
+
+/// One token's log-probability in a chat answer (OpenAI's shape).
+#[derive(Clone, Debug, Serialize)]
+pub struct ChatTokenLogprob {
+    /// The token's text (lossy when it holds part of a character).
+    pub token: String,
+    /// ln p under the model's own distribution (spec §6.3).
+    pub logprob: f32,
+    /// The token's bytes.
+    pub bytes: Vec<u8>,
+    /// The most likely alternatives, most likely first.
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// An alternative token.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopLogprob {
+    /// Its text.
+    pub token: String,
+    /// ln p.
+    pub logprob: f32,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// A chat choice's `logprobs`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ChatLogprobs {
+    /// One entry per generated token.
+    pub content: Vec<ChatTokenLogprob>,
+}
+
+/// A text completion's `logprobs` (the legacy shape).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TextLogprobs {
+    /// Token texts.
+    pub tokens: Vec<String>,
+    /// Their ln p.
+    pub token_logprobs: Vec<f32>,
+    /// Per token, alternative text → ln p.
+    pub top_logprobs: Vec<std::collections::BTreeMap<String, f32>>,
+    /// Each token's byte offset in the answer's text.
+    pub text_offset: Vec<usize>,
 }
 
 /// A whole answer: `chat.completion` or `text_completion`.
@@ -77,9 +149,8 @@ pub struct Completion<C> {
     pub usage: Usage,
     /// `provmark-<version>`.
     pub system_fingerprint: String,
-    /// Present when the server discloses its key id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub provmark: Option<Disclosure>,
+    /// What was served and how much of it is marked.
+    pub provmark: Provenance,
 }
 
 /// A chat choice.
@@ -91,8 +162,8 @@ pub struct ChatChoice {
     pub message: AssistantMessage,
     /// `stop` or `length`.
     pub finish_reason: &'static str,
-    /// Always null.
-    pub logprobs: Option<()>,
+    /// When asked for.
+    pub logprobs: Option<ChatLogprobs>,
 }
 
 /// The assistant's message.
@@ -113,8 +184,8 @@ pub struct TextChoice {
     pub text: String,
     /// `stop` or `length`; null in a chunk before the end.
     pub finish_reason: Option<&'static str>,
-    /// Always null.
-    pub logprobs: Option<()>,
+    /// When asked for.
+    pub logprobs: Option<TextLogprobs>,
 }
 
 /// One streamed chunk: `chat.completion.chunk` or `text_completion`.
@@ -133,6 +204,9 @@ pub struct Chunk<C> {
     /// In the last chunk when `stream_options.include_usage` is true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// In each choice's last chunk: that choice's [`Provenance`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provmark: Option<Provenance>,
 }
 
 /// A streamed chat choice.
@@ -144,8 +218,8 @@ pub struct ChatChunkChoice {
     pub delta: Delta,
     /// `stop` or `length` in the last chunk, else null.
     pub finish_reason: Option<&'static str>,
-    /// Always null.
-    pub logprobs: Option<()>,
+    /// The chunk's tokens, when asked for.
+    pub logprobs: Option<ChatLogprobs>,
 }
 
 /// A chat chunk's delta.
@@ -168,6 +242,8 @@ pub struct Health {
     pub model: String,
     /// Whether answers carry the watermark.
     pub watermark: bool,
+    /// The sampling policy (`floor`, `refuse`, `as-requested`).
+    pub sampling_policy: &'static str,
     /// Request slots free now.
     pub available_slots: usize,
 }

@@ -87,7 +87,10 @@ async fn serves_openai_shapes_and_stops_gracefully() {
     assert!(c["choices"][0]["text"].is_string());
     assert!(c["choices"][0]["logprobs"].is_null());
     assert!(c["usage"]["completion_tokens"].as_u64().unwrap() <= 4);
-    assert!(c.get("provmark").is_none(), "nothing disclosed by default");
+    assert!(
+        c["provmark"].get("key_id").is_none(),
+        "nothing disclosed by default"
+    );
 
     let chat = r#"{"messages": [{"role": "user", "content": "abc"}], "seed": 3}"#;
     let (status, body) = call(addr, "POST", "/v1/chat/completions", chat).await;

@@ -2,8 +2,11 @@
 //! the statuses, types, params and messages clients see (no model needed).
 
 use axum::http::StatusCode;
-use provmark_serve::request::{ChatCompletionRequest, CompletionRequest, ModelNames, Settings};
+use provmark_serve::request::{
+    ChatCompletionRequest, CompletionRequest, Endpoint, Limits, ModelNames, Settings,
+};
 use provmark_serve::ApiError;
+use provmark_watermark::{PolicyMode, SamplingFloor, SamplingPolicy};
 use serde_json::{json, Value};
 
 const NAMES: ModelNames = ModelNames {
@@ -11,10 +14,26 @@ const NAMES: ModelNames = ModelNames {
     file: "tiny.gguf",
 };
 
-fn chat(body: &Value) -> Result<(Settings, Vec<provmark_llm::chat::Message>), ApiError> {
+fn limits(max_tokens: usize, mode: PolicyMode) -> Limits {
+    Limits {
+        max_tokens,
+        max_n: 4,
+        logprobs: true,
+        policy: SamplingPolicy::new(mode, SamplingFloor::new(0.7, 0.9, 20).unwrap()),
+    }
+}
+
+fn chat_with(
+    body: &Value,
+    limits: &Limits,
+) -> Result<(Settings, Vec<provmark_llm::chat::Message>), ApiError> {
     let r = ChatCompletionRequest::from_body(body.to_string().as_bytes())?;
-    let settings = r.params.settings(&NAMES, 160)?;
+    let settings = r.params.settings(&NAMES, limits, Endpoint::Chat)?;
     Ok((settings, r.chat()?))
+}
+
+fn chat(body: &Value) -> Result<(Settings, Vec<provmark_llm::chat::Message>), ApiError> {
+    chat_with(body, &limits(160, PolicyMode::AsRequested))
 }
 
 fn err(body: Value) -> ApiError {
@@ -94,40 +113,65 @@ fn each_field_is_refused_with_its_own_message_and_param() {
             Some("model"),
         ),
         (
-            json!({"n": 2, "messages": m}),
+            json!({"n": 5, "messages": m}),
             400,
-            "n is not supported by this server",
-            None,
+            "n must lie between 1 and this server's limit of 4, got 5",
+            Some("n"),
+        ),
+        (json!({"n": 0, "messages": m}), 400, "got 0", Some("n")),
+        (
+            json!({"n": "two", "messages": m}),
+            400,
+            "n must be a non-negative integer",
+            Some("n"),
         ),
         (
-            json!({"n": null, "messages": m}),
+            json!({"stop": ["a", "b", "c", "d", "e"], "messages": m}),
             400,
-            "n is not supported",
-            None,
+            "stop takes at most 4 sequences, got 5",
+            Some("stop"),
         ),
         (
-            json!({"stop": "\n", "messages": m}),
+            json!({"stop": ["a", ""], "messages": m}),
             400,
-            "stop is not supported",
-            None,
+            "stop sequence 1 must hold 1 to 256 bytes",
+            Some("stop"),
         ),
         (
-            json!({"logprobs": true, "messages": m}),
+            json!({"stop": ["a", 3], "messages": m}),
             400,
-            "logprobs is not supported",
-            None,
+            "stop must be a string or a list of strings",
+            Some("stop"),
+        ),
+        (
+            json!({"logprobs": 3, "messages": m}),
+            400,
+            "logprobs must be true or false",
+            Some("logprobs"),
+        ),
+        (
+            json!({"logprobs": true, "top_logprobs": 21, "messages": m}),
+            400,
+            "top_logprobs must be an integer from 0 to 20",
+            Some("top_logprobs"),
+        ),
+        (
+            json!({"top_logprobs": 2, "messages": m}),
+            400,
+            "top_logprobs needs logprobs: true",
+            Some("top_logprobs"),
         ),
         (
             json!({"tools": [], "messages": m}),
             400,
             "tools is not supported",
-            None,
+            Some("tools"),
         ),
         (
             json!({"best_of": 3, "messages": m}),
             400,
             "best_of is not supported",
-            None,
+            Some("best_of"),
         ),
         (
             json!({"max_tokens": 161, "messages": m}),
@@ -242,7 +286,14 @@ fn each_field_is_refused_with_its_own_message_and_param() {
 fn completions_take_one_prompt_string() {
     let r = CompletionRequest::from_body(br#"{"prompt": "Once", "max_tokens": 3}"#).unwrap();
     assert_eq!(r.prompt_text().unwrap(), "Once");
-    assert_eq!(r.params.settings(&NAMES, 10).unwrap().max_tokens, 3);
+    let l = limits(10, PolicyMode::AsRequested);
+    assert_eq!(
+        r.params
+            .settings(&NAMES, &l, Endpoint::Completion)
+            .unwrap()
+            .max_tokens,
+        3
+    );
     for body in [r#"{"prompt": ["a", "b"]}"#, r#"{}"#, r#"{"prompt": null}"#] {
         let e = CompletionRequest::from_body(body.as_bytes())
             .unwrap()
@@ -280,4 +331,90 @@ fn server_side_errors_have_their_statuses_and_types() {
         big.to_string(),
         "cannot read the body: length limit exceeded"
     );
+}
+
+#[test]
+fn stop_n_and_logprobs_are_read() {
+    let (s, _) = chat(&json!({"messages": msgs(), "n": 3, "stop": "\n\n",
+                              "logprobs": true, "top_logprobs": 5, "n": 3}))
+    .unwrap();
+    assert_eq!(
+        (s.n, s.stop.clone(), s.logprobs),
+        (3, vec!["\n\n".to_string()], Some(5))
+    );
+    let (s, _) = chat(&json!({"messages": msgs(), "stop": ["a", "b"], "logprobs": false})).unwrap();
+    assert_eq!((s.n, s.stop.len(), s.logprobs), (1, 2, None));
+    let (s, _) = chat(&json!({"messages": msgs(), "logprobs": true, "n": null})).unwrap();
+    assert_eq!((s.n, s.logprobs), (1, Some(0)));
+    // Completions take logprobs as a count.
+    let l = limits(10, PolicyMode::AsRequested);
+    let r = CompletionRequest::from_body(br#"{"prompt": "x", "logprobs": 2}"#).unwrap();
+    assert_eq!(
+        r.params
+            .settings(&NAMES, &l, Endpoint::Completion)
+            .unwrap()
+            .logprobs,
+        Some(2)
+    );
+    let r = CompletionRequest::from_body(br#"{"prompt": "x", "logprobs": true}"#).unwrap();
+    let e = r
+        .params
+        .settings(&NAMES, &l, Endpoint::Completion)
+        .unwrap_err();
+    assert_eq!(e.param(), Some("logprobs"));
+    // An operator who turned them off.
+    let off = Limits {
+        logprobs: false,
+        ..limits(10, PolicyMode::Floor)
+    };
+    let e = chat_with(&json!({"messages": msgs(), "logprobs": true}), &off).unwrap_err();
+    assert_eq!((e.param(), e.status().as_u16()), (Some("logprobs"), 400));
+}
+
+#[test]
+fn the_policy_raises_or_refuses_settings_that_leave_no_choice() {
+    // The case handed over: temperature 0 under the default policy.
+    let case: Value =
+        serde_json::from_str(include_str!("data/temperature0.json")).expect("the case parses");
+    let floor = limits(200, PolicyMode::Floor);
+    let (s, _) = chat_with(&case, &floor).unwrap();
+    assert_eq!(s.requested.temperature(), 0.0);
+    assert_eq!(s.sampling.temperature(), 0.7);
+    assert_eq!(
+        s.raised,
+        vec![provmark_watermark::SamplingParam::Temperature]
+    );
+    let (s, _) = chat_with(
+        &json!({"messages": msgs(), "top_p": 0.05, "top_k": 3}),
+        &floor,
+    )
+    .unwrap();
+    assert_eq!((s.sampling.top_p(), s.sampling.top_k()), (0.9, 20));
+    // Refused, naming the parameter, in OpenAI's shape.
+    let refuse = limits(200, PolicyMode::Refuse);
+    for (body, param) in [
+        (case.clone(), "temperature"),
+        (
+            json!({"messages": msgs(), "temperature": 0.2}),
+            "temperature",
+        ),
+        (json!({"messages": msgs(), "top_p": 0.05}), "top_p"),
+        (json!({"messages": msgs(), "top_k": 1}), "top_k"),
+    ] {
+        let e = chat_with(&body, &refuse).unwrap_err();
+        assert_eq!(
+            (e.status().as_u16(), e.param()),
+            (400, Some(param)),
+            "{body}"
+        );
+        assert_eq!(e.code(), Some("sampling_below_watermark_floor"));
+        assert!(e.to_string().contains("no choice"), "{e}");
+    }
+    // At the floor or above: served as asked under every mode.
+    let fine = json!({"messages": msgs(), "temperature": 0.8, "top_p": 0.95});
+    for l in [&floor, &refuse] {
+        let (s, _) = chat_with(&fine, l).unwrap();
+        assert!(s.raised.is_empty());
+        assert_eq!(s.sampling, s.requested);
+    }
 }

@@ -12,7 +12,7 @@ use provmark_llm::generate::GenerateConfig;
 use provmark_llm::serving::{ServingConfig, WatermarkFiles};
 use provmark_serve::ServeConfig;
 use provmark_watermark::rand_core::{OsRng, TryRngCore};
-use provmark_watermark::SamplingConfig;
+use provmark_watermark::{PolicyMode, SamplingConfig, SamplingFloor};
 
 #[derive(Args, Clone)]
 pub struct ModelArgs {
@@ -101,6 +101,46 @@ pub struct GenerateArgs {
     /// Send `prompt` texts as raw text instead of a user message.
     #[arg(long)]
     raw: bool,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// The sampling policy (spec §6.2), shared by `generate` and `serve`.
+#[derive(Args, Clone)]
+pub struct PolicyArgs {
+    /// Settings that would leave the watermark no choice (temperature 0, a
+    /// tiny top-p or top-k): served at the scheme's floor, refused, or served
+    /// as asked (unmarked). See --help.
+    #[arg(long, value_enum, default_value_t = Policy::Floor, value_name = "POLICY")]
+    sampling_policy: Policy,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum Policy {
+    Floor,
+    Refuse,
+    AsRequested,
+}
+
+impl PolicyArgs {
+    fn mode(&self) -> PolicyMode {
+        match self.sampling_policy {
+            Policy::Floor => PolicyMode::Floor,
+            Policy::Refuse => PolicyMode::Refuse,
+            Policy::AsRequested => PolicyMode::AsRequested,
+        }
+    }
+}
+
+/// `T,P,K`: a sampling floor.
+fn parse_floor(s: &str) -> Result<SamplingFloor, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [t, p, k] = parts[..] else {
+        return Err("give TEMPERATURE,TOP_P,TOP_K, e.g. 0.7,0.9,20".into());
+    };
+    let num = |v: &str| v.parse::<f32>().map_err(|e| format!("{v:?}: {e}"));
+    let k = k.parse::<usize>().map_err(|e| format!("{k:?}: {e}"))?;
+    SamplingFloor::new(num(t)?, num(p)?, k).map_err(|e| e.to_string())
 }
 
 impl GenerateArgs {
@@ -125,6 +165,7 @@ impl GenerateArgs {
             seed,
             samples: self.samples,
             raw: self.raw,
+            policy: self.policy.mode(),
         };
         crate::generate::run(&self.prompts, &serving, &generate)
     }
@@ -151,6 +192,18 @@ pub struct ServeArgs {
     /// X-Provmark-Key-Id header and a "provmark" field of each answer.
     #[arg(long)]
     disclose_key_id: bool,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Override the scheme's sampling floor: TEMPERATURE,TOP_P,TOP_K.
+    #[arg(long, value_parser = parse_floor, value_name = "T,P,K")]
+    sampling_floor: Option<SamplingFloor>,
+    /// Largest n (answers per request); each answer takes a request slot.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    max_n: usize,
+    /// Refuse logprobs/top_logprobs (otherwise reported under the model's own,
+    /// unbiased distribution).
+    #[arg(long)]
+    no_logprobs: bool,
 }
 
 impl ServeArgs {
@@ -165,6 +218,10 @@ impl ServeArgs {
             max_concurrent: self.max_concurrent,
             max_body_bytes: self.max_body_bytes,
             disclose_key_id: self.disclose_key_id,
+            policy: self.policy.mode(),
+            floor: self.sampling_floor,
+            max_n: self.max_n.max(1),
+            logprobs: !self.no_logprobs,
         };
         crate::serve::run(self.listen, &self.model.to_config()?, serve)
     }
