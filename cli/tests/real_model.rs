@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::provmark;
+use common::{provmark, Server};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -356,68 +356,6 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     );
 }
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_provmark"))
-            .current_dir(dir)
-            .args(["serve", "--listen", "127.0.0.1:0", "--threads", "2"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        Server { child, base }
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Result<Value, (u16, Value)> {
-        match ureq::post(&format!("{}{path}", self.base)).send_json(body.clone()) {
-            Ok(r) => Ok(r.into_json().unwrap()),
-            Err(ureq::Error::Status(code, r)) => Err((code, r.into_json().unwrap())),
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        // SIGTERM: graceful shutdown.
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        for _ in 0..100 {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        self.child.kill().unwrap();
-        panic!("the server did not stop on SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    /// A failing test must not leave its server running.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 #[test]
 fn server_speaks_openai_and_its_answers_are_detected() {
     let lab = lab();
@@ -559,7 +497,11 @@ fn server_speaks_openai_and_its_answers_are_detected() {
             400,
             "temperature",
         ),
-        (json!({"messages": msgs, "n": 2}), 400, "n is not supported"),
+        (
+            json!({"messages": msgs, "n": 99}),
+            400,
+            "n must lie between 1",
+        ),
         (json!({"messages": msgs, "top_p": 0}), 400, "top_p"),
     ] {
         let (status, err) = server.post("/v1/chat/completions", &body).unwrap_err();
