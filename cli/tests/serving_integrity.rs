@@ -266,3 +266,111 @@ fn the_official_openai_client_works_against_the_server() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
     assert!(server.stop().success());
 }
+
+#[test]
+fn generate_applies_the_policy_and_context_zero_profiles_are_refused() {
+    let lab = lab();
+    let d = lab.path();
+    std::fs::write(
+        d.join("p.jsonl"),
+        "{\"id\": \"a\", \"prompt\": \"Explain how a refrigerator works.\"}\n",
+    )
+    .unwrap();
+    let args = |out: &str, policy: &str| -> Vec<String> {
+        [
+            "generate",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--prompts",
+            "p.jsonl",
+            "--out",
+            out,
+            "--max-tokens",
+            "60",
+            "--temperature",
+            "0",
+            "--seed",
+            "1",
+            "--sampling-policy",
+            policy,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a: Vec<String> = args("floor.jsonl", "floor");
+    let out = provmark(d, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the watermark's floor"));
+    let rec: Value = serde_json::from_str(
+        std::fs::read_to_string(d.join("floor.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        (rec["sampling"]["temperature"].as_f64().unwrap() - 0.7).abs() < 1e-6,
+        "{rec}"
+    );
+    assert!(rec["marked_tokens"].as_u64().unwrap() > 20, "{rec}");
+    let a = args("refused.jsonl", "refuse");
+    let out = provmark(d, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("temperature 0") && err.contains("floor"),
+        "{err}"
+    );
+    assert!(
+        !d.join("refused.jsonl").exists(),
+        "nothing written for a refused run"
+    );
+
+    for scheme in ["synthid", "gumbel"] {
+        let out = provmark(
+            d,
+            &[
+                "profile",
+                "new",
+                "--scheme",
+                scheme,
+                "--context",
+                "0",
+                "--key",
+                "lab.key",
+                "--out",
+                "zero.json",
+            ],
+        );
+        assert!(!out.status.success(), "{scheme} with context 0 accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("context 0"));
+        assert!(!d.join("zero.json").exists());
+    }
+    let out = provmark(
+        d,
+        &[
+            "profile",
+            "new",
+            "--scheme",
+            "kgw",
+            "--context",
+            "0",
+            "--key",
+            "lab.key",
+            "--out",
+            "zero.json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "kgw unigram: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
