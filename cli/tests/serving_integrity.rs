@@ -248,6 +248,11 @@ fn the_official_openai_client_works_against_the_server() {
         have.is_ok_and(|s| s.success()),
         "this test needs the official openai Python client: python3 -m pip install openai==3.57.0"
     );
+    let have = Command::new("python3").args(["-c", "import requests"]).status();
+    assert!(
+        have.is_ok_and(|s| s.success()),
+        "this test needs Python requests: python3 -m pip install requests==2.32.3"
+    );
     let lab = lab();
     let d = lab.path();
     let server = Server::start(d, &["--profile", "lab.profile.json", "--key", "lab.key"]);
@@ -264,6 +269,16 @@ fn the_official_openai_client_works_against_the_server() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
+    // The case handed over: Python requests' iter_lines decodes the stream
+    // with the declared charset (ISO-8859-1 without one) and split emoji.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sse_requests_charset.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(format!("{}/v1", server.base))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("RESULT PASS"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(server.stop().success());
 }
 
