@@ -21,6 +21,7 @@ pub fn run(listen: SocketAddr, serving: &ServingConfig, config: ServeConfig) -> 
     // One line per answer on stderr (RUST_LOG overrides the level).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("provmark=info")),

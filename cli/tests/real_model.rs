@@ -8,8 +8,7 @@ mod common;
 use common::{provmark, Server};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 

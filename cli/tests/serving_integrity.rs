@@ -248,7 +248,9 @@ fn the_official_openai_client_works_against_the_server() {
         have.is_ok_and(|s| s.success()),
         "this test needs the official openai Python client: python3 -m pip install openai==3.57.0"
     );
-    let have = Command::new("python3").args(["-c", "import requests"]).status();
+    let have = Command::new("python3")
+        .args(["-c", "import requests"])
+        .status();
     assert!(
         have.is_ok_and(|s| s.success()),
         "this test needs Python requests: python3 -m pip install requests==2.32.3"
@@ -278,7 +280,11 @@ fn the_official_openai_client_works_against_the_server() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("RESULT PASS"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("RESULT PASS"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(server.stop().success());
 }
 
