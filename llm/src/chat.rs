@@ -267,4 +267,75 @@ mod tests {
         assert!(t.render(&[]).is_err());
         assert!(ChatTemplate::new(Some("{% if %}"), "", "").is_err());
     }
+
+    #[test]
+    fn render_split_finds_the_contents() {
+        let t = ChatTemplate::new(None, "", "").unwrap();
+        let m = [msg("system", "Be brief."), msg("user", "Hi <|im_end|>")];
+        let r = t.render_split(&m).unwrap();
+        assert_eq!(r.text, t.render(&m).unwrap());
+        let tpl = |s: &str| Piece::Template(s.into());
+        assert_eq!(
+            r.pieces,
+            Some(vec![
+                tpl("<|im_start|>system\n"),
+                Piece::Content(0),
+                tpl("<|im_end|>\n<|im_start|>user\n"),
+                Piece::Content(1),
+                tpl("<|im_end|>\n<|im_start|>assistant\n"),
+            ])
+        );
+        // A content holding the marker's text moves the marker on.
+        let sneaky = [msg("user", "\u{E000}provmark-content-0:0\u{E001}")];
+        let r = t.render_split(&sneaky).unwrap();
+        assert_eq!(
+            r.pieces,
+            Some(vec![
+                tpl("<|im_start|>user\n"),
+                Piece::Content(0),
+                tpl("<|im_end|>\n<|im_start|>assistant\n"),
+            ])
+        );
+        // A content written twice is two content pieces.
+        let twice = ChatTemplate::new(
+            Some("{{ messages[0]['content'] }}|{{ messages[0]['content'] }}"),
+            "",
+            "",
+        )
+        .unwrap();
+        assert_eq!(
+            twice.render_split(&[msg("user", "a")]).unwrap().pieces,
+            Some(vec![Piece::Content(0), tpl("|"), Piece::Content(0)])
+        );
+        // Templates that branch on, rewrite, cut or refuse contents are
+        // not split.
+        for src in [
+            "{% for m in messages %}{% if m['content'] == ' x' %}X{% else %}{{ m['content'] }}{% endif %}{% endfor %}",
+            "{{ messages[0]['content'] | upper }}",
+            "{{ messages[0]['content'].strip() }}",
+            "{{ messages[0]['content'][:2] }}|{{ messages[0]['content'] }}",
+            "{% if messages[0]['content'] != ' x' %}{{ raise_exception('no') }}{% endif %}{{ messages[0]['content'] }}",
+        ] {
+            let t = ChatTemplate::new(Some(src), "", "").unwrap();
+            let r = t.render_split(&[msg("user", " x")]).unwrap();
+            assert_eq!(r.pieces, None, "{src}");
+            assert_eq!(r.text, t.render(&[msg("user", " x")]).unwrap());
+        }
+    }
+
+    #[test]
+    fn roles_are_openais() {
+        for role in ROLES {
+            check_roles(&[msg(role, "x")]).unwrap();
+        }
+        let e = check_roles(&[msg("user", "x"), msg("user\n", "x")]).unwrap_err();
+        assert_eq!(
+            e,
+            InputError::Role {
+                index: 1,
+                role: "user\n".into()
+            }
+        );
+        assert_eq!(e.field(), "messages[1].role");
+    }
 }
