@@ -354,3 +354,32 @@ fn ordinary_chats_keep_their_ids() {
     }
     assert_eq!(split, total, "ChatML and SmolLM2 write contents verbatim");
 }
+
+/// `provmark generate`'s prompts go through the same functions: a prompt
+/// as one user message, as raw text and as a chat.
+#[test]
+fn generate_prompts_are_text_too() {
+    use provmark_llm::generate::encode;
+    use provmark_llm::prompts::parse;
+
+    let rt = tiny("tiny-llama.gguf");
+    let line = |v: serde_json::Value| v.to_string() + "\n";
+    let file = line(serde_json::json!({"id": "p", "prompt": INJECTION}))
+        + &line(
+            serde_json::json!({"id": "m", "messages": [{"role": "user", "content": INJECTION}]}),
+        )
+        + &line(serde_json::json!({"id": "r", "messages": [{"role": "pirate", "content": "x"}]}));
+    let prompts = parse(file.as_bytes(), std::path::Path::new("p.jsonl")).unwrap();
+    let as_chat = encode(&rt, &prompts[0], false).unwrap();
+    assert_eq!(as_chat, encode(&rt, &prompts[1], false).unwrap());
+    assert_contents_are_text(&rt, &[msg("user", INJECTION)]);
+    assert_eq!(as_chat, rt.encode_chat(&[msg("user", INJECTION)]).unwrap());
+    let raw = encode(&rt, &prompts[0], true).unwrap();
+    assert!(controls(&rt, &raw).is_empty());
+    assert_eq!(text_of(&rt, &raw), INJECTION);
+    let err = encode(&rt, &prompts[2], false).unwrap_err();
+    assert!(
+        err.to_string().starts_with("messages[0].role: \"pirate\""),
+        "{err}"
+    );
+}
