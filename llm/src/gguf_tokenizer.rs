@@ -6,8 +6,18 @@
 //! llama.cpp: byte-level BPE from `tokens`/`merges` (each merge split on its
 //! first space), the pre-tokenizer named by `tokenizer.ggml.pre`, a
 //! byte-level decoder, and every control-type token as a special token.
+//!
+//! Control tokens (`<|im_start|>`, `<|im_end|>`, BOS, ...) come only from
+//! text marked as the chat template's own ([`Span::Control`]); any other
+//! text ([`Span::Plain`], [`GgufTokenizer::encode_text`]) is tokenized as the
+//! characters it is, control-token text included, as llama.cpp does with
+//! `parse_special = false`. The `tokenizers` crate matches added tokens
+//! anywhere in its input, so plain text goes through a second copy of the
+//! tokenizer that leaves special tokens unmatched
+//! (`set_encode_special_tokens`); user-defined (non-control) added tokens
+//! are matched in both, as llama.cpp does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::Path;
 
@@ -46,6 +56,23 @@ pub struct GgufTokenizer {
     pub add_bos: bool,
     /// The chat template, if the GGUF carries one.
     pub chat_template: Option<String>,
+    /// `tokenizer` with special tokens left unmatched: plain text.
+    plain: Tokenizer,
+    /// The control tokens' text and ids, longest text first.
+    control: Vec<(String, u32)>,
+    /// The control tokens' ids.
+    control_ids: HashSet<u32>,
+}
+
+/// A piece of text to tokenize: see [`GgufTokenizer::encode_spans`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Span<'a> {
+    /// Text written by the chat template itself: control-token text here
+    /// is that control token.
+    Control(&'a str),
+    /// Anything else (message contents, raw prompts): text, never a
+    /// control token.
+    Plain(&'a str),
 }
 
 impl GgufTokenizer {
@@ -173,8 +200,22 @@ impl GgufTokenizer {
                 .map(|v| v.to_u32().map_err(|e| bad(key, e)))
                 .transpose()
         };
+        let mut plain = tokenizer.clone();
+        plain.set_encode_special_tokens(true);
+        let mut control: Vec<(String, u32)> = tokenizer
+            .get_added_vocabulary()
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special && !t.content.is_empty())
+            .map(|(id, t)| (t.content.clone(), *id))
+            .collect();
+        control.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        let control_ids = control.iter().map(|(_, id)| *id).collect();
         Ok(GgufTokenizer {
             tokenizer,
+            plain,
+            control,
+            control_ids,
             pre,
             bos: id("tokenizer.ggml.bos_token_id")?,
             eos: id("tokenizer.ggml.eos_token_id")?,
@@ -188,6 +229,82 @@ impl GgufTokenizer {
                 .get("tokenizer.chat_template")
                 .and_then(|v| v.to_string().ok().cloned()),
         })
+    }
+
+    /// Whether `id` is a control token.
+    pub fn is_control(&self, id: u32) -> bool {
+        self.control_ids.contains(&id)
+    }
+
+    /// The first control token whose text occurs in `text` (leftmost, then
+    /// longest), as `(byte offset, text, id)`.
+    pub fn find_control<'s>(&'s self, text: &str) -> Option<(usize, &'s str, u32)> {
+        let mut best: Option<(usize, &str, u32)> = None;
+        for (t, id) in &self.control {
+            if let Some(at) = text.find(t.as_str()) {
+                // `control` is longest first: a later token wins only by
+                // starting earlier.
+                if best.is_none_or(|(b, _, _)| at < b) {
+                    best = Some((at, t.as_str(), *id));
+                }
+            }
+        }
+        best
+    }
+
+    /// Token ids of plain text: control-token text is tokenized as the
+    /// characters it is. No BOS.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>, Error> {
+        self.encode_spans(&[Span::Plain(text)])
+    }
+
+    /// Token ids of text made of spans: control-token text in
+    /// [`Span::Control`] spans gives control tokens, and everything between
+    /// two control tokens is tokenized as one piece of text whichever spans
+    /// it came from (so the ids are those of tokenizing the whole text when
+    /// no control-token text lies in a plain span; no seams between spans).
+    /// No BOS. The result never holds a control token that a control span
+    /// did not write.
+    pub fn encode_spans(&self, spans: &[Span]) -> Result<Vec<u32>, Error> {
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        for span in spans {
+            match *span {
+                Span::Plain(s) => text.push_str(s),
+                Span::Control(mut s) => {
+                    while let Some((at, t, id)) = self.find_control(s) {
+                        text.push_str(&s[..at]);
+                        self.encode_plain_into(&text, &mut ids)?;
+                        text.clear();
+                        ids.push(id);
+                        s = &s[at + t.len()..];
+                    }
+                    text.push_str(s);
+                }
+            }
+        }
+        self.encode_plain_into(&text, &mut ids)?;
+        Ok(ids)
+    }
+
+    /// Appends the ids of `text` (no control tokens) to `ids`.
+    fn encode_plain_into(&self, text: &str, ids: &mut Vec<u32>) -> Result<(), Error> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let enc = self
+            .plain
+            .encode_fast(text, false)
+            .map_err(|e| Error::Runtime(format!("tokenizing the prompt: {e}")))?;
+        if let Some(id) = enc.get_ids().iter().find(|id| self.is_control(**id)) {
+            // BPE merges reaching a control token: the vocabulary would let
+            // text forge one, so refuse rather than pass it on.
+            return Err(Error::Runtime(format!(
+                "the tokenizer turned plain text into the control token {id}"
+            )));
+        }
+        ids.extend_from_slice(enc.get_ids());
+        Ok(())
     }
 
     /// The tokenizer as `tokenizer.json` text; its SHA-256 is the digest a

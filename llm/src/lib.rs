@@ -45,4 +45,8 @@ pub enum Error {
     /// A request the model cannot run (too long, bad token ids).
     #[error("{0}")]
     Runtime(String),
+    /// A chat field the runtime refuses (a role, or a content it cannot
+    /// keep as plain text); names the field.
+    #[error(transparent)]
+    Input(#[from] chat::InputError),
 }

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::chat::{ChatTemplate, Message};
-use crate::gguf_tokenizer::GgufTokenizer;
+use crate::chat::{check_roles, ChatTemplate, InputError, Message, Piece};
+use crate::gguf_tokenizer::{GgufTokenizer, Span};
 use crate::model::Model;
 use crate::Error;
 
@@ -67,6 +67,21 @@ impl Runtime {
         })
     }
 
+    /// Replaces the model's chat template with `source` (ChatML when
+    /// `None`), keeping its BOS and EOS text.
+    pub fn set_chat_template(&mut self, source: Option<&str>) -> Result<(), Error> {
+        let token_text = |id: Option<u32>| {
+            id.and_then(|i| self.tokenizer.tokenizer.id_to_token(i))
+                .unwrap_or_default()
+        };
+        self.template = ChatTemplate::new(
+            source,
+            &token_text(self.tokenizer.bos),
+            &token_text(self.tokenizer.eos),
+        )?;
+        Ok(())
+    }
+
     /// The SHA-256 of the GGUF file, hex.
     pub fn sha256(&self) -> &str {
         &self.sha256
@@ -82,32 +97,65 @@ impl Runtime {
         &self.stop
     }
 
-    /// Token ids of a raw prompt (special-token text such as `<|im_start|>`
-    /// is recognised; BOS is prepended when the model asks for it).
+    /// Token ids of a raw prompt: plain text, so control-token text such as
+    /// `<|im_start|>` is tokenized as the characters it is (whoever writes
+    /// the prompt cannot forge turns or end the prompt); BOS is prepended
+    /// when the model asks for it.
     pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, Error> {
-        let enc = self
-            .tokenizer
-            .tokenizer
-            .encode_fast(text, false)
-            .map_err(|e| Error::Runtime(format!("tokenizing the prompt: {e}")))?;
-        let mut ids = Vec::with_capacity(enc.len() + 1);
+        let mut ids = Vec::new();
         if self.tokenizer.add_bos {
             ids.extend(self.tokenizer.bos);
         }
-        ids.extend_from_slice(enc.get_ids());
+        ids.extend(self.tokenizer.encode_text(text)?);
         if ids.is_empty() {
             return Err(Error::Runtime("the prompt is empty".into()));
         }
         Ok(ids)
     }
 
-    /// Token ids of a chat, rendered with the model's template.
+    /// Token ids of a chat, rendered with the model's template. Roles must
+    /// be among [`crate::chat::ROLES`]. Only the template's own text gives
+    /// control tokens: message contents are plain text
+    /// ([`ChatTemplate::render_split`]). When the template rewrites
+    /// contents (so they cannot be told apart from its text), a content
+    /// holding control-token text is refused instead
+    /// ([`crate::chat::InputError::ControlToken`]).
     pub fn encode_chat(&self, messages: &[Message]) -> Result<Vec<u32>, Error> {
-        let text = self.template.render(messages)?;
+        check_roles(messages)?;
+        let rendered = self.template.render_split(messages)?;
+        let body = match &rendered.pieces {
+            Some(pieces) => {
+                let spans: Vec<Span> = pieces
+                    .iter()
+                    .map(|p| match p {
+                        Piece::Template(t) => Span::Control(t),
+                        Piece::Content(i) => Span::Plain(&messages[*i].content),
+                    })
+                    .collect();
+                self.tokenizer.encode_spans(&spans)?
+            }
+            None => {
+                for (index, m) in messages.iter().enumerate() {
+                    if let Some((_, token, _)) = self.tokenizer.find_control(&m.content) {
+                        return Err(InputError::ControlToken {
+                            index,
+                            token: token.to_string(),
+                        }
+                        .into());
+                    }
+                }
+                self.tokenizer
+                    .encode_spans(&[Span::Control(&rendered.text)])?
+            }
+        };
+        let mut ids = Vec::with_capacity(body.len() + 1);
         // Templates usually write BOS themselves.
-        let ids = self.encode_prompt(&text)?;
-        if self.tokenizer.add_bos && ids.len() > 1 && ids[0] == ids[1] {
-            return Ok(ids[1..].to_vec());
+        if self.tokenizer.add_bos && body.first() != self.tokenizer.bos.as_ref() {
+            ids.extend(self.tokenizer.bos);
+        }
+        ids.extend(body);
+        if ids.is_empty() {
+            return Err(Error::Runtime("the prompt is empty".into()));
         }
         Ok(ids)
     }

@@ -92,6 +92,11 @@ pub enum ApiError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// 400: a message the chat template may not see (a role outside
+    /// OpenAI's, [`provmark_llm::chat::ROLES`]); `param` names its field,
+    /// `messages[i].role`.
+    #[error("{0}")]
+    Input(provmark_llm::chat::InputError),
     /// 400: `prompt` is not a string.
     #[error("prompt must be a string (lists of prompts are not supported)")]
     Prompt,
@@ -163,7 +168,17 @@ impl ApiError {
         }
     }
 
-    /// The request field at fault, if one is.
+    /// The field at fault as the error body's `param` names it: one
+    /// message's field (`messages[1].role`, `messages[0].content`) where
+    /// that is known, else [`param`](Self::param).
+    pub fn param_path(&self) -> Option<String> {
+        match self {
+            ApiError::Input(e) | ApiError::Encode(provmark_llm::Error::Input(e)) => Some(e.field()),
+            _ => self.param().map(str::to_string),
+        }
+    }
+
+    /// The top-level request field at fault, if one is.
     pub fn param(&self) -> Option<&'static str> {
         match self {
             ApiError::UnknownModel { .. } => Some("model"),
@@ -180,7 +195,10 @@ impl ApiError {
             ApiError::Temperature(_) => Some("temperature"),
             ApiError::Sampling(_) => Some("top_p"),
             ApiError::Stream => Some("stream"),
-            ApiError::Messages | ApiError::Message { .. } => Some("messages"),
+            ApiError::Messages
+            | ApiError::Message { .. }
+            | ApiError::Input(_)
+            | ApiError::Encode(provmark_llm::Error::Input(_)) => Some("messages"),
             ApiError::Prompt => Some("prompt"),
             _ => None,
         }
@@ -205,7 +223,7 @@ impl ApiError {
             error: ErrorDetail {
                 message: self.to_string(),
                 kind: self.kind(),
-                param: self.param(),
+                param: self.param_path(),
                 code: self.code(),
             },
         }

@@ -11,7 +11,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use provmark_llm::chat::Message;
+use provmark_llm::chat::{InputError, Message, ROLES};
 use provmark_llm::logprobs::MAX_TOP_LOGPROBS;
 use provmark_watermark::{SamplingConfig, SamplingParam, SamplingPolicy};
 
@@ -260,7 +260,9 @@ impl ChatCompletionRequest {
         ChatCompletionRequest::deserialize(object(body)?).map_err(ApiError::NotJson)
     }
 
-    /// The chat, checked.
+    /// The chat, checked: roles among OpenAI's ([`ROLES`]); contents are
+    /// strings, null or lists of text parts (joined), tokenized as text by
+    /// the runtime, control-token text included.
     pub fn chat(&self) -> Result<Vec<Message>, ApiError> {
         let messages = match &self.messages {
             Field::Value(m) if !m.is_empty() => m,
@@ -278,6 +280,13 @@ impl ChatCompletionRequest {
                 let Field::Value(role) = &m.role else {
                     return Err(bad("role must be a string"));
                 };
+                // Roles are written into the template's own text.
+                if !ROLES.contains(&role.as_str()) {
+                    return Err(ApiError::Input(InputError::Role {
+                        index,
+                        role: role.clone(),
+                    }));
+                }
                 let content = match &m.content {
                     Field::Value(Content::Text(s)) => s.clone(),
                     Field::Value(Content::Parts(parts)) => {

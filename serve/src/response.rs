@@ -17,8 +17,8 @@ pub struct ErrorDetail {
     /// `invalid_request_error`, `rate_limit_error`, `server_error`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// The request field at fault, or null.
-    pub param: Option<&'static str>,
+    /// The request field at fault (`messages[0].role`), or null.
+    pub param: Option<String>,
     /// A machine-readable code, or null.
     pub code: Option<&'static str>,
 }
