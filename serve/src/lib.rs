@@ -15,12 +15,15 @@
 //! for a bad request, 404 for an unknown model or endpoint, 413 for a body
 //! over [`ServeConfig::max_body_bytes`], 429 beyond
 //! [`ServeConfig::max_concurrent`] requests in flight. A client that goes
-//! away cancels its answer. [`serve`] stops accepting connections when its
-//! shutdown future resolves and lets running answers finish.
+//! away cancels its answer. [`serve`] bounds slow and silent clients
+//! (header, body and idle timeouts, a connection cap; see [`transport`]),
+//! answers a declared body over the limit with 413 from its headers, and on
+//! shutdown lets running answers finish up to a deadline.
 
 pub mod error;
 pub mod request;
 pub mod response;
+pub mod transport;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,6 +51,7 @@ use response::{
     AssistantMessage, ChatChoice, ChatChunkChoice, Chunk, Completion, Delta, Disclosure, Health,
     ModelCard, ModelList, StreamError, StreamErrorDetail, TextChoice, Usage,
 };
+pub use transport::ListenConfig;
 
 /// Server settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,20 +141,24 @@ pub fn router(serving: Serving, config: ServeConfig) -> Result<Router, ServeErro
         .route("/health", get(health))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            config.max_body_bytes,
+            transport::refuse_declared_length,
+        ))
         .with_state(state))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting connections and waits for running answers to finish.
+/// Serves `router` on `listener` under `listen`'s timeouts and connection
+/// cap until `shutdown` resolves, then stops accepting connections, lets
+/// running answers finish for up to `listen.shutdown_timeout` and drops
+/// every connection. Fails at once when a setting of `listen` is 0.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    listen: ListenConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Serve)
+    transport::serve(listener, router, listen, shutdown).await
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM: the usual shutdown future for
