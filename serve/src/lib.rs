@@ -15,10 +15,8 @@
 //! for a bad request, 404 for an unknown model or endpoint, 413 for a body
 //! over [`ServeConfig::max_body_bytes`], 429 beyond
 //! [`ServeConfig::max_concurrent`] requests in flight. A client that goes
-//! away cancels its answer. [`serve`] bounds slow and silent clients
-//! (header, body and idle timeouts, a connection cap; see [`transport`]),
-//! answers a declared body over the limit with 413 from its headers, and on
-//! shutdown lets running answers finish up to a deadline.
+//! away cancels its answer. [`serve`] stops accepting connections when its
+//! shutdown future resolves and lets running answers finish.
 
 pub mod error;
 pub mod request;
