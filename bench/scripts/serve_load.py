@@ -8,7 +8,8 @@ Starts the server itself (so that it can read its RSS and send it SIGTERM), then
   4. streamed and whole answers whose clients disconnect: time until /health shows every slot free;
   5. trickled-header, half-body and silent connections: when the server closed them, and /health meanwhile;
      connections over --max-connections: 503 at once, and room again after the header timeout;
-  6. SIGTERM while slow clients hold unfinished requests: seconds until the process exits.
+  6. SIGTERM while slow clients hold unfinished requests, on a second server whose read timeouts
+     (60 s) cannot end them: seconds until the process exits.
 
 Usage: python3 bench/scripts/serve_load.py [--bin target/release/provmark] [--timeout 2] [--grace 3]
            [--slow N] [-- extra serve arguments, e.g. --profile P --key K]
@@ -26,17 +27,25 @@ ap.add_argument("extra", nargs="*")
 a = ap.parse_args()
 extra = a.extra or ["--no-watermark", "--threads", "1"]
 
-cmd = [a.bin, "serve", *extra, "--listen", "127.0.0.1:0", "--max-concurrent", "8",
-       "--max-tokens-limit", "256", "--header-timeout", str(a.timeout), "--body-timeout", str(a.timeout),
-       "--idle-timeout", str(a.timeout), "--shutdown-timeout", str(a.grace),
-       "--max-connections", str(a.max_connections)]
-print("server:", " ".join(cmd), flush=True)
-proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-line = proc.stdout.readline()
-m = re.search(r"http://([\d.]+):(\d+)", line)
-if not m:
-    sys.exit(f"server did not start: {line!r}")
-HOST, PORT = m.group(1), int(m.group(2))
+HOST, PORT, proc = "127.0.0.1", None, None
+
+
+def start(timeout):
+    """Starts a server whose header, body and idle timeouts are `timeout` seconds."""
+    global PORT, proc
+    cmd = [a.bin, "serve", *extra, "--listen", "127.0.0.1:0", "--max-concurrent", "8",
+           "--max-tokens-limit", "256", "--header-timeout", str(timeout), "--body-timeout", str(timeout),
+           "--idle-timeout", str(timeout), "--shutdown-timeout", str(a.grace),
+           "--max-connections", str(a.max_connections)]
+    print("server:", " ".join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    m = re.search(r"http://[\d.]+:(\d+)", line)
+    if not m:
+        sys.exit(f"server did not start: {line!r}")
+    PORT = int(m.group(1))
+
+
 results = {}
 
 
@@ -249,15 +258,15 @@ async def slow_clients():
     socks, t = [], time.monotonic()
     for _ in range(n):
         socks.append(await asyncio.open_connection(HOST, PORT))
-    refused, t_refused = 0, None
-    for r, w in socks:
+
+    async def first(r):
         try:
-            data = await asyncio.wait_for(r.read(100), 0.2)
-            if data.startswith(b"HTTP/1.1 503"):
-                refused += 1
-                t_refused = round(time.monotonic() - t, 2)
+            return (await asyncio.wait_for(r.read(100), 0.5)).startswith(b"HTTP/1.1 503")
         except asyncio.TimeoutError:
-            pass
+            return False
+
+    refused = sum(await asyncio.gather(*(first(r) for r, _ in socks)))
+    t_refused = round(time.monotonic() - t, 2)
     probe_at_once = (await raw(request("GET", "/health"), timeout=10))[0]
     t_room = None
     while time.monotonic() - t < 30:
@@ -269,7 +278,7 @@ async def slow_clients():
     for _, w in socks:
         w.close()
     report("connection_cap", {"cap": a.max_connections, "silent_opened": n, "answered_503": refused,
-                              "last_503_after_s": t_refused, "probe_while_full": probe_at_once,
+                              "all_503_within_s": t_refused, "probe_while_full": probe_at_once,
                               "health_200_again_after_s": t_room})
 
 
@@ -290,22 +299,27 @@ async def sigterm():
         await asyncio.sleep(0.05)
     w1.close()
     w2.close()
-    report("sigterm_with_slow_clients", {"shutdown_timeout_s": a.grace, "exited_after_s": exited,
-                                         "exit_code": proc.returncode})
+    report("sigterm_with_slow_clients", {"read_timeouts_s": 60, "shutdown_timeout_s": a.grace,
+                                         "exited_after_s": exited, "exit_code": proc.returncode})
 
 
 async def main():
+    start(a.timeout)
     await concurrency()
     await soak()
     await malformed()
     await disconnects()
     await slow_clients()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    # A second server whose read timeouts (60 s) cannot end the slow clients: only the deadline can.
+    start(60)
     await sigterm()
 
 
 try:
     asyncio.run(main())
 finally:
-    if proc.poll() is None:
+    if proc is not None and proc.poll() is None:
         proc.kill()
 print(json.dumps({"summary": results}, indent=1))
