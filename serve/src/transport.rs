@@ -9,7 +9,9 @@
 //! otherwise it is closed. A request's body must arrive whole within
 //! [`ListenConfig::body_timeout`] of its headers (else 408 and close).
 //! Nothing times out while the server is answering: an answer may take as
-//! long as the engine needs, streamed or not.
+//! long as the engine needs, streamed or not. (Nor is there a write
+//! timeout: a client that stops reading holds its connection until its
+//! answer, bounded by `max_tokens`, has been handed to the socket.)
 //!
 //! Beyond [`ListenConfig::max_connections`] open connections a new one is
 //! answered at once with an OpenAI-shaped 503 and closed, so descriptors stay
