@@ -10,8 +10,8 @@
 //! [`ListenConfig::body_timeout`] of its headers (else 408 and close).
 //! Nothing times out while the server is answering: an answer may take as
 //! long as the engine needs, streamed or not. (Nor is there a write
-//! timeout: a client that stops reading holds its connection until its
-//! answer, bounded by `max_tokens`, has been handed to the socket.)
+//! timeout: a client that stops reading an answer keeps its connection, and
+//! its request slot, for as long as it keeps the socket open.)
 //!
 //! Beyond [`ListenConfig::max_connections`] open connections a new one is
 //! answered at once with an OpenAI-shaped 503 and closed, so descriptors stay
