@@ -141,6 +141,18 @@ pub enum ApiError {
     /// 500: the engine failed on this answer.
     #[error("{0}")]
     Engine(String),
+    /// Refused by the transport ([`crate::transport`]): 408 (the body came
+    /// too slowly), 413 (its declared length is over the limit), 503 (too
+    /// many open connections).
+    #[error("{message}")]
+    Transport {
+        /// The status.
+        status: StatusCode,
+        /// What happened.
+        message: String,
+        /// OpenAI-style `code`.
+        code: &'static str,
+    },
 }
 
 impl ApiError {
@@ -148,7 +160,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::UnknownModel { .. } | ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Body { status, .. } => *status,
+            ApiError::Body { status, .. } | ApiError::Transport { status, .. } => *status,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoRandomness(_) | ApiError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -161,6 +173,7 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             ApiError::TooManyRequests => "rate_limit_error",
+            ApiError::Transport { status, .. } if status.is_server_error() => "server_error",
             ApiError::NoRandomness(_) | ApiError::EngineStopped | ApiError::Engine(_) => {
                 "server_error"
             }
@@ -213,6 +226,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => Some("method_not_allowed"),
             ApiError::TooManyRequests => Some("too_many_requests"),
             ApiError::NotFound => Some("not_found"),
+            ApiError::Transport { code, .. } => Some(code),
             _ => None,
         }
     }
@@ -245,6 +259,21 @@ pub enum ServeError {
     /// No system randomness for the response-id prefix.
     #[error("cannot read the system's randomness: {0}")]
     Randomness(String),
+    /// A setting of [`crate::ListenConfig`] is 0.
+    #[error("the {0} must be above 0")]
+    ZeroSetting(&'static str),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime cannot start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     /// Accepting connections failed.
     #[error("server failed")]
     Serve(#[source] std::io::Error),

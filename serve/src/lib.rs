@@ -29,6 +29,7 @@
 pub mod error;
 pub mod request;
 pub mod response;
+pub mod transport;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -61,6 +62,7 @@ use response::{
     Completion, Delta, Health, ModelCard, ModelList, Provenance, ServedSampling, StreamError,
     StreamErrorDetail, TextChoice, TextLogprobs, TopLogprob, Usage,
 };
+pub use transport::ListenConfig;
 
 /// Server settings.
 #[derive(Clone, Debug, PartialEq)]
@@ -184,20 +186,24 @@ pub fn router(serving: Serving, config: ServeConfig) -> Result<Router, ServeErro
         .route("/health", get(health).fallback(get_only))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            config.max_body_bytes,
+            transport::refuse_declared_length,
+        ))
         .with_state(state))
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting connections and waits for running answers to finish.
+/// Serves `router` on `listener` under `listen`'s timeouts and connection
+/// cap until `shutdown` resolves, then stops accepting connections, lets
+/// running answers finish for up to `listen.shutdown_timeout` and drops
+/// every connection. Fails at once when a setting of `listen` is 0.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    listen: ListenConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Serve)
+    transport::serve(listener, router, listen, shutdown).await
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM: the usual shutdown future for

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use provmark_llm::gguf_tokenizer::GgufTokenizer;
 use provmark_llm::serving::{Serving, ServingConfig};
-use provmark_serve::{router, serve, ServeConfig};
+use provmark_serve::{router, serve, ListenConfig, ServeConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -46,7 +46,7 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app, async {
+    let server = tokio::spawn(serve(listener, app, ListenConfig::default(), async {
         let _ = stopped.await;
     }));
     (addr, stop, server)

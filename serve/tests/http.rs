@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use provmark_llm::serving::{Serving, ServingConfig};
-use provmark_serve::{router, serve, ServeConfig, ServeError};
+use provmark_serve::{router, serve, ListenConfig, ServeConfig, ServeError};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -59,7 +59,7 @@ async fn serves_openai_shapes_and_stops_gracefully() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app, async {
+    let server = tokio::spawn(serve(listener, app, ListenConfig::default(), async {
         let _ = stopped.await;
     }));
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use provmark_llm::serving::{Serving, ServingConfig};
-use provmark_serve::{router, serve, ServeConfig};
+use provmark_serve::{router, serve, ListenConfig, ServeConfig};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -69,7 +69,7 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(listener, app, async {
+    let server = tokio::spawn(serve(listener, app, ListenConfig::default(), async {
         let _ = stopped.await;
     }));
     let msgs = json!([{"role": "user", "content": "abc"}]);

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use provmark_llm::generate::GenerateConfig;
 use provmark_llm::serving::{ServingConfig, WatermarkFiles};
-use provmark_serve::ServeConfig;
+use provmark_serve::{transport::parse_secs as secs, ListenConfig, ServeConfig};
 use provmark_watermark::rand_core::{OsRng, TryRngCore};
 use provmark_watermark::{PolicyMode, SamplingConfig, SamplingFloor};
 
@@ -204,6 +204,21 @@ pub struct ServeArgs {
     /// unbiased distribution).
     #[arg(long)]
     no_logprobs: bool,
+    /// Seconds a new connection has to send its request headers.
+    #[arg(long, default_value = "10", value_parser = secs, value_name = "SECS")]
+    header_timeout: std::time::Duration,
+    /// Seconds a request's body has to arrive whole (else 408).
+    #[arg(long, default_value = "30", value_parser = secs, value_name = "SECS")]
+    body_timeout: std::time::Duration,
+    /// Seconds a kept-alive connection may wait for its next request.
+    #[arg(long, default_value = "30", value_parser = secs, value_name = "SECS")]
+    idle_timeout: std::time::Duration,
+    /// Open connections at most; more get 503 (keep below `ulimit -n`).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Seconds running answers get to finish after Ctrl-C or SIGTERM.
+    #[arg(long, default_value = "10", value_parser = secs, value_name = "SECS")]
+    shutdown_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -223,6 +238,13 @@ impl ServeArgs {
             max_n: self.max_n.max(1),
             logprobs: !self.no_logprobs,
         };
-        crate::serve::run(self.listen, &self.model.to_config()?, serve)
+        let listen = ListenConfig {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections as usize,
+            shutdown_timeout: self.shutdown_timeout,
+        };
+        crate::serve::run(self.listen, &self.model.to_config()?, serve, listen)
     }
 }
