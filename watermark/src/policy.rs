@@ -138,6 +138,37 @@ impl PolicyMode {
     }
 }
 
+impl std::str::FromStr for PolicyMode {
+    type Err = String;
+
+    /// `floor`, `refuse` or `as-requested`.
+    fn from_str(s: &str) -> Result<PolicyMode, String> {
+        [
+            PolicyMode::Floor,
+            PolicyMode::Refuse,
+            PolicyMode::AsRequested,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
+        .ok_or_else(|| format!("{s:?} is not a policy: give floor, refuse or as-requested"))
+    }
+}
+
+impl std::str::FromStr for SamplingFloor {
+    type Err = String;
+
+    /// `TEMPERATURE,TOP_P,TOP_K`, e.g. `0.7,0.9,20`.
+    fn from_str(s: &str) -> Result<SamplingFloor, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        let [t, p, k] = parts[..] else {
+            return Err("give TEMPERATURE,TOP_P,TOP_K, e.g. 0.7,0.9,20".into());
+        };
+        let num = |v: &str| v.parse::<f32>().map_err(|e| format!("{v:?}: {e}"));
+        let k = k.parse::<usize>().map_err(|e| format!("{k:?}: {e}"))?;
+        SamplingFloor::new(num(t)?, num(p)?, k).map_err(|e| e.to_string())
+    }
+}
+
 /// Settings below a [`PolicyMode::Refuse`] policy's floor.
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 #[error(
@@ -324,6 +355,11 @@ mod tests {
         let greedy = SamplingPolicy::new(PolicyMode::Refuse, kgw).apply(SamplingConfig::greedy());
         assert!(greedy.is_ok(), "kgw marks greedy answers: no floor");
         assert!(SamplingFloor::new(-1.0, 0.5, 0).is_err());
+        assert_eq!("0.5, 0.8,5".parse(), SamplingFloor::new(0.5, 0.8, 5));
+        assert!("0.5,0.8".parse::<SamplingFloor>().is_err());
+        assert!("0.5,2,1".parse::<SamplingFloor>().is_err());
+        assert_eq!("as-requested".parse(), Ok(PolicyMode::AsRequested));
+        assert!("off".parse::<PolicyMode>().is_err());
         assert!(SamplingFloor::new(0.5, 1.5, 0).is_err());
         let u = SamplingPolicy::unwatermarked();
         assert_eq!(

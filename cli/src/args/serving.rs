@@ -108,39 +108,10 @@ pub struct GenerateArgs {
 /// The sampling policy (spec §6.2), shared by `generate` and `serve`.
 #[derive(Args, Clone)]
 pub struct PolicyArgs {
-    /// Settings that would leave the watermark no choice (temperature 0, a
-    /// tiny top-p or top-k): served at the scheme's floor, refused, or served
-    /// as asked (unmarked). See --help.
-    #[arg(long, value_enum, default_value_t = Policy::Floor, value_name = "POLICY")]
-    sampling_policy: Policy,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy)]
-enum Policy {
-    Floor,
-    Refuse,
-    AsRequested,
-}
-
-impl PolicyArgs {
-    fn mode(&self) -> PolicyMode {
-        match self.sampling_policy {
-            Policy::Floor => PolicyMode::Floor,
-            Policy::Refuse => PolicyMode::Refuse,
-            Policy::AsRequested => PolicyMode::AsRequested,
-        }
-    }
-}
-
-/// `T,P,K`: a sampling floor.
-fn parse_floor(s: &str) -> Result<SamplingFloor, String> {
-    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-    let [t, p, k] = parts[..] else {
-        return Err("give TEMPERATURE,TOP_P,TOP_K, e.g. 0.7,0.9,20".into());
-    };
-    let num = |v: &str| v.parse::<f32>().map_err(|e| format!("{v:?}: {e}"));
-    let k = k.parse::<usize>().map_err(|e| format!("{k:?}: {e}"))?;
-    SamplingFloor::new(num(t)?, num(p)?, k).map_err(|e| e.to_string())
+    /// Settings that leave the watermark no choice (temperature 0, a tiny top-p
+    /// or top-k): floor (served at the scheme's floor), refuse, or as-requested.
+    #[arg(long, default_value = "floor", value_name = "POLICY")]
+    sampling_policy: PolicyMode,
 }
 
 impl GenerateArgs {
@@ -165,7 +136,7 @@ impl GenerateArgs {
             seed,
             samples: self.samples,
             raw: self.raw,
-            policy: self.policy.mode(),
+            policy: self.policy.sampling_policy,
         };
         crate::generate::run(&self.prompts, &serving, &generate)
     }
@@ -195,7 +166,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     /// Override the scheme's sampling floor: TEMPERATURE,TOP_P,TOP_K.
-    #[arg(long, value_parser = parse_floor, value_name = "T,P,K")]
+    #[arg(long, value_name = "T,P,K")]
     sampling_floor: Option<SamplingFloor>,
     /// Largest n (answers per request); each answer takes a request slot.
     #[arg(long, default_value_t = 8, value_name = "N")]
@@ -233,7 +204,7 @@ impl ServeArgs {
             max_concurrent: self.max_concurrent,
             max_body_bytes: self.max_body_bytes,
             disclose_key_id: self.disclose_key_id,
-            policy: self.policy.mode(),
+            policy: self.policy.sampling_policy,
             floor: self.sampling_floor,
             max_n: self.max_n.max(1),
             logprobs: !self.no_logprobs,
