@@ -97,7 +97,7 @@ fn temperature_zero_is_served_marked_at_the_floor_or_refused() {
         .unwrap();
     let p = &a["provmark"];
     assert_eq!(p["raised"], json!(["temperature"]), "{p}");
-    assert!((p["sampling"]["temperature"].as_f64().unwrap() - 0.7).abs() < 1e-6);
+    assert!((p["sampling"]["temperature"].as_f64().unwrap() - 0.8).abs() < 1e-6);
     let n = a["usage"]["completion_tokens"].as_u64().unwrap();
     let marked = p["marked_tokens"].as_u64().unwrap();
     assert!(
@@ -337,7 +337,7 @@ fn generate_applies_the_policy_and_context_zero_profiles_are_refused() {
     )
     .unwrap();
     assert!(
-        (rec["sampling"]["temperature"].as_f64().unwrap() - 0.7).abs() < 1e-6,
+        (rec["sampling"]["temperature"].as_f64().unwrap() - 0.8).abs() < 1e-6,
         "{rec}"
     );
     assert!(rec["marked_tokens"].as_u64().unwrap() > 20, "{rec}");

@@ -75,15 +75,17 @@ impl SamplingFloor {
 
     /// The floor chosen for `scheme` from the measurements of
     /// `bench/RESULTS.md` ("Detection power against sampling settings", 16
-    /// prompts × 160 tokens per cell on the default model): gumbel and
-    /// synthid answers are unmarked at temperature 0 or top-p 0.1 (median
-    /// log10 p −0.3 to −0.8 per answer) and weakly marked at temperature
-    /// 0.2 (−1.0 to −1.2); at temperature 0.7 three quarters of the
-    /// positions are marked and answers are detected (median −11 to −16),
-    /// and top-p 0.95 keeps most of the T = 1 power; so temperature ≥ 0.7,
-    /// top-p ≥ 0.9, top-k ≥ 20. kgw biases the logits before the filters
-    /// and stays detected even greedy (median −9.9 against −13.2 at T = 1;
-    /// top-p 0.1: −8.6), so it needs no floor.
+    /// prompts × 160 tokens per cell on the default model). gumbel and
+    /// synthid answers carry no mark at temperature 0 or top-p 0.1 (median
+    /// log10 p −0.3 to −0.8 per answer) and almost none at temperature 0.2;
+    /// at temperature 0.8 every answer is detected at 3.0–3.5× the tokens
+    /// of T = 1, at top-p 0.9 at 2.1–2.2× (within 2× needs T ≥ 0.9, top-p ≥
+    /// 0.95, a larger change to what was asked); so temperature ≥ 0.8,
+    /// top-p ≥ 0.9, and top-k ≥ 20 (not measured: it keeps at least the
+    /// candidates top-p 0.9 keeps at these temperatures on this model's
+    /// typical steps). kgw biases the logits before the filters and stays
+    /// detected even greedy (median −9.9 against −13.2 at T = 1, 1.7× the
+    /// tokens; top-p 0.1: 1.8×), so it needs no floor.
     pub fn for_scheme(scheme: &Scheme) -> SamplingFloor {
         match scheme {
             Scheme::Kgw(_) => SamplingFloor {
@@ -92,7 +94,7 @@ impl SamplingFloor {
                 top_k: 0,
             },
             Scheme::Gumbel | Scheme::SynthId(_) => SamplingFloor {
-                temperature: 0.7,
+                temperature: 0.8,
                 top_p: 0.9,
                 top_k: 20,
             },
@@ -355,7 +357,7 @@ mod tests {
         let greedy = SamplingPolicy::new(PolicyMode::Refuse, kgw).apply(SamplingConfig::greedy());
         assert!(greedy.is_ok(), "kgw marks greedy answers: no floor");
         assert!(SamplingFloor::new(-1.0, 0.5, 0).is_err());
-        assert_eq!("0.5, 0.8,5".parse(), SamplingFloor::new(0.5, 0.8, 5));
+        assert_eq!("0.5, 0.8,5".parse().ok(), SamplingFloor::new(0.5, 0.8, 5).ok());
         assert!("0.5,0.8".parse::<SamplingFloor>().is_err());
         assert!("0.5,2,1".parse::<SamplingFloor>().is_err());
         assert_eq!("as-requested".parse(), Ok(PolicyMode::AsRequested));
