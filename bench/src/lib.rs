@@ -7,6 +7,7 @@ pub mod ks;
 pub mod ngram;
 pub mod plot;
 pub mod prompts;
+pub mod real;
 pub mod teacher;
 pub mod transformer;
 

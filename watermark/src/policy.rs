@@ -357,7 +357,10 @@ mod tests {
         let greedy = SamplingPolicy::new(PolicyMode::Refuse, kgw).apply(SamplingConfig::greedy());
         assert!(greedy.is_ok(), "kgw marks greedy answers: no floor");
         assert!(SamplingFloor::new(-1.0, 0.5, 0).is_err());
-        assert_eq!("0.5, 0.8,5".parse().ok(), SamplingFloor::new(0.5, 0.8, 5).ok());
+        assert_eq!(
+            "0.5, 0.8,5".parse().ok(),
+            SamplingFloor::new(0.5, 0.8, 5).ok()
+        );
         assert!("0.5,0.8".parse::<SamplingFloor>().is_err());
         assert!("0.5,2,1".parse::<SamplingFloor>().is_err());
         assert_eq!("as-requested".parse(), Ok(PolicyMode::AsRequested));

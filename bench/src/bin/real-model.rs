@@ -11,16 +11,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use provmark_bench::prompts::prompt_set;
+use provmark_bench::real::{
+    answer_logits, default_schemes, encode_user_prompts, median, DEFAULT_CONTEXT,
+};
 use provmark_bench::{ks, tokens_to_detect};
-use provmark_llm::chat::Message;
 use provmark_llm::default_model;
 use provmark_llm::engine::{Answer, Engine, EngineConfig, Request};
-use provmark_llm::model::Step;
 use provmark_llm::runtime::Runtime;
 use provmark_verify::{Detector, TextTokenizer};
-use provmark_watermark::{
-    Embedder, Key, KgwParams, Profile, SamplingConfig, Scheme, SynthIdParams,
-};
+use provmark_watermark::{Embedder, Key, Profile, SamplingConfig};
 
 struct Arm {
     name: &'static str,
@@ -31,41 +30,15 @@ fn run_all(engine: &Engine, requests: Vec<Request>) -> Vec<Answer> {
     engine.run_batch(requests).expect("answers")
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Perplexity of `answer` after `prompt` under the unmodified model (T = 1).
 fn perplexity(rt: &Runtime, prompt: &[u32], answer: &[u32]) -> f64 {
     if answer.is_empty() {
         return f64::NAN;
     }
-    let mut all = prompt.to_vec();
-    all.extend_from_slice(answer);
-    let mut cache = rt.model.new_cache();
-    let mut logits = Vec::new();
-    rt.model
-        .forward_all(
-            Step {
-                cache: &mut cache,
-                tokens: &all[..all.len() - 1],
-            },
-            &mut logits,
-        )
-        .expect("forward");
+    let logits = answer_logits(rt, prompt, answer);
     let v = rt.model.config().vocab;
     let mut nll = 0.0;
-    for (i, &t) in answer.iter().enumerate() {
-        let row = &logits[(prompt.len() - 1 + i) * v..(prompt.len() + i) * v];
+    for (&t, row) in answer.iter().zip(logits.chunks_exact(v)) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
         let lse = row
             .iter()
@@ -90,25 +63,16 @@ fn main() {
     let rt = Arc::new(Runtime::load(&path, "smollm2").expect("load"));
     let tokenizer = TextTokenizer::from_bytes(rt.tokenizer.to_json().as_bytes(), "model").unwrap();
     let key = Key::from_bytes([0x5a; 32]);
-    let profile = |scheme| Profile::new(scheme, 2, tokenizer.digest().clone(), &key).unwrap();
-    let arms = [
-        Arm {
-            name: "none",
-            profile: None,
-        },
-        Arm {
-            name: "kgw γ=0.25 δ=2",
-            profile: Some(profile(Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()))),
-        },
-        Arm {
-            name: "gumbel",
-            profile: Some(profile(Scheme::Gumbel)),
-        },
-        Arm {
-            name: "synthid m=30",
-            profile: Some(profile(Scheme::SynthId(SynthIdParams::new(30).unwrap()))),
-        },
-    ];
+    let profile =
+        |scheme| Profile::new(scheme, DEFAULT_CONTEXT, tokenizer.digest().clone(), &key).unwrap();
+    let mut arms = vec![Arm {
+        name: "none",
+        profile: None,
+    }];
+    arms.extend(default_schemes().into_iter().map(|(name, scheme)| Arm {
+        name,
+        profile: Some(profile(scheme)),
+    }));
     let start_engine = |arm: &Arm, max_batch| {
         let embedder = arm
             .profile
@@ -126,16 +90,7 @@ fn main() {
         .unwrap()
     };
     let prompts = prompt_set(n_prompts);
-    let encoded: Vec<Vec<u32>> = prompts
-        .iter()
-        .map(|p| {
-            rt.encode_chat(&[Message {
-                role: "user".into(),
-                content: p.text.clone(),
-            }])
-            .unwrap()
-        })
-        .collect();
+    let encoded = encode_user_prompts(&rt, &prompts);
     let t1 = SamplingConfig::new(1.0, 0, 1.0).unwrap();
     println!("## Real model: SmolLM2-135M-Instruct (Q4_1), {n_prompts} prompts, {max_tokens} tokens, T = 1, h = 2, {threads} threads\n");
 
