@@ -527,7 +527,18 @@ fn server_speaks_openai_and_its_answers_are_detected() {
 #[test]
 fn server_limits_concurrency_and_finishes_answers_on_shutdown() {
     let lab = lab();
-    let server = Server::start(lab.path(), &["--no-watermark", "--max-concurrent", "1"]);
+    // A generous deadline: the debug build on a busy runner can take more
+    // than the default 10 s for 120 tokens.
+    let server = Server::start(
+        lab.path(),
+        &[
+            "--no-watermark",
+            "--max-concurrent",
+            "1",
+            "--shutdown-timeout",
+            "120",
+        ],
+    );
     // Hold the only slot with a streaming answer...
     let resp = ureq::post(&format!("{}/v1/chat/completions", server.base))
         .send_json(json!({"stream": true, "max_tokens": 120, "seed": 1, "temperature": 1.0,

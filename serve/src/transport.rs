@@ -125,14 +125,30 @@ pub async fn refuse_declared_length(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
     match declared {
-        Some(n) if n > limit as u64 => closing(refusal(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("cannot read the body: its declared {n} bytes are over the limit of {limit}"),
-            "request_too_large",
-        )),
+        Some(n) if n > limit as u64 => {
+            let answer = refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "cannot read the body: its declared {n} bytes are over the limit of {limit}"
+                ),
+                "request_too_large",
+            );
+            if n > DRAIN_LIMIT {
+                return closing(answer);
+            }
+            // A modest body is read and dropped first (under the body
+            // timeout): a client still sending when the connection closed
+            // would get a reset instead of this answer.
+            let _ = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT as usize).await;
+            answer
+        }
         _ => next.run(request).await,
     }
 }
+
+/// Declared bodies over the limit but under this many bytes are drained
+/// before their 413; larger ones are refused from the header at once.
+const DRAIN_LIMIT: u64 = 4 << 20;
 
 fn refusal(status: StatusCode, message: String, code: &'static str) -> Response {
     ApiError::Transport {
