@@ -133,7 +133,9 @@ pub async fn refuse_declared_length(
                 ),
                 "request_too_large",
             );
-            if n > DRAIN_LIMIT {
+            // A client waiting for `100 Continue` has sent nothing yet.
+            let waiting = request.headers().contains_key(axum::http::header::EXPECT);
+            if n > DRAIN_LIMIT || waiting {
                 return closing(answer);
             }
             // A modest body is read and dropped first (under the body
