@@ -134,23 +134,25 @@ pub async fn refuse_declared_length(
                 "request_too_large",
             );
             // A client waiting for `100 Continue` has sent nothing yet.
-            let waiting = request.headers().contains_key(axum::http::header::EXPECT);
-            if n > DRAIN_LIMIT || waiting {
+            if request.headers().contains_key(axum::http::header::EXPECT) {
                 return closing(answer);
             }
-            // A modest body is read and dropped first (under the body
-            // timeout): a client still sending when the connection closed
-            // would get a reset instead of this answer.
-            let _ = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT as usize).await;
-            answer
+            // What is already arriving is read and dropped for a moment
+            // (at most DRAIN_LIMIT bytes): a client that sent its body at
+            // once would otherwise meet a reset, not this answer, when the
+            // connection closes over its unread bytes.
+            let body = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT);
+            let _ = tokio::time::timeout(DRAIN_TIME, body).await;
+            closing(answer)
         }
         _ => next.run(request).await,
     }
 }
 
-/// Declared bodies over the limit but under this many bytes are drained
-/// before their 413; larger ones are refused from the header at once.
-const DRAIN_LIMIT: u64 = 4 << 20;
+/// Before a 413 from the header, the body bytes already arriving are
+/// dropped for at most this long and this many bytes.
+const DRAIN_TIME: Duration = Duration::from_millis(200);
+const DRAIN_LIMIT: usize = 4 << 20;
 
 fn refusal(status: StatusCode, message: String, code: &'static str) -> Response {
     ApiError::Transport {
