@@ -39,6 +39,13 @@ pub enum ApiError {
         /// What was asked.
         got: u64,
     },
+    /// 400: `n` > 1 under a watermark whose answer is a function of the
+    /// prompt (gumbel, synthid).
+    #[error(
+        "n must be 1 on this server: under its watermark (gumbel or synthid) a prompt has one \
+         answer whatever the seed, so more choices would be copies"
+    )]
+    NCopies,
     /// 400: `stop` is malformed.
     #[error("stop {0}")]
     Stop(String),
@@ -198,7 +205,7 @@ impl ApiError {
             ApiError::NotANumber(f) | ApiError::NotAnInteger(f) | ApiError::Unsupported(f) => {
                 Some(f)
             }
-            ApiError::N { .. } => Some("n"),
+            ApiError::N { .. } | ApiError::NCopies => Some("n"),
             ApiError::Stop(_) => Some("stop"),
             ApiError::Logprobs(_) | ApiError::LogprobsOff => Some("logprobs"),
             ApiError::TopLogprobs | ApiError::TopLogprobsAlone => Some("top_logprobs"),
@@ -253,6 +260,9 @@ impl IntoResponse for ApiError {
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The operator's sampling floor would leave the scheme no choice.
+    #[error("--sampling-floor: {0}")]
+    Floor(provmark_watermark::Error),
     /// A limit of [`crate::ServeConfig`] is 0.
     #[error("max_tokens_limit and max_concurrent must be at least 1")]
     ZeroLimit,

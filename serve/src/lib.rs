@@ -51,7 +51,7 @@ use provmark_llm::logprobs::Logprobs;
 use provmark_llm::serving::Serving;
 use provmark_llm::token_bytes::token_bytes;
 use provmark_watermark::rand_core::{OsRng, TryRngCore};
-use provmark_watermark::{PolicyMode, SamplingFloor, SamplingPolicy};
+use provmark_watermark::{PolicyMode, SamplingFloor, SamplingPolicy, Scheme};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
@@ -160,12 +160,22 @@ pub fn router(serving: Serving, config: ServeConfig) -> Result<Router, ServeErro
         },
         None => SamplingPolicy::unwatermarked(),
     };
+    if let (Some(profile), Some(floor)) = (&serving.profile, &config.floor) {
+        floor
+            .check_for(profile.scheme())
+            .map_err(ServeError::Floor)?;
+    }
+    let one_answer_per_prompt = serving
+        .profile
+        .as_ref()
+        .is_some_and(|p| !matches!(p.scheme(), Scheme::Kgw(_)));
     let state = Arc::new(AppState {
         model_id: config.model_id_for(&serving.model_name),
         serving,
         limits: Limits {
             max_tokens: config.max_tokens_limit,
             max_n: config.max_n.clamp(1, config.max_concurrent),
+            one_answer_per_prompt,
             logprobs: config.logprobs,
             policy,
         },

@@ -142,6 +142,8 @@ pub struct GenerationParams {
     pub top_logprobs: Field<u64>,
     /// Tool calls: not supported (absent or null only).
     pub tools: Field<IgnoredAny>,
+    /// The legacy form of tools: not supported either.
+    pub functions: Field<IgnoredAny>,
 }
 
 /// Most stop sequences a request may give (OpenAI's limit).
@@ -186,6 +188,10 @@ pub struct Limits {
     pub max_tokens: usize,
     /// Largest `n`, ≥ 1.
     pub max_n: usize,
+    /// The watermark makes a prompt's answer a function of the prompt
+    /// (gumbel, synthid: spec §6), so `n > 1` would return copies and is
+    /// refused.
+    pub one_answer_per_prompt: bool,
     /// Whether log-probabilities may be asked for.
     pub logprobs: bool,
     /// What happens to sampling settings below the watermark's floor.
@@ -396,6 +402,7 @@ impl GenerationParams {
         let one = |f: &Field<u64>| matches!(f, Field::Absent | Field::Value(1));
         for (field, ok) in [
             ("tools", self.tools.is_unset()),
+            ("functions", self.functions.is_unset()),
             ("best_of", one(&self.best_of)),
         ] {
             if !ok {
@@ -405,6 +412,9 @@ impl GenerationParams {
         let integer =
             |f: &Field<u64>, name| f.optional(ApiError::NotAnInteger(name)).map(|v| v.copied());
         let n = integer(&self.n, "n")?.unwrap_or(1);
+        if n > 1 && limits.one_answer_per_prompt {
+            return Err(ApiError::NCopies);
+        }
         if n == 0 || n > limits.max_n as u64 {
             return Err(ApiError::N {
                 max: limits.max_n,

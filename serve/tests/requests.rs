@@ -18,6 +18,7 @@ fn limits(max_tokens: usize, mode: PolicyMode) -> Limits {
     Limits {
         max_tokens,
         max_n: 4,
+        one_answer_per_prompt: false,
         logprobs: true,
         policy: SamplingPolicy::new(mode, SamplingFloor::new(0.7, 0.9, 20).unwrap()),
     }
@@ -362,6 +363,21 @@ fn stop_n_and_logprobs_are_read() {
         .settings(&NAMES, &l, Endpoint::Completion)
         .unwrap_err();
     assert_eq!(e.param(), Some("logprobs"));
+    // Under gumbel or synthid a prompt has one answer: n > 1 is refused.
+    let one = Limits {
+        one_answer_per_prompt: true,
+        ..limits(10, PolicyMode::Floor)
+    };
+    let e = chat_with(&json!({"messages": msgs(), "n": 2}), &one).unwrap_err();
+    assert_eq!(e.param(), Some("n"));
+    assert!(e.to_string().contains("copies"), "{e}");
+    assert_eq!(
+        chat_with(&json!({"messages": msgs(), "n": 1}), &one)
+            .unwrap()
+            .0
+            .n,
+        1
+    );
     // An operator who turned them off.
     let off = Limits {
         logprobs: false,

@@ -54,12 +54,19 @@ pub struct SamplingFloor {
 }
 
 impl SamplingFloor {
-    /// A floor; `temperature` finite and ≥ 0, `top_p` in [0, 1].
+    /// A floor; `temperature` in [0, 2] (the range requests may ask for),
+    /// `top_p` in [0, 1], `top_k` 0 (no floor) or ≥ 2 (a floor of 1 would
+    /// force one candidate).
     pub fn new(temperature: f32, top_p: f32, top_k: usize) -> Result<SamplingFloor, crate::Error> {
-        if !(temperature.is_finite() && temperature >= 0.0) {
+        if !(temperature.is_finite() && (0.0..=2.0).contains(&temperature)) {
             return Err(crate::Error::Sampling(format!(
-                "the temperature floor must be a finite number ≥ 0, got {temperature}"
+                "the temperature floor must lie between 0 and 2, got {temperature}"
             )));
+        }
+        if top_k == 1 {
+            return Err(crate::Error::Sampling(
+                "a top_k floor of 1 forces one candidate; give 0 (no floor) or at least 2".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&top_p) {
             return Err(crate::Error::Sampling(format!(
@@ -99,6 +106,21 @@ impl SamplingFloor {
                 top_k: 20,
             },
         }
+    }
+
+    /// Whether this floor keeps `scheme` marked: gumbel and synthid need
+    /// a temperature and a top-p floor above 0 (else a greedy request is
+    /// served greedy, unmarked: that is [`PolicyMode::AsRequested`], which
+    /// an operator should choose by name). kgw accepts any floor.
+    pub fn check_for(&self, scheme: &Scheme) -> Result<(), crate::Error> {
+        if !matches!(scheme, Scheme::Kgw(_)) && (self.temperature == 0.0 || self.top_p == 0.0) {
+            return Err(crate::Error::Sampling(format!(
+                "a {} floor needs a temperature and a top_p above 0, or greedy requests are served \
+                 unmarked (choose --sampling-policy as-requested for that)",
+                scheme.name()
+            )));
+        }
+        Ok(())
     }
 
     /// Least temperature.
@@ -174,8 +196,10 @@ impl std::str::FromStr for SamplingFloor {
 /// Settings below a [`PolicyMode::Refuse`] policy's floor.
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 #[error(
-    "{param} {requested} would leave this server's watermark no choice at most positions; \
-     it serves {param} ≥ {floor}"
+    "{param} {} would leave this server's watermark no choice at most positions; \
+     it serves {param} ≥ {}",
+    *requested as f32,
+    *floor as f32
 )]
 pub struct BelowFloor {
     /// The first parameter below the floor (temperature, then top_p, then
@@ -329,7 +353,8 @@ mod tests {
         let e = r.apply(cfg(1.0, 0, 0.05)).unwrap_err();
         assert_eq!(e.param, SamplingParam::TopP);
         assert!((e.requested - 0.05).abs() < 1e-6 && (e.floor - 0.9).abs() < 1e-6);
-        assert!(e.to_string().starts_with("top_p 0.05"), "{e}");
+        assert!(e.to_string().starts_with("top_p 0.05 would"), "{e}");
+        assert!(e.to_string().ends_with("top_p ≥ 0.9"), "{e}");
         assert_eq!(
             r.apply(cfg(0.0, 0, 1.0)).unwrap_err().param,
             SamplingParam::Temperature
@@ -366,6 +391,22 @@ mod tests {
         assert_eq!("as-requested".parse(), Ok(PolicyMode::AsRequested));
         assert!("off".parse::<PolicyMode>().is_err());
         assert!(SamplingFloor::new(0.5, 1.5, 0).is_err());
+        assert!(SamplingFloor::new(3.0, 0.5, 0).is_err());
+        assert!(SamplingFloor::new(0.5, 0.5, 1).is_err());
+        let synthid = Scheme::SynthId(SynthIdParams::new(30).unwrap());
+        assert!(SamplingFloor::new(0.0, 0.9, 20)
+            .unwrap()
+            .check_for(&synthid)
+            .is_err());
+        assert!(SamplingFloor::new(0.8, 0.9, 20)
+            .unwrap()
+            .check_for(&synthid)
+            .is_ok());
+        let kgw = Scheme::Kgw(crate::KgwParams::new(0.25, 2.0).unwrap());
+        assert!(SamplingFloor::new(0.0, 0.0, 0)
+            .unwrap()
+            .check_for(&kgw)
+            .is_ok());
         let u = SamplingPolicy::unwatermarked();
         assert_eq!(
             u.apply(SamplingConfig::greedy()).unwrap().sampling,

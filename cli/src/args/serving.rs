@@ -159,8 +159,8 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger ones get 413.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     max_body_bytes: usize,
-    /// Name the profile's key id (never the key) and profile digest in an
-    /// X-Provmark-Key-Id header and a "provmark" field of each answer.
+    /// Add the profile's key id (never the key) and digest to each answer's
+    /// "provmark" object and an X-Provmark-Key-Id header.
     #[arg(long)]
     disclose_key_id: bool,
     #[command(flatten)]
