@@ -2,43 +2,14 @@
 //! endpoints, OpenAI shapes, SSE ending in [DONE], body limit, unknown
 //! routes and models, and a graceful stop.
 
-use std::path::PathBuf;
+mod common;
 
-use provmark_llm::serving::{Serving, ServingConfig};
 use provmark_serve::{router, serve, ListenConfig, ServeConfig, ServeError};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn tiny_engine() -> Serving {
-    let config = ServingConfig {
-        model: Some(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../llm/tests/data/tiny/tiny-llama.gguf"),
-        ),
-        watermark: None,
-        force_tokenizer: false,
-        threads: Some(1),
-        batch: 4,
-    };
-    Serving::start(&config, &mut |_| {}).unwrap()
-}
-
-/// One HTTP/1.1 exchange; returns the status and the raw body text.
+/// One HTTP/1.1 exchange; the status and the body text.
 async fn call(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
+    let (status, _, body) = common::exchange(addr, method, path, body).await;
     (status, body)
 }
 
@@ -48,7 +19,7 @@ fn json_of(body: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_openai_shapes_and_stops_gracefully() {
-    let serving = tiny_engine();
+    let serving = common::tiny_engine(4);
     let config = ServeConfig {
         max_tokens_limit: 8,
         max_body_bytes: 512,
@@ -160,7 +131,7 @@ async fn serves_openai_shapes_and_stops_gracefully() {
 
 #[test]
 fn zero_limits_are_refused() {
-    let serving = tiny_engine();
+    let serving = common::tiny_engine(4);
     let config = ServeConfig {
         max_concurrent: 0,
         ..ServeConfig::default()

@@ -3,50 +3,10 @@
 //! whole answers, the SSE charset, 405 for a wrong method, and the
 //! `provmark` object on every answer.
 
-use std::path::PathBuf;
+mod common;
 
-use provmark_llm::serving::{Serving, ServingConfig};
 use provmark_serve::{router, serve, ListenConfig, ServeConfig};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn tiny_engine() -> Serving {
-    let config = ServingConfig {
-        model: Some(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../llm/tests/data/tiny/tiny-llama.gguf"),
-        ),
-        watermark: None,
-        force_tokenizer: false,
-        threads: Some(1),
-        batch: 4,
-    };
-    Serving::start(&config, &mut |_| {}).unwrap()
-}
-
-/// One HTTP/1.1 exchange: status, headers (lower-cased) and body.
-async fn call(
-    addr: std::net::SocketAddr,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).await.unwrap();
-    let text = String::from_utf8(out).expect("the server writes UTF-8");
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (
-        head[9..12].parse().unwrap(),
-        head.to_lowercase(),
-        body.to_string(),
-    )
-}
 
 /// The JSON events of an SSE body (chunked transfer framing removed).
 fn events(body: &str) -> Vec<Value> {
@@ -65,7 +25,7 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
         max_n: 3,
         ..ServeConfig::default()
     };
-    let app = router(tiny_engine(), config).unwrap();
+    let app = router(common::tiny_engine(4), config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -76,7 +36,7 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
 
     // n = 3: three choices, seeds seed, seed + 1, seed + 2; usage sums them.
     let body = json!({"messages": msgs, "n": 3, "seed": 5, "max_tokens": 12}).to_string();
-    let (status, _, text) = call(addr, "POST", "/v1/chat/completions", &body).await;
+    let (status, _, text) = common::exchange(addr, "POST", "/v1/chat/completions", &body).await;
     assert_eq!(status, 200, "{text}");
     let c: Value = serde_json::from_str(&text).unwrap();
     let choices = c["choices"].as_array().unwrap();
@@ -85,7 +45,7 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
         assert_eq!(ch["index"], i);
     }
     let one = json!({"messages": msgs, "seed": 6, "max_tokens": 12}).to_string();
-    let (_, _, single) = call(addr, "POST", "/v1/chat/completions", &one).await;
+    let (_, _, single) = common::exchange(addr, "POST", "/v1/chat/completions", &one).await;
     let single: Value = serde_json::from_str(&single).unwrap();
     assert_eq!(
         single["choices"][0]["message"], choices[1]["message"],
@@ -101,13 +61,13 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
     assert_eq!(c["provmark"]["marked_tokens"], 0);
     // n over the limit: 400 naming n.
     let body = json!({"messages": msgs, "n": 4}).to_string();
-    let (status, _, text) = call(addr, "POST", "/v1/chat/completions", &body).await;
+    let (status, _, text) = common::exchange(addr, "POST", "/v1/chat/completions", &body).await;
     assert_eq!(status, 400);
     assert!(text.contains("\"param\":\"n\""), "{text}");
 
     // Stop: the answer ends before the first occurrence, streamed or not.
     let free = json!({"prompt": "Hello", "seed": 2, "max_tokens": 24}).to_string();
-    let (_, _, text) = call(addr, "POST", "/v1/completions", &free).await;
+    let (_, _, text) = common::exchange(addr, "POST", "/v1/completions", &free).await;
     let free_text = serde_json::from_str::<Value>(&text).unwrap()["choices"][0]["text"]
         .as_str()
         .unwrap()
@@ -118,7 +78,7 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
     let cut = &free_text[..free_text.find(&stop_at).unwrap()];
     for stream in [false, true] {
         let body = json!({"prompt": "Hello", "seed": 2, "max_tokens": 24, "stop": [stop_at], "stream": stream}).to_string();
-        let (status, head, text) = call(addr, "POST", "/v1/completions", &body).await;
+        let (status, head, text) = common::exchange(addr, "POST", "/v1/completions", &body).await;
         assert_eq!(status, 200, "{text}");
         let (got, finish) = if stream {
             assert!(
@@ -149,7 +109,7 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
     let body =
         json!({"messages": msgs, "seed": 1, "max_tokens": 6, "logprobs": true, "top_logprobs": 2})
             .to_string();
-    let (_, _, text) = call(addr, "POST", "/v1/chat/completions", &body).await;
+    let (_, _, text) = common::exchange(addr, "POST", "/v1/chat/completions", &body).await;
     let v: Value = serde_json::from_str(&text).unwrap();
     let content = v["choices"][0]["logprobs"]["content"].as_array().unwrap();
     assert_eq!(
@@ -167,7 +127,7 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
     let body =
         json!({"prompt": "Hello", "seed": 1, "max_tokens": 6, "logprobs": 1, "stream": true})
             .to_string();
-    let (_, _, text) = call(addr, "POST", "/v1/completions", &body).await;
+    let (_, _, text) = common::exchange(addr, "POST", "/v1/completions", &body).await;
     let ev = events(&text);
     let offsets: Vec<u64> = ev
         .iter()
@@ -185,7 +145,7 @@ async fn choices_stops_logprobs_and_streams_behave_as_clients_expect() {
     assert_eq!(last["provmark"]["watermark"], false, "{last}");
 
     // A wrong method: 405 in OpenAI's shape, not an empty body.
-    let (status, _, text) = call(addr, "GET", "/v1/chat/completions", "").await;
+    let (status, _, text) = common::exchange(addr, "GET", "/v1/chat/completions", "").await;
     assert_eq!(status, 405);
     let e: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(e["error"]["code"], "method_not_allowed");

@@ -5,8 +5,9 @@
 //! cut off. Timeouts are 1 s here; each bound below allows for a loaded
 //! machine.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -14,7 +15,6 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use provmark_llm::serving::{Serving, ServingConfig};
 use provmark_serve::transport::{parse_secs, refuse_declared_length};
 use provmark_serve::{router, serve, ListenConfig, ServeConfig, ServeError};
 use serde_json::Value;
@@ -250,20 +250,6 @@ async fn half_a_body_gets_408_and_the_connection_closes() {
     server.stop().await;
 }
 
-fn tiny_engine() -> Serving {
-    let config = ServingConfig {
-        model: Some(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../llm/tests/data/tiny/tiny-llama.gguf"),
-        ),
-        watermark: None,
-        force_tokenizer: false,
-        threads: Some(1),
-        batch: 2,
-    };
-    Serving::start(&config, &mut |_| {}).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_length_over_the_limit_gets_413_before_any_body_byte() {
     // The real router, whose limit comes from ServeConfig::max_body_bytes.
@@ -271,7 +257,7 @@ async fn declared_length_over_the_limit_gets_413_before_any_body_byte() {
         max_body_bytes: 1 << 20,
         ..ServeConfig::default()
     };
-    let app = router(tiny_engine(), config).unwrap();
+    let app = router(common::tiny_engine(2), config).unwrap();
     let listen = ListenConfig {
         body_timeout: Duration::from_secs(10),
         ..quick()
