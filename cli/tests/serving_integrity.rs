@@ -239,22 +239,21 @@ fn a_client_gone_during_a_long_prefill_frees_its_slot_and_the_engine() {
     assert!(server.stop().success());
 }
 
+/// Fails, saying how to install it, unless Python can import `module`.
+fn require_python(module: &str, pin: &str) {
+    let have = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status();
+    assert!(
+        have.is_ok_and(|s| s.success()),
+        "this test needs Python's {module}: python3 -m pip install {pin}"
+    );
+}
+
 #[test]
 fn the_official_openai_client_works_against_the_server() {
-    let have = Command::new("python3")
-        .args(["-c", "import openai"])
-        .status();
-    assert!(
-        have.is_ok_and(|s| s.success()),
-        "this test needs the official openai Python client: python3 -m pip install openai==3.57.0"
-    );
-    let have = Command::new("python3")
-        .args(["-c", "import requests"])
-        .status();
-    assert!(
-        have.is_ok_and(|s| s.success()),
-        "this test needs Python requests: python3 -m pip install requests==2.32.3"
-    );
+    require_python("openai", "openai==3.57.0");
+    require_python("requests", "requests==2.32.3");
     let lab = lab();
     let d = lab.path();
     let server = Server::start(d, &["--profile", "lab.profile.json", "--key", "lab.key"]);
