@@ -28,7 +28,12 @@ pub fn token_bytes(tokenizer: &Tokenizer, id: u32) -> Vec<u8> {
     let Some(piece) = tokenizer.id_to_token(id) else {
         return Vec::new();
     };
-    let added = tokenizer.get_added_tokens_decoder().get(&id).is_some();
+    // The vocabulary's own map: Tokenizer::get_added_tokens_decoder clones
+    // it on every call.
+    let added = tokenizer
+        .get_added_vocabulary()
+        .get_added_tokens_decoder()
+        .contains_key(&id);
     if added {
         return piece.into_bytes();
     }

@@ -741,7 +741,10 @@ fn stream_response(
                         offset: c.offset,
                         ..ChunkParts::default()
                     };
-                    c.offset += token_bytes(&s.serving.runtime().tokenizer.tokenizer, id).len();
+                    if served.settings.logprobs.is_some() {
+                        // text_offset of the next token (completions' logprobs).
+                        c.offset += token_bytes(&s.serving.runtime().tokenizer.tokenizer, id).len();
+                    }
                     if !send(chunk(&s, &served, parts)) {
                         continue; // noticed at the loop's top
                     }
