@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{provmark, Server};
+use common::{detect, provmark, Server};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -33,27 +33,6 @@ fn lab() -> provmark_testkit::lab::Lab {
 fn read_jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn detect(dir: &Path, input: &str) -> Vec<Value> {
-    let out = provmark(
-        dir,
-        &[
-            "detect",
-            "--profile",
-            "lab.profile.json",
-            "--key",
-            "lab.key",
-            "--json",
-            "--alpha",
-            "1e-4",
-            input,
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{provmark, Server};
+use common::{detect, provmark, Server};
 use serde_json::{json, Value};
 
 /// The default profile (synthid, h = 2) under a fixed key.
@@ -34,24 +34,7 @@ fn log10_p(dir: &Path, text: &str) -> f64 {
         json!({"text": text}).to_string() + "\n",
     )
     .unwrap();
-    let out = provmark(
-        dir,
-        &[
-            "detect",
-            "--profile",
-            "lab.profile.json",
-            "--key",
-            "lab.key",
-            "--json",
-            "one.jsonl",
-        ],
-    );
-    let line = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
-    let v: Value = serde_json::from_str(&line).unwrap();
+    let v = &detect(dir, "one.jsonl")[0];
     v["log10_p"].as_f64().unwrap_or_else(|| panic!("{v}"))
 }
 

@@ -85,14 +85,7 @@ async fn contents_and_prompts_are_text_on_the_tiny_model() {
 
     let (addr, stop, server) = start(Some(tiny_path())).await;
     let chat = "/v1/chat/completions";
-    for role in [
-        "system",
-        "developer",
-        "user",
-        "assistant",
-        "tool",
-        "function",
-    ] {
+    for &role in provmark_llm::chat::ROLES {
         let n = prompt_tokens(
             addr,
             chat,

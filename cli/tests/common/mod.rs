@@ -88,3 +88,27 @@ impl Drop for Server {
         }
     }
 }
+
+/// `provmark detect --json` of `input` in `dir` under the lab's profile and
+/// key: one result object per text.
+#[allow(dead_code)] // not every test file detects
+pub fn detect(dir: &Path, input: &str) -> Vec<Value> {
+    let out = provmark(
+        dir,
+        &[
+            "detect",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--json",
+            "--alpha",
+            "1e-4",
+            input,
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
