@@ -96,6 +96,25 @@ pub(crate) fn stream_corpus(
     progress: &dyn Progress,
     sink: &mut dyn FnMut(&[Vec<u32>]),
 ) -> Result<usize, Error> {
+    stream_records(inputs, field, tokenizer, errors, progress, &mut |batch| {
+        let ids: Vec<Vec<u32>> = batch.drain(..).map(|(_, ids)| ids).collect();
+        sink(&ids)
+    })
+}
+
+/// Texts of one batch with their record ids.
+pub(crate) type IdentifiedTexts = Vec<(String, Vec<u32>)>;
+
+/// As [`stream_corpus`], with each text's record id (its `id` field, else
+/// `file:line`) beside its tokens; `sink` may take the batch's contents.
+pub(crate) fn stream_records(
+    inputs: &[String],
+    field: &str,
+    tokenizer: &TextTokenizer,
+    errors: &mut usize,
+    progress: &dyn Progress,
+    sink: &mut dyn FnMut(&mut IdentifiedTexts),
+) -> Result<usize, Error> {
     let options = ReadOptions {
         field: field.to_string(),
         max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
@@ -117,17 +136,20 @@ pub(crate) fn stream_corpus(
                     name: name.clone(),
                     source,
                 })?;
-            let encoded: Vec<Result<Vec<u32>, String>> = records
+            let encoded: Vec<Result<(String, Vec<u32>), String>> = records
                 .par_iter()
                 .map(|r| {
                     let text = r.text.as_ref().map_err(|e| e.clone())?;
-                    tokenizer.encode(text).map_err(|e| format!("{}: {e}", r.id))
+                    let ids = tokenizer
+                        .encode(text)
+                        .map_err(|e| format!("{}: {e}", r.id))?;
+                    Ok((r.id.clone(), ids))
                 })
                 .collect();
             let mut ok = Vec::with_capacity(encoded.len());
             for e in encoded {
                 match e {
-                    Ok(ids) => ok.push(ids),
+                    Ok(text) => ok.push(text),
                     Err(message) => {
                         progress.event(Event::RecordError { message: &message });
                         *errors += 1;
@@ -135,7 +157,7 @@ pub(crate) fn stream_corpus(
                 }
             }
             texts += ok.len();
-            sink(&ok);
+            sink(&mut ok);
         }
     }
     Ok(texts)

@@ -270,6 +270,9 @@ pub enum Error {
     /// Samples per prompt, max_tokens or concurrency is zero.
     #[error("--samples-per-prompt, --max-tokens and --concurrency must be at least 1")]
     Counts,
+    /// The expected-score test's support size is zero.
+    #[error("--top-k must be at least 1")]
+    TopK,
     /// No prompts to ask.
     #[error("no prompts")]
     NoPrompts,

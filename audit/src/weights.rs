@@ -1,16 +1,31 @@
-//! The open-weight audit ("reading mode", Sander et al. 2024): at every
-//! position of the lab's texts the suspect predicts its most likely next
-//! token given the real prefix; the tuple (real window, prediction) is
-//! scored against the lab's schedule, each distinct tuple once across the
-//! corpus (spec §8.1). The suspect must share the profile's tokenizer.
+//! The open-weight audit ("reading mode", Sander et al. 2024): a suspect
+//! model reads the lab's texts, given the real prefix at every position.
+//!
+//! - [`run`]: the top-1 test (spec §8.2): the tuple (real window, the
+//!   suspect's most likely next token) is scored against the lab's
+//!   schedule, each distinct tuple once across the corpus (spec §8.1).
+//! - [`run_expected`]: the expected-score test (spec §8.5): the suspect's
+//!   whole next-token distribution is weighed against the lab's token
+//!   values, paired against a clean reference model (the student's base)
+//!   when one is given.
+//!
+//! Both read each answer bare, or (with [`WeightsAuditConfig::prompts`])
+//! after its prompt rendered with the suspect's chat template, as a
+//! chat-distilled student saw it in training; only answer positions are
+//! scored. The suspect must share the profile's tokenizer.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use provmark_llm::prompts::Prompt;
+use provmark_llm::runtime::Runtime;
+use provmark_verify::attribution::AttributionVerdict;
 use provmark_verify::corpus::{DistinctTuples, Shard, TupleSet};
+use provmark_verify::expected::{self, position_weights, ExpectedTest, WeightedTuples};
 use provmark_verify::TextTokenizer;
 
-use crate::corpus::{stream_corpus, AuditTotals};
-use crate::{score_pair, Counts, Error, Event, Lab, NullKeys, Progress};
+use crate::corpus::{stream_records, AuditTotals};
+use crate::{score_pair, Counts, Error, Event, Lab, NullKeys, Progress, Side};
 
 /// What a weights audit reads and how.
 pub struct WeightsAuditConfig {
@@ -22,28 +37,27 @@ pub struct WeightsAuditConfig {
     pub texts: Vec<String>,
     /// JSONL field holding the text.
     pub field: String,
+    /// The prompts the texts answer (a prompt file as `provmark generate`
+    /// reads): each text is read after the prompt whose id is its record's
+    /// `id`, rendered with the suspect's chat template. `None`: bare texts.
+    pub prompts: Option<PathBuf>,
     /// Compute threads for the models (default: all cores).
     pub threads: Option<usize>,
     /// The key-swap null.
     pub null: NullKeys,
 }
 
-/// Runs a weights audit: loads each model ([`Event::LoadingModel`]), checks
-/// its tokenizer against the profile's, reads the texts
+/// Runs the top-1 weights audit: loads each model ([`Event::LoadingModel`]),
+/// checks its tokenizer against the profile's, reads the texts
 /// ([`Event::TextRead`] per text) and scores the tuples.
 pub fn run(
     lab: &Lab,
     config: &WeightsAuditConfig,
     progress: &dyn Progress,
 ) -> Result<AuditTotals, Error> {
-    let threads = config
-        .threads
-        .unwrap_or_else(provmark_llm::engine::default_threads);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads.max(1))
-        .build()
-        .map_err(Error::Threads)?;
-    let read = |path: &Path| read_with(path, lab, config, &pool, progress);
+    let pool = pool(config)?;
+    let prompts = read_prompts(config)?;
+    let read = |path: &Path| read_top1(path, lab, config, prompts.as_ref(), &pool, progress);
     let suspect = read(&config.suspect)?;
     let reference = match &config.reference_model {
         Some(path) => Some(read(path)?),
@@ -52,17 +66,41 @@ pub fn run(
     score_pair(lab, config.null, &suspect, reference.as_ref(), progress)
 }
 
-/// The model's top-1 predictions over the lab's texts, as tuples.
-fn read_with(
+fn pool(config: &WeightsAuditConfig) -> Result<rayon::ThreadPool, Error> {
+    let threads = config
+        .threads
+        .unwrap_or_else(provmark_llm::engine::default_threads);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(Error::Threads)
+}
+
+/// The prompt file, by id, when the texts are read in chat context.
+fn read_prompts(config: &WeightsAuditConfig) -> Result<Option<HashMap<String, Prompt>>, Error> {
+    let Some(path) = &config.prompts else {
+        return Ok(None);
+    };
+    let prompts = provmark_llm::prompts::read(path)?;
+    if prompts.is_empty() {
+        return Err(Error::NoPromptsIn {
+            name: path.display().to_string(),
+        });
+    }
+    Ok(Some(
+        prompts.into_iter().map(|p| (p.id.clone(), p)).collect(),
+    ))
+}
+
+/// Loads a model and checks that it shares the profile's tokenizer.
+fn load(
     path: &Path,
     lab: &Lab,
-    config: &WeightsAuditConfig,
-    pool: &rayon::ThreadPool,
     progress: &dyn Progress,
-) -> Result<(Counts, DistinctTuples), Error> {
+) -> Result<(Runtime, TextTokenizer), Error> {
     let name = path.display().to_string();
     progress.event(Event::LoadingModel { name: &name });
-    let model = provmark_llm::runtime::Runtime::load(path, &name)?;
+    let model = Runtime::load(path, &name)?;
     let tokenizer = TextTokenizer::from_bytes(model.tokenizer.to_json().as_bytes(), &name)?;
     if tokenizer.digest() != lab.profile.tokenizer() {
         return Err(Error::TokenizerMismatch {
@@ -71,34 +109,94 @@ fn read_with(
             got: tokenizer.digest().to_string(),
         });
     }
-    let mut set = TupleSet::new(lab.profile.context(), Shard::ALL)?;
+    Ok((model, tokenizer))
+}
+
+/// Streams the texts as the models read them: `visit(ids, first)` with
+/// `ids` the prompt (rendered by `runtime`, in chat context) followed by
+/// the answer, and `first` the answer's first position. A text whose
+/// prompt is missing or cannot be rendered is reported and counted as
+/// unreadable. Returns (texts read, unreadable).
+fn stream_texts(
+    config: &WeightsAuditConfig,
+    runtime: &Runtime,
+    tokenizer: &TextTokenizer,
+    prompts: Option<&HashMap<String, Prompt>>,
+    progress: &dyn Progress,
+    visit: &mut dyn FnMut(&[u32], usize),
+) -> Result<(usize, usize), Error> {
     let mut errors = 0usize;
-    progress.event(Event::ReadingStarted { reader: &name });
-    let mut failure = None;
-    let count = stream_corpus(
+    let mut unmatched = 0usize;
+    let count = stream_records(
         &config.texts,
         &config.field,
-        &tokenizer,
+        tokenizer,
         &mut errors,
         progress,
         &mut |batch| {
-            for ids in batch {
-                if failure.is_some() {
-                    return;
-                }
-                let predicted = pool.install(|| {
-                    provmark_llm::reading::predict_top1(&model.model, ids, &mut |_, _| {})
-                });
-                match predicted {
-                    Ok(p) => {
-                        let n = p.len();
-                        if let Err(e) = set.add_predictions(&ids[..n], &p) {
-                            failure = Some(e.to_string());
-                        }
+            for (id, answer) in batch.iter() {
+                let Some(prompts) = prompts else {
+                    visit(answer, 0);
+                    progress.event(Event::TextRead);
+                    continue;
+                };
+                let prefix = match prompts.get(id) {
+                    None => Err(format!("{id}: no prompt with this id in --prompts")),
+                    Some(p) => provmark_llm::generate::encode(runtime, p, false)
+                        .map_err(|e| format!("{id}: its prompt cannot be rendered: {e}")),
+                };
+                match prefix {
+                    Ok(mut ids) => {
+                        let first = ids.len();
+                        ids.extend_from_slice(answer);
+                        visit(&ids, first);
                     }
-                    Err(e) => failure = Some(e.to_string()),
+                    Err(message) => {
+                        progress.event(Event::RecordError { message: &message });
+                        unmatched += 1;
+                    }
                 }
                 progress.event(Event::TextRead);
+            }
+        },
+    )?;
+    Ok((count - unmatched, errors + unmatched))
+}
+
+/// The model's top-1 predictions over the lab's texts, as tuples.
+fn read_top1(
+    path: &Path,
+    lab: &Lab,
+    config: &WeightsAuditConfig,
+    prompts: Option<&HashMap<String, Prompt>>,
+    pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
+) -> Result<(Counts, DistinctTuples), Error> {
+    let name = path.display().to_string();
+    let (model, tokenizer) = load(path, lab, progress)?;
+    let mut set = TupleSet::new(lab.profile.context(), Shard::ALL)?;
+    progress.event(Event::ReadingStarted { reader: &name });
+    let mut failure = None;
+    let (texts, errors) = stream_texts(
+        config,
+        &model,
+        &tokenizer,
+        prompts,
+        progress,
+        &mut |ids, first| {
+            if failure.is_some() {
+                return;
+            }
+            let predicted = pool
+                .install(|| provmark_llm::reading::predict_top1(&model.model, ids, &mut |_, _| {}));
+            match predicted {
+                Ok(p) => {
+                    let n = p.len();
+                    if let Err(e) = set.add_predictions_from(&ids[..n], &p, first) {
+                        failure = Some(e.to_string());
+                    }
+                }
+                Err(e) => failure = Some(e.to_string()),
             }
         },
     )?;
@@ -108,11 +206,182 @@ fn read_with(
     }
     let tuples = set.finish();
     let counts = Counts {
-        texts: count,
+        texts,
         errors,
         distinct: tuples.len(),
         filter_windows: None,
         dropped: 0,
     };
     Ok((counts, tuples))
+}
+
+/// Support size k of the expected-score test when none is given: the most
+/// `top_logprobs` an OpenAI-compatible API returns, so that open-weight and
+/// grey-box audits weigh the same tokens.
+pub const DEFAULT_TOP_K: usize = 20;
+
+/// The result of an expected-score weights audit (spec §8.5).
+#[derive(Clone, Debug)]
+pub struct ExpectedAudit {
+    /// The suspect's test: paired against the reference (weights q − r)
+    /// when one was given, else the suspect alone (weights q).
+    pub suspect: ExpectedTest,
+    /// With a reference: the suspect alone (q), for comparison.
+    pub suspect_alone: Option<ExpectedTest>,
+    /// With a reference: the reference alone (r), the pipeline's control.
+    pub reference: Option<ExpectedTest>,
+    /// Records that could not be read (each was reported).
+    pub unreadable: usize,
+    /// k.
+    pub top_k: usize,
+    /// The level.
+    pub alpha: f64,
+    /// `attributed` needs both of the suspect's p-values ≤ alpha and the
+    /// reference alone not attributed (else `inconclusive`); `too_short`
+    /// when nothing was scored.
+    pub verdict: AttributionVerdict,
+}
+
+impl ExpectedAudit {
+    /// The verdict object of `provmark audit weights --statistic expected
+    /// --json`: `statistic` ("expected"), `top_k`, `paired`, `suspect`,
+    /// `suspect_alone` and `reference` (see [`ExpectedTest::to_json`]),
+    /// `unreadable`, `alpha`, `verdict`, `profile_digest`, `key_id`.
+    pub fn to_json(&self, lab: &Lab, null_seed: u64) -> serde_json::Value {
+        let test = |t: &Option<ExpectedTest>| t.as_ref().map(|t| t.to_json(null_seed, self.alpha));
+        serde_json::json!({
+            "statistic": "expected",
+            "top_k": self.top_k,
+            "paired": self.reference.is_some(),
+            "suspect": self.suspect.to_json(null_seed, self.alpha),
+            "suspect_alone": test(&self.suspect_alone),
+            "reference": test(&self.reference),
+            "unreadable": self.unreadable,
+            "alpha": self.alpha,
+            "verdict": self.verdict.as_str(),
+            "profile_digest": lab.profile.digest(),
+            "key_id": lab.profile.key_id(),
+        })
+    }
+}
+
+/// Runs the expected-score weights audit at level `alpha` with support
+/// size `top_k` (≥ 1): loads the suspect (and the reference), reads every
+/// text with both in lock step ([`Event::TextRead`] per text) and tests
+/// the weighted tuples under the key and the key-swap null.
+pub fn run_expected(
+    lab: &Lab,
+    config: &WeightsAuditConfig,
+    top_k: usize,
+    alpha: f64,
+    progress: &dyn Progress,
+) -> Result<ExpectedAudit, Error> {
+    if top_k == 0 {
+        return Err(Error::TopK);
+    }
+    let pool = pool(config)?;
+    let prompts = read_prompts(config)?;
+    let (suspect, tokenizer) = load(&config.suspect, lab, progress)?;
+    let reference = match &config.reference_model {
+        Some(path) => Some(load(path, lab, progress)?.0),
+        None => None,
+    };
+    let h = lab.profile.context();
+    let mut paired = WeightedTuples::new(h)?;
+    let mut alone = WeightedTuples::new(h)?;
+    let mut control = WeightedTuples::new(h)?;
+    let name = config.suspect.display().to_string();
+    progress.event(Event::ReadingStarted { reader: &name });
+    let mut failure = None;
+    let mut models = vec![&suspect.model];
+    if let Some(r) = &reference {
+        models.push(&r.model);
+    }
+    let (_, unreadable) = stream_texts(
+        config,
+        &suspect,
+        &tokenizer,
+        prompts.as_ref(),
+        progress,
+        &mut |ids, first| {
+            if failure.is_some() {
+                return;
+            }
+            paired.begin_text();
+            alone.begin_text();
+            control.begin_text();
+            let read = pool.install(|| {
+                provmark_llm::reading::read_distributions(
+                    &models,
+                    ids,
+                    first.max(h),
+                    &mut |i, rows| {
+                        let window = &ids[i - h..i];
+                        match rows {
+                            [q, r] => {
+                                paired.add_position(window, &position_weights(q, Some(r), top_k));
+                                alone.add_position(window, &position_weights(q, None, top_k));
+                                control.add_position(window, &position_weights(r, None, top_k));
+                            }
+                            [q] => {
+                                paired.add_position(window, &position_weights(q, None, top_k));
+                            }
+                            _ => unreachable!("one or two models"),
+                        }
+                    },
+                )
+            });
+            if let Err(e) = read {
+                failure = Some(e.to_string());
+            }
+        },
+    )?;
+    progress.event(Event::ReadingFinished);
+    if let Some(message) = failure {
+        return Err(Error::Reading { name, message });
+    }
+    let schedule = lab.detector.schedule();
+    let test = |reading: &WeightedTuples, side: Side| {
+        progress.event(Event::NullKeysStarted {
+            side,
+            keys: config.null.keys,
+        });
+        let t = expected::test(
+            &lab.profile,
+            schedule,
+            reading,
+            config.null.keys,
+            config.null.seed,
+            &|done| progress.event(Event::NullKeyDone { side, done }),
+        );
+        progress.event(Event::NullKeysFinished { side });
+        t
+    };
+    let suspect_test = test(&paired, Side::Suspect);
+    let (suspect_alone, reference_test) = if reference.is_some() {
+        (
+            Some(test(&alone, Side::Suspect)),
+            Some(test(&control, Side::Reference)),
+        )
+    } else {
+        (None, None)
+    };
+    let verdict = if suspect_test.positions == 0 {
+        AttributionVerdict::TooShort
+    } else if !suspect_test.attributed(alpha) {
+        AttributionVerdict::NotAttributed
+    } else if reference_test.as_ref().is_some_and(|r| r.attributed(alpha)) {
+        AttributionVerdict::Inconclusive
+    } else {
+        AttributionVerdict::Attributed
+    };
+    Ok(ExpectedAudit {
+        suspect: suspect_test,
+        suspect_alone,
+        reference: reference_test,
+        unreadable,
+        top_k,
+        alpha,
+        verdict,
+    })
 }

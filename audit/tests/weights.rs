@@ -1,7 +1,9 @@
 //! The weights audit (reading mode) as a library call, on a tiny random
 //! llama GGUF (llm/tests/data/tiny): the texts are read, the events come in
 //! order, a reference model runs through the same pipeline, and a profile
-//! made for another tokenizer is refused.
+//! made for another tokenizer is refused; texts are read after their
+//! prompts in chat context; the expected-score test finds nothing when the
+//! suspect is its own reference.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -30,6 +32,7 @@ fn config(texts: String) -> WeightsAuditConfig {
         reference_model: Some(model()),
         texts: vec![texts],
         field: "text".into(),
+        prompts: None,
         threads: Some(1),
         null: NullKeys { keys: 9, seed: 1 },
     }
@@ -87,4 +90,101 @@ fn another_tokenizer_is_refused() {
     let e = weights::run(&lab, &config("unused.jsonl".into()), &Silent).unwrap_err();
     assert!(matches!(e, Error::TokenizerMismatch { .. }), "{e}");
     assert!(e.to_string().contains("is not the profile's"));
+}
+
+fn tiny_lab() -> Lab {
+    let gguf = GgufTokenizer::from_file(&model()).unwrap();
+    let tok = TextTokenizer::from_bytes(gguf.to_json().as_bytes(), "tiny").unwrap();
+    lab(tok.digest().clone())
+}
+
+fn write(dir: &std::path::Path, name: &str, lines: &[serde_json::Value]) -> String {
+    let path = dir.join(name);
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn chat_context_scores_only_answer_positions_and_reports_unmatched_records() {
+    let lab = tiny_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let answers = ["the cat sat on the mat", "a b c d e f g", "hello there"];
+    let texts = write(
+        dir.path(),
+        "answers.jsonl",
+        &[
+            json!({"id": "p1", "text": answers[0]}),
+            json!({"id": "p2", "text": answers[1]}),
+            json!({"id": "nowhere", "text": answers[2]}),
+        ],
+    );
+    let prompts = write(
+        dir.path(),
+        "prompts.jsonl",
+        &[
+            json!({"id": "p1", "prompt": "Tell me about cats."}),
+            json!({"id": "p2", "prompt": "Say the alphabet."}),
+        ],
+    );
+    let bare = weights::run(&lab, &config(texts.clone()), &Silent).unwrap();
+    let mut chat_config = config(texts);
+    chat_config.prompts = Some(prompts.into());
+    let messages = Mutex::new(Vec::new());
+    let progress = |e: Event<'_>| {
+        if let Event::RecordError { message } = e {
+            messages.lock().unwrap().push(message.to_string());
+        }
+    };
+    let chat = weights::run(&lab, &chat_config, &progress).unwrap();
+    assert_eq!(bare.suspect.texts, 3);
+    assert_eq!((chat.suspect.texts, chat.suspect.unreadable), (2, 1));
+    let messages = messages.into_inner().unwrap();
+    assert_eq!(messages.len(), 2, "once per model: {messages:?}");
+    assert!(messages[0].contains("nowhere") && messages[0].contains("--prompts"));
+    // Every answer token has a window in chat context (the prompt precedes
+    // it); bare, the first token of each answer has none (h = 1).
+    let tok = {
+        let gguf = GgufTokenizer::from_file(&model()).unwrap();
+        TextTokenizer::from_bytes(gguf.to_json().as_bytes(), "tiny").unwrap()
+    };
+    let len = |t: &str| tok.encode(t).unwrap().len() as u64;
+    assert_eq!(chat.suspect.positions, len(answers[0]) + len(answers[1]));
+    assert_eq!(
+        bare.suspect.positions,
+        answers.iter().map(|a| len(a) - 1).sum::<u64>()
+    );
+}
+
+#[test]
+fn expected_test_of_a_model_against_itself_finds_nothing() {
+    let lab = tiny_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(
+        dir.path(),
+        "texts.jsonl",
+        &[
+            json!({"text": "the cat sat on the mat and the dog sat on the log"}),
+            json!({"text": "one two three four five six seven"}),
+        ],
+    );
+    let a = weights::run_expected(&lab, &config(texts.clone()), 8, 0.01, &Silent).unwrap();
+    assert!(a.suspect.positions > 0);
+    // q − r is zero everywhere: nothing is weighed, p = 1.
+    assert_eq!(a.suspect.pairs, 0);
+    assert_eq!(a.suspect.p.value(), 1.0);
+    assert_eq!(a.verdict.as_str(), "not_attributed");
+    let alone = a.suspect_alone.as_ref().unwrap();
+    let reference = a.reference.as_ref().unwrap();
+    assert_eq!(alone, reference, "the same model alone, twice");
+    assert!(alone.pairs > 0 && alone.positions == a.suspect.positions);
+    assert_eq!(alone.null_statistics.len(), 9);
+    // Without a reference the suspect alone is the test.
+    let mut unpaired = config(texts.clone());
+    unpaired.reference_model = None;
+    let u = weights::run_expected(&lab, &unpaired, 8, 0.01, &Silent).unwrap();
+    assert_eq!(&u.suspect, alone);
+    assert!(u.reference.is_none());
+    let e = weights::run_expected(&lab, &unpaired, 0, 0.01, &Silent).unwrap_err();
+    assert!(matches!(e, Error::TopK), "{e}");
 }

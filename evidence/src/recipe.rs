@@ -373,6 +373,8 @@ pub struct WeightsRecipe<'a> {
     pub reference_model: Option<String>,
     /// The lab's texts the models read.
     pub texts: Vec<String>,
+    /// The prompts the texts answer (read in chat context), if given.
+    pub prompts: Option<String>,
 }
 
 impl WeightsRecipe<'_> {
@@ -384,6 +386,7 @@ impl WeightsRecipe<'_> {
             reference_model: self.reference_model.as_ref().map(PathBuf::from),
             texts: self.texts.clone(),
             field: self.settings.field.clone(),
+            prompts: self.prompts.as_ref().map(PathBuf::from),
             threads,
             null: self.settings.null(),
         }
@@ -398,6 +401,9 @@ impl WeightsRecipe<'_> {
         }
         for t in &self.texts {
             r.input(Some("texts"), "input", t)?;
+        }
+        if let Some(p) = &self.prompts {
+            r.input(Some("prompts"), "prompts", p)?;
         }
         r.tokenizer(self.lab.profile.tokenizer().as_str());
         Ok(r)
@@ -644,13 +650,14 @@ fn compute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Repo
             .compute()
         }
         "audit weights" => {
-            files.only(&["suspect", "reference_model", "input"])?;
+            files.only(&["suspect", "reference_model", "input", "prompts"])?;
             WeightsRecipe {
                 settings: parameters(report)?,
                 lab: single(report, keys)?,
                 suspect: files.required("suspect")?,
                 reference_model: files.one("reference_model")?,
                 texts: files.role("input"),
+                prompts: files.one("prompts")?,
             }
             .compute()
         }

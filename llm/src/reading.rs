@@ -56,3 +56,80 @@ pub fn predict_top1(
     }
     Ok(predicted)
 }
+
+/// Reads `ids` with one or more models in lock step and calls
+/// `visit(i, rows)` for every position `i` in `from.max(1)..n`, where
+/// `rows[j]` is model `j`'s next-token probability distribution (softmax
+/// of its logits, f32, one entry per vocabulary id) given `ids[..i]`:
+/// the rows that the expected-score reading test weighs (spec §8.5).
+/// Positions before `from` (a prompt) are read but not visited. Texts
+/// longer than the shortest context are cut to it. The models must share
+/// a vocabulary size ([`Error::Runtime`] otherwise).
+pub fn read_distributions(
+    models: &[&Model],
+    ids: &[u32],
+    from: usize,
+    visit: &mut dyn FnMut(usize, &[&[f32]]),
+) -> Result<(), Error> {
+    let Some(first) = models.first() else {
+        return Ok(());
+    };
+    let vocab = first.config().vocab;
+    if models.iter().any(|m| m.config().vocab != vocab) {
+        return Err(Error::Runtime(
+            "the models read in lock step have different vocabulary sizes".into(),
+        ));
+    }
+    let context = models.iter().map(|m| m.config().context).min().unwrap_or(0);
+    let n = ids.len().min(context);
+    if n < 2 || from >= n {
+        return Ok(());
+    }
+    let mut caches: Vec<_> = models.iter().map(|m| m.new_cache()).collect();
+    let mut logits: Vec<Vec<f32>> = vec![Vec::new(); models.len()];
+    let inputs = &ids[..n - 1];
+    let mut start = 0;
+    while start < inputs.len() {
+        let end = (start + CHUNK).min(inputs.len());
+        for ((model, cache), out) in models.iter().zip(&mut caches).zip(&mut logits) {
+            model.forward_all(
+                Step {
+                    cache,
+                    tokens: &inputs[start..end],
+                },
+                out,
+            )?;
+        }
+        for r in 0..end - start {
+            let position = start + r + 1;
+            if position < from {
+                continue;
+            }
+            for out in logits.iter_mut() {
+                softmax(&mut out[r * vocab..(r + 1) * vocab]);
+            }
+            let rows: Vec<&[f32]> = logits
+                .iter()
+                .map(|out| &out[r * vocab..(r + 1) * vocab])
+                .collect();
+            visit(position, &rows);
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// In-place softmax, accumulated in f64.
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut z = 0f64;
+    for x in row.iter_mut() {
+        let e = ((*x - max) as f64).exp();
+        z += e;
+        *x = e as f32;
+    }
+    let inv = (1.0 / z) as f32;
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}

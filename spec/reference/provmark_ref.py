@@ -253,6 +253,93 @@ def test_pooled(profile, scored, stat):
     return out
 
 
+# --- Expected-score reading test (spec §8.5) --------------------------------
+def expected_value(profile, seed_bytes, token):
+    """Spec §8.5 token value: the §7 score, except gumbel's uniform r."""
+    if profile["scheme"] == "gumbel":
+        return (2 * gumbel_j(seed_bytes, token) + 1) / 2**53
+    return token_score(profile, seed_bytes, token)
+
+
+def value_law(profile):
+    """(mean, variance, centred cumulant generating function K) of the value."""
+    s = profile["scheme"]
+    if s == "kgw":
+        g = kgw_threshold(profile["params"]["gamma"]) / 2**16
+        return g, g * (1 - g), lambda x: math.log1p(g * math.expm1(x)) - g * x if x <= 0 else \
+            x * (1 - g) + math.log(g + (1 - g) * math.exp(-x))
+    if s == "synthid":
+        m = profile["params"]["layers"]
+        return m / 2, m / 4, lambda x: m * (abs(x) / 2 + math.log1p(math.exp(-abs(x))) - math.log(2))
+
+    def k_uniform(x):
+        a = abs(x) / 2
+        if a < 1e-3:
+            return a * a / 6 - a ** 4 / 180
+        return a + math.log1p(-math.exp(-2 * a)) - math.log(2) - math.log(a)
+    return 0.5, 1 / 12, k_uniform
+
+
+def expected_pairs(profile, tokens, first, weights):
+    """Spec §8.5: summed weights of distinct (window, token) pairs, first-seen order.
+    weights[i] is the list of (token, weight) of position i."""
+    h = profile["context"]
+    pairs, seen, positions, repeats = {}, set(), 0, 0
+    for i in range(max(first, h, 1), len(tokens)):
+        w = tuple(tokens[i - h:i])
+        if w in seen:
+            repeats += 1
+            continue
+        seen.add(w)
+        positions += 1
+        for t, a in weights[i]:
+            if a != 0:
+                pairs[w + (t,)] = pairs.get(w + (t,), 0.0) + a
+    return pairs, positions, repeats
+
+
+def expected_statistic(key, profile, pairs):
+    mean = value_law(profile)[0]
+    h = profile["context"]
+    return math.fsum(a * (expected_value(profile, seed(key, profile, list(t[:h])), t[h]) - mean)
+                     for t, a in pairs.items())
+
+
+def chernoff_log10(profile, weights, t):
+    """Spec §8.5: log10 of inf_{λ≥0} exp(Σ K(λ a) − λ t); 0 when t ≤ 0."""
+    if t <= 0:
+        return 0.0
+    _, var, k = value_law(profile)
+
+    def f(lam):
+        return math.fsum(k(lam * a) for a in weights) - lam * t
+
+    # f is convex: ternary-free bisection on its slope, by finite differences.
+    lo, hi = 0.0, t / (var * math.fsum(a * a for a in weights))
+    while f(hi * 1.000001) < f(hi):
+        lo, hi = hi, 2 * hi
+    for _ in range(200):
+        m1, m2 = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+        if f(m1) < f(m2):
+            hi = m2
+        else:
+            lo = m1
+    lam = mpmath.mpf((lo + hi) / 2)
+    # The minimum's value at 60 digits (K evaluated in mpmath).
+    s = profile["scheme"]
+    total = -lam * mpmath.mpf(t)
+    for a in weights:
+        x = lam * mpmath.mpf(a)
+        if s == "kgw":
+            g = mpmath.mpf(kgw_threshold(profile["params"]["gamma"])) / 2**16
+            total += mpmath.log(1 - g + g * mpmath.exp(x)) - g * x
+        elif s == "synthid":
+            total += profile["params"]["layers"] * mpmath.log(mpmath.cosh(x / 2))
+        else:
+            total += mpmath.log(mpmath.sinh(x / 2) / (x / 2)) if x != 0 else 0
+    return float(min(total, 0) / mpmath.log(10))
+
+
 # --- A marked text: pick, among a few candidates, the one the key favours.
 def marked_tokens(key, profile, rng, length, vocab):
     h = profile["context"]
@@ -347,6 +434,38 @@ def main():
                 r = test_pooled(p, len(tuples), score_set(key, p, tuples))
                 r.update({"profile_index": i, "detection_index": j, "predictions": preds})
                 out["readings"].append(r)
+    # Expected-score readings (§8.5), with their own random stream so that
+    # the vectors above do not move: each profile's plain and marked texts,
+    # key-independent weights (multiples of 1/1024, so sums are exact) on
+    # up to 5 tokens per position, once bare and once after a "prompt" of 7
+    # with extra weight on the marked text's own next tokens.
+    erng = random.Random(20261201)
+    out["expected_readings"] = []
+    for i, p in enumerate(profiles):
+        key = keys[profile_keys[i]]
+        cases = [j for j, d in enumerate(out["detections"]) if d["profile_index"] == i]
+        for j, first in ((cases[0], 0), (cases[3], 7)):
+            toks = out["detections"][j]["token_ids"][:160]
+            weights = [[[erng.randrange(49152) if erng.random() < 0.7 else toks[min(k, len(toks) - 1)],
+                         erng.randrange(-512, 513) / 1024] for _ in range(erng.randrange(1, 6))]
+                       for k in range(len(toks))]
+            if first:
+                # A reader that learned the marked text: weight on its real next tokens.
+                for k in range(len(toks)):
+                    weights[k].append([toks[k], erng.randrange(256, 513) / 1024])
+            pairs, positions, repeats = expected_pairs(p, toks, first, weights)
+            stat = expected_statistic(key, p, pairs)
+            a = list(pairs.values())
+            nulls = []
+            for k in range(4):
+                nk = null_key(7, k)
+                np_ = profile_json(p["scheme"], p["params"], p["context"], p["tokenizer"], nk)
+                nulls.append(expected_statistic(nk, np_, pairs))
+            out["expected_readings"].append({
+                "profile_index": i, "detection_index": j, "tokens": len(toks), "first": first,
+                "weights": weights, "positions": positions, "repeats": repeats, "pairs": len(pairs),
+                "statistic": stat, "variance": value_law(p)[1] * math.fsum(x * x for x in a),
+                "log10_p": chernoff_log10(p, a, stat), "null_seed": 7, "null_statistics": nulls})
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

@@ -121,6 +121,19 @@ impl TupleSet {
     /// ignored: nothing precedes position 0). [`Error::PredictionCount`]
     /// unless there is one prediction per token.
     pub fn add_predictions(&mut self, ids: &[u32], predicted: &[u32]) -> Result<(), Error> {
+        self.add_predictions_from(ids, predicted, 0)
+    }
+
+    /// As [`TupleSet::add_predictions`], scoring only the positions from
+    /// `first` on: `ids[..first]` is a prompt the text was read after
+    /// (reading in the student's chat context, spec §8.2), whose tokens
+    /// still form the windows of the first answer positions.
+    pub fn add_predictions_from(
+        &mut self,
+        ids: &[u32],
+        predicted: &[u32],
+        first: usize,
+    ) -> Result<(), Error> {
         if predicted.len() != ids.len() {
             return Err(Error::PredictionCount {
                 predictions: predicted.len(),
@@ -130,7 +143,7 @@ impl TupleSet {
         self.texts += 1;
         let h = self.h;
         // Position 0 has no prefix to predict from, even when h = 0.
-        for end in h.max(1)..ids.len() {
+        for end in h.max(1).max(first)..ids.len() {
             let packed = (pack(&ids[end - h..end]) << 32) | predicted[end] as u128;
             self.positions += 1;
             if self.shard.keeps(packed) {

@@ -11,6 +11,7 @@ pub mod attribution;
 pub mod corpus;
 pub mod decision;
 pub mod detect;
+pub mod expected;
 pub mod input;
 pub mod print;
 pub mod scan;

@@ -190,3 +190,47 @@ pub fn attribution(s: &Shown<'_>, json_out: bool, out: &mut dyn Write) -> io::Re
     )?;
     Ok(())
 }
+
+/// The summary of an expected-score reading audit (spec §8.5): one column
+/// per test (`(name, test)`), then the verdict at the tests' level.
+pub fn expected(
+    tests: &[(&str, &crate::expected::ExpectedTest)],
+    verdict: AttributionVerdict,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    type Cell = dyn Fn(&crate::expected::ExpectedTest) -> String;
+    let row = |out: &mut dyn Write, label: &str, cell: &Cell| {
+        let cells: Vec<String> = tests
+            .iter()
+            .map(|(_, t)| format!("{:<30}", cell(t)))
+            .collect();
+        writeln!(out, "{label:<18}{}", cells.join(" ").trim_end())
+    };
+    let names: Vec<String> = tests.iter().map(|(n, _)| format!("{n:<30}")).collect();
+    writeln!(out, "{:<18}{}", "", names.join(" ").trim_end())?;
+    row(out, "texts", &|t| t.texts.to_string())?;
+    row(out, "positions", &|t| {
+        format!("{} ({} repeated windows)", t.positions, t.repeats)
+    })?;
+    row(out, "weighted pairs", &|t| t.pairs.to_string())?;
+    row(out, "inheritance", &|t| {
+        format!("{:+.3e} per position", t.inheritance)
+    })?;
+    row(out, "z", &|t| format!("{:.2}", t.z))?;
+    row(out, "log10_p (bound)", &|t| {
+        format!("{:.2} (p ≤ {:.3e})", t.p.log10(), t.p.value())
+    })?;
+    row(out, "key-swap null", &|t| {
+        format!(
+            "{}/{} keys ≥: p = {:.3e}",
+            t.swap.at_least, t.swap.keys, t.swap.p_value
+        )
+    })?;
+    let why = match verdict {
+        AttributionVerdict::Inconclusive => {
+            " — the clean reference alone is flagged too, so the pipeline cannot separate them"
+        }
+        _ => "",
+    };
+    writeln!(out, "verdict           {verdict}{why}")
+}

@@ -179,3 +179,98 @@ fn reading_mode_tests_match_reference() {
         );
     }
 }
+
+#[test]
+fn expected_readings_match_the_reference() {
+    use provmark_verify::expected::{self, WeightedTuples};
+    let v = vectors();
+    let keys = keys(&v);
+    let detections = v["detections"].as_array().unwrap();
+    let cases = v["expected_readings"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    for (i, case) in cases.iter().enumerate() {
+        let p = &v["profiles"][case["profile_index"].as_u64().unwrap() as usize];
+        let detector = detector(p, &keys);
+        let profile = Profile::from_json(&p["profile"]).unwrap();
+        let h = detector.context_len();
+        let all = ids(&detections[case["detection_index"].as_u64().unwrap() as usize]["token_ids"]);
+        let text = &all[..case["tokens"].as_u64().unwrap() as usize];
+        let first = case["first"].as_u64().unwrap() as usize;
+        let weights: Vec<Vec<(u32, f64)>> = case["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|pos| {
+                pos.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|tw| (tw[0].as_u64().unwrap() as u32, tw[1].as_f64().unwrap()))
+                    .collect()
+            })
+            .collect();
+        let mut reading = WeightedTuples::new(h).unwrap();
+        reading.begin_text();
+        for pos in first.max(h).max(1)..text.len() {
+            reading.add_position(&text[pos - h..pos], &weights[pos]);
+        }
+        let what = |m: &str| format!("expected reading {i} {m}");
+        assert_eq!(
+            reading.positions(),
+            case["positions"].as_u64().unwrap(),
+            "{}",
+            what("positions")
+        );
+        assert_eq!(
+            reading.repeats(),
+            case["repeats"].as_u64().unwrap(),
+            "{}",
+            what("repeats")
+        );
+        assert_eq!(
+            reading.pairs() as u64,
+            case["pairs"].as_u64().unwrap(),
+            "{}",
+            what("pairs")
+        );
+        let nulls = case["null_statistics"].as_array().unwrap();
+        let t = expected::test(
+            &profile,
+            detector.schedule(),
+            &reading,
+            nulls.len(),
+            case["null_seed"].as_u64().unwrap(),
+            &|_| {},
+        );
+        // Sums of products in another order: agree to 1e-11 of their scale.
+        let scale = t.variance.sqrt().max(1.0);
+        let near = |got: f64, want: f64, m: &str| {
+            assert!(
+                (got - want).abs() <= 1e-11 * scale,
+                "{}: got {got}, want {want}",
+                what(m)
+            )
+        };
+        near(
+            t.statistic,
+            case["statistic"].as_f64().unwrap(),
+            "statistic",
+        );
+        close(
+            t.variance,
+            case["variance"].as_f64().unwrap(),
+            &what("variance"),
+        );
+        for (k, want) in nulls.iter().enumerate() {
+            near(
+                t.null_statistics[k],
+                want.as_f64().unwrap(),
+                &format!("null {k}"),
+            );
+        }
+        close(
+            t.p.log10(),
+            case["log10_p"].as_f64().unwrap(),
+            &what("log10_p"),
+        );
+    }
+}

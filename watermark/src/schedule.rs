@@ -160,8 +160,29 @@ impl Schedule {
     where
         I: IntoIterator<Item = &'a [u32]>,
     {
+        self.tuples_into(tuples, scoring::Output::Score, scores)
+    }
+
+    /// Token values of (window, token) tuples for the expected-score test
+    /// (spec §8.5), appended to `values` in tuple order: KGW 1 if green
+    /// else 0, SynthID the number of set g-value bits among the m layers
+    /// (as [`Schedule::score_tuples`]), Gumbel the uniform r itself, which
+    /// unlike its score −ln(1 − r) is bounded. Same batching as
+    /// [`Schedule::score_tuples`].
+    pub fn value_tuples<'a, I>(&self, tuples: I, values: &mut Vec<f64>)
+    where
+        I: IntoIterator<Item = &'a [u32]>,
+    {
+        self.tuples_into(tuples, scoring::Output::Value, values)
+    }
+
+    #[inline]
+    fn tuples_into<'a, I>(&self, tuples: I, output: scoring::Output, scores: &mut Vec<f64>)
+    where
+        I: IntoIterator<Item = &'a [u32]>,
+    {
         let h = self.context;
-        let mut batch = scoring::Batch::default();
+        let mut batch = scoring::Batch::new(output);
         for tuple in tuples {
             debug_assert_eq!(tuple.len(), h + 1, "a tuple is h + 1 ids");
             batch.push(&self.scheme, self.seed(&tuple[..h]), tuple[h], scores);

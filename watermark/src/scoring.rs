@@ -6,6 +6,17 @@ use crate::keystream::{chacha20_blocks_x8, LANES};
 use crate::profile::Scheme;
 use crate::schedule::{GumbelUniform, Seed, TokenValues};
 
+/// What a batch computes per tuple.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// The detection score of spec §7.
+    #[default]
+    Score,
+    /// The bounded token value of the expected-score test (spec §8.5):
+    /// as the score, except Gumbel's uniform r itself.
+    Value,
+}
+
 /// Up to eight positions waiting for their keystream blocks.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -13,9 +24,18 @@ pub(crate) struct Batch {
     blocks: [u64; LANES],
     tokens: [u32; LANES],
     len: usize,
+    output: Output,
 }
 
 impl Batch {
+    /// An empty batch computing `output`.
+    pub(crate) fn new(output: Output) -> Batch {
+        Batch {
+            output,
+            ..Batch::default()
+        }
+    }
+
     /// Queues `token` with its window's `seed`; scores the batch into
     /// `scores` when it is full.
     #[inline]
@@ -37,7 +57,10 @@ impl Batch {
         }
         let words = chacha20_blocks_x8(&self.seeds, &self.blocks);
         for (token, block) in self.tokens[..self.len].iter().zip(&words) {
-            scores.push(score_in_block(scheme, *token, block));
+            scores.push(match (self.output, scheme) {
+                (Output::Value, Scheme::Gumbel) => gumbel_in_block(*token, block).r(),
+                _ => score_in_block(scheme, *token, block),
+            });
         }
         self.len = 0;
     }
@@ -67,14 +90,18 @@ fn score_in_block(scheme: &Scheme, id: u32, block: &[u32; 16]) -> f64 {
                 0.0
             }
         }
-        Scheme::Gumbel => {
-            let w = (2 * id as usize) % 16;
-            GumbelUniform::from_u64(block[w] as u64 | (block[w + 1] as u64) << 32).score()
-        }
+        Scheme::Gumbel => gumbel_in_block(id, block).score(),
         Scheme::SynthId(p) => {
             (block[id as usize % 16] & layer_mask(p.layers())).count_ones() as f64
         }
     }
+}
+
+/// Token `id`'s Gumbel uniform from the block [`value_block`] named.
+#[inline]
+fn gumbel_in_block(id: u32, block: &[u32; 16]) -> GumbelUniform {
+    let w = (2 * id as usize) % 16;
+    GumbelUniform::from_u64(block[w] as u64 | (block[w + 1] as u64) << 32)
 }
 
 fn layer_mask(layers: u32) -> u32 {

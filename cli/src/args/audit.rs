@@ -77,8 +77,32 @@ pub struct WeightsArgs {
     /// beside the suspect.
     #[arg(long, value_name = "GGUF")]
     reference_model: Option<PathBuf>,
+    /// The prompts the texts answer (a prompt file as generate reads): each text
+    /// is read after the prompt whose id is its record's id, rendered with the
+    /// suspect's chat template, as a chat-distilled student saw it; only the
+    /// answer's positions are scored.
+    #[arg(long, value_name = "FILE")]
+    prompts: Option<PathBuf>,
+    /// The reading test: top1 (the suspect's most likely token, spec §8.2) or
+    /// expected (its whole top-k distribution, paired against --reference-model
+    /// when given, spec §8.5; far more powerful on fine-tuned students).
+    #[arg(long, value_enum, default_value_t = ReadingStatistic::Top1)]
+    statistic: ReadingStatistic,
+    /// Tokens per position the expected test weighs (top-k of the suspect and of
+    /// the reference).
+    #[arg(long, value_name = "K", default_value_t = provmark_audit::weights::DEFAULT_TOP_K)]
+    top_k: usize,
     #[command(flatten)]
     common: AuditCommon,
+}
+
+/// `audit weights --statistic`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadingStatistic {
+    /// Score the suspect's top-1 prediction (spec §8.2).
+    Top1,
+    /// Weigh the suspect's top-k distribution (spec §8.5).
+    Expected,
 }
 
 #[derive(Args)]
@@ -257,8 +281,14 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 suspect: a.suspect.display().to_string(),
                 reference_model: shown(&a.reference_model),
                 texts: a.texts,
+                prompts: shown(&a.prompts),
             };
-            audit::weights(recipe, a.threads, a.common.output())
+            match a.statistic {
+                ReadingStatistic::Top1 => audit::weights(recipe, a.threads, a.common.output()),
+                ReadingStatistic::Expected => {
+                    audit::weights_expected(recipe, a.threads, a.top_k, a.common.output())
+                }
+            }
         }
         AuditCommand::Merge(a) => {
             let recipe = MergeRecipe {
