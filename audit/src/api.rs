@@ -19,8 +19,9 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use provmark_llm::chat::Message;
-use provmark_verify::attribution::{decide, verdict_json, Attribution};
+use provmark_verify::attribution::{decide, verdict_json, Attribution, AttributionVerdict};
 use provmark_verify::corpus::{DistinctTuples, RunningTest, Shard, TupleSet, WindowSet};
+use provmark_verify::expected::{ExpectedTest, WeightedTuples};
 use provmark_verify::TextTokenizer;
 use serde_json::{json, Map, Value};
 
@@ -118,6 +119,10 @@ pub struct ApiAuditConfig {
     pub null: NullKeys,
     /// The decision level (for `verdict.json`).
     pub alpha: f64,
+    /// Ask for the top-k log-probabilities of every generated token
+    /// (`logprobs: true, top_logprobs: k`, 1 ≤ k ≤ 20) and run the
+    /// expected-score test on them (spec §8.5) beside the corpus test.
+    pub top_logprobs: Option<u32>,
 }
 
 impl ApiAuditConfig {
@@ -140,6 +145,11 @@ impl ApiAuditConfig {
         Self::check_counts(self.samples_per_prompt, self.max_tokens, self.concurrency)?;
         if self.prompts.is_empty() {
             return Err(Error::NoPrompts);
+        }
+        if let Some(k) = self.top_logprobs {
+            if k == 0 || k as usize > crate::logprobs::MAX_TOP_LOGPROBS {
+                return Err(Error::TopLogprobs { k });
+            }
         }
         Ok(())
     }
@@ -179,6 +189,39 @@ pub struct ApiAudit {
     pub extra: Map<String, Value>,
     /// Where the verdict object was written (OUT/verdict.json).
     pub verdict_path: PathBuf,
+    /// The expected-score test on the answers' log-probabilities, when
+    /// they were asked for.
+    pub logprob_test: Option<LogprobTest>,
+}
+
+/// The grey-box test of an API audit (spec §8.5 over the suspect's own
+/// answers, [`crate::logprobs`]).
+#[derive(Clone, Debug)]
+pub struct LogprobTest {
+    /// The suspect's answers' test.
+    pub suspect: ExpectedTest,
+    /// The reference endpoint's answers' test (the pipeline's control).
+    pub reference: Option<ExpectedTest>,
+    /// Generated tokens not scored because the lab's vocabulary lacks a
+    /// token at or before them (suspect and reference).
+    pub unmapped: usize,
+    /// `attributed` needs both of the suspect's p-values ≤ alpha and the
+    /// reference not attributed (else `inconclusive`); `too_short` when
+    /// nothing was scored.
+    pub verdict: AttributionVerdict,
+}
+
+impl LogprobTest {
+    /// The `logprob_test` member of the verdict object.
+    pub fn to_json(&self, null_seed: u64, alpha: f64) -> Value {
+        json!({
+            "statistic": "expected",
+            "suspect": self.suspect.to_json(null_seed, alpha),
+            "reference": self.reference.as_ref().map(|r| r.to_json(null_seed, alpha)),
+            "unmapped_tokens": self.unmapped,
+            "verdict": self.verdict.as_str(),
+        })
+    }
 }
 
 impl ApiAudit {
@@ -230,20 +273,21 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
         Side::Suspect,
         progress,
     )?;
+    let mut reference_cache = None;
     let reference = match &config.reference_endpoint {
         Some(endpoint) => {
             let model = config.reference_model.as_deref().unwrap_or(&config.model);
             let client = Client::new(config, endpoint, model)?;
-            let mut cache = Cache::open(
+            let cache = reference_cache.insert(Cache::open(
                 &config.out,
                 "reference",
                 &cache_header(config, endpoint, model),
                 progress,
-            )?;
+            )?);
             Some(collect(
                 config,
                 client,
-                &mut cache,
+                cache,
                 None,
                 Side::Reference,
                 progress,
@@ -281,8 +325,24 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
     )?;
     let (st, rt) = (totals.suspect, totals.reference);
     let decision = decide(lab.profile.scheme(), &st, rt.as_ref(), config.alpha);
+    let logprob_test = match config.top_logprobs {
+        Some(_) => Some(logprob_test(
+            lab,
+            config,
+            &suspect_cache,
+            reference_cache.as_ref(),
+            progress,
+        )?),
+        None => None,
+    };
     let verdict_path = config.out.join("verdict.json");
-    let object = verdict_json(&st, rt.as_ref(), &decision, &extra);
+    let mut object = verdict_json(&st, rt.as_ref(), &decision, &extra);
+    if let (Some(t), Value::Object(m)) = (&logprob_test, &mut object) {
+        m.insert(
+            "logprob_test".into(),
+            t.to_json(config.null.seed, config.alpha),
+        );
+    }
     std::fs::write(&verdict_path, format!("{object}\n")).map_err(|source| Error::Write {
         name: verdict_path.display().to_string(),
         source,
@@ -295,6 +355,56 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
         decision,
         extra,
         verdict_path,
+        logprob_test,
+    })
+}
+
+/// The expected-score test over the cached answers' log-probabilities.
+fn logprob_test(
+    lab: &Lab,
+    config: &ApiAuditConfig,
+    suspect: &Cache,
+    reference: Option<&Cache>,
+    progress: &dyn Progress,
+) -> Result<LogprobTest, Error> {
+    let vocab = crate::logprobs::ByteVocab::new(&config.tokenizer);
+    let mut unmapped = 0;
+    let mut test = |cache: &Cache, side: Side| -> Result<ExpectedTest, Error> {
+        let mut reading = WeightedTuples::new(lab.profile.context())?;
+        for tokens in cache.logprobs_in_order(&config.prompts, config.samples_per_prompt)? {
+            unmapped += crate::logprobs::add_answer(&mut reading, &vocab, &tokens).unmapped;
+        }
+        progress.event(Event::NullKeysStarted {
+            side,
+            keys: config.null.keys,
+        });
+        let t = provmark_verify::expected::test(
+            &lab.profile,
+            lab.detector.schedule(),
+            &reading,
+            config.null.keys,
+            config.null.seed,
+            &|done| progress.event(Event::NullKeyDone { side, done }),
+        );
+        progress.event(Event::NullKeysFinished { side });
+        Ok(t)
+    };
+    let s = test(suspect, Side::Suspect)?;
+    let r = reference.map(|c| test(c, Side::Reference)).transpose()?;
+    let verdict = if s.positions == 0 {
+        AttributionVerdict::TooShort
+    } else if !s.attributed(config.alpha) {
+        AttributionVerdict::NotAttributed
+    } else if r.as_ref().is_some_and(|r| r.attributed(config.alpha)) {
+        AttributionVerdict::Inconclusive
+    } else {
+        AttributionVerdict::Attributed
+    };
+    Ok(LogprobTest {
+        suspect: s,
+        reference: r,
+        unmapped,
+        verdict,
     })
 }
 
@@ -307,8 +417,16 @@ struct Item {
 
 /// What the cache holds for an item.
 enum Outcome {
-    Answer { text: String, finish: Value },
-    Failed { error: String, status: Option<u16> },
+    Answer {
+        text: String,
+        finish: Value,
+        /// The answer's log-probabilities in the cache's form, when asked.
+        logprobs: Option<Value>,
+    },
+    Failed {
+        error: String,
+        status: Option<u16>,
+    },
 }
 
 /// One endpoint to query, with everything a worker needs.
@@ -321,6 +439,7 @@ struct Client {
     backoff: Duration,
     max_tokens: u32,
     temperature: f64,
+    top_logprobs: Option<u32>,
     limiter: Option<Mutex<Instant>>,
     interval: Duration,
 }
@@ -363,6 +482,7 @@ impl Client {
             backoff: Duration::from_millis(config.backoff_ms),
             max_tokens: config.max_tokens,
             temperature: config.temperature,
+            top_logprobs: config.top_logprobs,
             limiter: (config.rate_limit > 0.0).then(|| Mutex::new(Instant::now())),
             interval: if config.rate_limit > 0.0 {
                 Duration::from_secs_f64(1.0 / config.rate_limit)
@@ -393,15 +513,19 @@ impl Client {
         }
     }
 
-    fn attempt(&self, messages: &Value) -> Result<(String, Value), Failure> {
+    fn attempt(&self, messages: &Value) -> Result<Outcome, Failure> {
         self.pace();
-        let body = json!({
+        let mut body = json!({
             "model": self.model,
             "messages": messages,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "stream": false,
         });
+        if let Some(k) = self.top_logprobs {
+            body["logprobs"] = json!(true);
+            body["top_logprobs"] = json!(k);
+        }
         let mut request = self.agent.post(&self.url);
         if let Some(k) = &self.api_key {
             request = request.set("Authorization", &format!("Bearer {k}"));
@@ -492,12 +616,22 @@ impl Client {
                 false,
             ));
         }
+        // Asked for log-probabilities and got none: every request will meet
+        // the same, so it counts towards the circuit breaker.
+        let logprobs = match self.top_logprobs {
+            Some(_) => match crate::logprobs::parse_chat(&choice["logprobs"]) {
+                Ok(tokens) => Some(crate::logprobs::to_cache(&tokens)),
+                Err(e) => return Err(fail(e, Some(status), false, None, true)),
+            },
+            None => None,
+        };
         // An endpoint that echoes the API key into an answer must not get it
         // written to the cache (the key is never printed or written).
-        Ok((
-            self.redact(content.to_string()),
-            choice["finish_reason"].clone(),
-        ))
+        Ok(Outcome::Answer {
+            text: self.redact(content.to_string()),
+            finish: choice["finish_reason"].clone(),
+            logprobs,
+        })
     }
 
     /// Asks for one answer with retries; returns the outcome, the attempts
@@ -506,9 +640,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             match self.attempt(messages) {
-                Ok((text, finish)) => {
-                    return (Outcome::Answer { text, finish }, attempt + 1, false)
-                }
+                Ok(answer) => return (answer, attempt + 1, false),
                 Err(f) => {
                     if !f.retry || attempt >= self.retries || stop.load(Ordering::Relaxed) {
                         let outcome = Outcome::Failed {
@@ -544,14 +676,19 @@ fn snippet(text: &str) -> String {
 /// The settings an answer cache belongs to; a cache made with others is
 /// refused rather than mixed.
 fn cache_header(config: &ApiAuditConfig, endpoint: &str, model: &str) -> Value {
-    json!({
+    let mut header = json!({
         "format": "provmark-audit-api/1",
         "endpoint": chat_url(endpoint),
         "model": model,
         "prompts_sha256": config.prompts_sha256,
         "max_tokens": config.max_tokens,
         "temperature": config.temperature,
-    })
+    });
+    // Only when asked, so that caches made before the field existed match.
+    if let Some(k) = config.top_logprobs {
+        header["top_logprobs"] = json!(k);
+    }
+    header
 }
 
 /// The answer cache of one endpoint in OUT: `NAME.settings.json` (what the
@@ -565,6 +702,8 @@ struct Cache {
     failures: File,
     /// (prompt id, sample) → answer text.
     texts: HashMap<(String, u32), String>,
+    /// (prompt id, sample) → the answer's log-probabilities (cache form).
+    logprobs: HashMap<(String, u32), Value>,
 }
 
 impl Cache {
@@ -620,6 +759,7 @@ impl Cache {
         let answers_path = dir.join(format!("{name}.jsonl"));
         let (answers, lines) = open(&answers_path)?;
         let mut texts = HashMap::new();
+        let mut logprobs = HashMap::new();
         for (i, line) in lines.iter().enumerate() {
             let here = format!("{}:{}", answers_path.display(), i + 1);
             let v: Value = match serde_json::from_str(line) {
@@ -632,6 +772,9 @@ impl Cache {
                 return Err(Error::CacheFields { here });
             };
             texts.insert((id.to_string(), sample as u32), text.to_string());
+            if !v["logprobs"].is_null() {
+                logprobs.insert((id.to_string(), sample as u32), v["logprobs"].clone());
+            }
         }
         let failures_path = dir.join(format!("{name}.failures.jsonl"));
         let (failures, _) = open(&failures_path)?;
@@ -641,6 +784,7 @@ impl Cache {
             failures_path,
             failures,
             texts,
+            logprobs,
         })
     }
 
@@ -656,12 +800,20 @@ impl Cache {
         attempts: u32,
     ) -> Result<(), Error> {
         let (file, path, v) = match outcome {
-            Outcome::Answer { text, finish } => {
+            Outcome::Answer {
+                text,
+                finish,
+                logprobs,
+            } => {
                 self.texts.insert((id.to_string(), sample), text.clone());
-                let v = json!({
+                let mut v = json!({
                     "id": id, "sample": sample, "text": text,
                     "finish_reason": finish, "attempts": attempts,
                 });
+                if let Some(l) = logprobs {
+                    self.logprobs.insert((id.to_string(), sample), l.clone());
+                    v["logprobs"] = l.clone();
+                }
                 (&mut self.answers, &self.answers_path, v)
             }
             Outcome::Failed { error, status } => {
@@ -680,6 +832,39 @@ impl Cache {
                 name: path.display().to_string(),
                 source,
             })
+    }
+
+    /// The answers' log-probabilities in prompt order. Errors name the
+    /// cache record whose log-probabilities are missing or malformed.
+    fn logprobs_in_order(
+        &self,
+        prompts: &[ApiPrompt],
+        samples: u32,
+    ) -> Result<Vec<Vec<crate::logprobs::TokenLogprobs>>, Error> {
+        let mut out = Vec::new();
+        for p in prompts {
+            for s in 0..samples {
+                let key = (p.id.clone(), s);
+                if !self.texts.contains_key(&key) {
+                    continue;
+                }
+                let parsed = self
+                    .logprobs
+                    .get(&key)
+                    .and_then(crate::logprobs::from_cache);
+                match parsed {
+                    Some(tokens) => out.push(tokens),
+                    None => {
+                        return Err(Error::CacheLogprobs {
+                            cache: self.answers_path.display().to_string(),
+                            id: p.id.clone(),
+                            sample: s,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The answers in prompt order.

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod corpus;
+pub mod logprobs;
 pub mod tokenizer;
 pub mod weights;
 
@@ -270,6 +271,22 @@ pub enum Error {
     /// Samples per prompt, max_tokens or concurrency is zero.
     #[error("--samples-per-prompt, --max-tokens and --concurrency must be at least 1")]
     Counts,
+    /// top_logprobs outside 1..=20.
+    #[error("--logprobs must be between 1 and 20 (the most top_logprobs an OpenAI-compatible API returns), got {k}")]
+    TopLogprobs {
+        /// What was asked.
+        k: u32,
+    },
+    /// A cached answer without (readable) log-probabilities.
+    #[error("{cache}: the answer to {id} sample {sample} has no readable logprobs")]
+    CacheLogprobs {
+        /// The cache file.
+        cache: String,
+        /// The prompt id.
+        id: String,
+        /// The sample.
+        sample: u32,
+    },
     /// The expected-score test's support size is zero.
     #[error("--top-k must be at least 1")]
     TopK,

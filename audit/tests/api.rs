@@ -121,6 +121,7 @@ fn config(endpoint: &str, out: &Path, prompts: &[&str]) -> ApiAuditConfig {
         field: "text".into(),
         null: NullKeys { keys: 19, seed: 0 },
         alpha: 0.05,
+        top_logprobs: None,
     }
 }
 

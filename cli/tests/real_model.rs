@@ -252,6 +252,46 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     // (here the same model, so the same numbers).
     assert_eq!(w["reference"]["scored"], w["scored"], "{w}");
     assert_eq!(w["reference"]["statistic"], w["statistic"]);
+    // The expected-score test (spec §8.5) in the answers' chat context, the
+    // model paired against itself: q − r is zero, nothing is weighed; alone,
+    // the clean model is not attributed.
+    let expected_args = [
+        "audit",
+        "weights",
+        "--suspect",
+        model,
+        "--reference-model",
+        model,
+        "--texts",
+        "marked.jsonl",
+        "--prompts",
+        "prompts.jsonl",
+        "--statistic",
+        "expected",
+        "--null-keys",
+        "99",
+        "--alpha",
+        "0.01",
+        "--profile",
+        "lab.profile.json",
+        "--key",
+        "lab.key",
+    ];
+    let e: Value =
+        serde_json::from_str(ok(provmark(d, &[&expected_args[..], &["--json"]].concat())).trim())
+            .unwrap();
+    assert_eq!(e["verdict"], "not_attributed", "{e}");
+    assert_eq!(e["suspect"]["pairs"], 0, "{e}");
+    assert!(
+        e["suspect_alone"]["positions"].as_u64().unwrap() > 100,
+        "{e}"
+    );
+    assert_eq!(e["suspect_alone"], e["reference"]);
+    assert_eq!(e["reference"]["attributed"], false, "{e}");
+    let out = provmark(d, &[&expected_args[..], &["--report", "r.json"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--report is not available"));
+    assert!(!d.join("r.json").exists());
     let tiny = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../llm/tests/data/tiny/tiny-qwen2.gguf"
@@ -672,4 +712,58 @@ fn audit_api_attributes_a_watermarked_server_beside_a_clean_reference() {
         summary.contains("verdict         inconclusive"),
         "{summary}"
     );
+
+    // Grey-box (spec §8.5 over the answers' top-20 logprobs): the server
+    // reports the model's own unbiased distribution (spec §6.3), so a
+    // teacher's logprobs carry no mark although its sampled tokens do.
+    let endpoint = format!("{}/v1", suspect.base);
+    let grey = |server: &str, out: &str| {
+        provmark(
+            d,
+            &[
+                "audit",
+                "api",
+                "--endpoint",
+                server,
+                "--model",
+                "SmolLM2-135M-Instruct.Q4_1",
+                "--prompts",
+                "prompts.jsonl",
+                "--samples-per-prompt",
+                "2",
+                "--max-tokens",
+                "48",
+                "--logprobs",
+                "20",
+                "--out",
+                out,
+                "--profile",
+                "lab.profile.json",
+                "--key",
+                "lab.key",
+                "--null-keys",
+                "99",
+                "--alpha",
+                "0.01",
+                "--json",
+            ],
+        )
+    };
+    let g: Value =
+        serde_json::from_str(ok(grey(&endpoint, "audit-lp")).lines().last().unwrap()).unwrap();
+    assert_eq!(g["verdict"], "attributed", "{g}");
+    let lp = &g["logprob_test"];
+    assert_eq!(lp["verdict"], "not_attributed", "{g}");
+    assert!(lp["suspect"]["positions"].as_u64().unwrap() > 200, "{g}");
+    assert_eq!(lp["unmapped_tokens"], 0, "{g}");
+    let cached = std::fs::read_to_string(d.join("audit-lp/suspect.jsonl")).unwrap();
+    assert!(cached.lines().all(|l| l.contains("\"logprobs\"")));
+    // A server that does not expose logprobs: every item fails with its
+    // refusal, nothing is scored, and the exit status says so.
+    let closed = Server::start(d, &["--no-watermark", "--no-logprobs"]);
+    let out = grey(&format!("{}/v1", closed.base), "audit-closed");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("logprobs"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -160,6 +160,13 @@ pub struct MergeArgs {
 #[derive(Args)]
 #[command(after_long_help = include_str!("../../help/audit-api.txt").trim_end())]
 pub struct ApiArgs {
+    /// Also ask for the top-K log-probabilities of every generated token
+    /// (logprobs: true, top_logprobs: K; 1 ≤ K ≤ 20) and test the suspect's whole
+    /// distribution at each position with the expected-score test (spec §8.5),
+    /// shown as its own verdict beside the corpus test's. The suspect must answer
+    /// in the lab's tokenizer; an endpoint that returns no logprobs stops the run.
+    #[arg(long, value_name = "K")]
+    logprobs: Option<u32>,
     /// Base URL of the OpenAI-compatible API (…/v1) or the full …/chat/completions URL.
     #[arg(long, value_name = "URL")]
     endpoint: String,
@@ -329,6 +336,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 field: a.common.field.clone(),
                 null: a.common.settings().null(),
                 alpha: a.common.alpha,
+                top_logprobs: a.logprobs,
             };
             audit::api::run(config, lab, shown(&a.tokenizer), a.common.output())
         }

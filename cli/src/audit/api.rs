@@ -76,6 +76,27 @@ pub(crate) fn run(
         suspect: audit.suspect.clone(),
         reference: audit.reference.clone(),
     };
-    out.conclude(&lab.profile, &totals, config.alpha, &audit.extra, recorder)?;
+    let mut extra = audit.extra.clone();
+    if let (Some(t), true) = (&audit.logprob_test, out.json) {
+        extra.insert(
+            "logprob_test".into(),
+            t.to_json(config.null.seed, config.alpha),
+        );
+    }
+    out.conclude(&lab.profile, &totals, config.alpha, &extra, recorder)?;
+    if let (Some(t), false) = (&audit.logprob_test, out.json) {
+        let mut rows = vec![("suspect's logprobs", &t.suspect)];
+        if let Some(r) = &t.reference {
+            rows.push(("reference's logprobs", r));
+        }
+        let mut stdout = std::io::stdout().lock();
+        use std::io::Write;
+        writeln!(
+            stdout,
+            "\nlogprob test (spec §8.5; {} tokens not in the lab's vocabulary)",
+            t.unmapped
+        )?;
+        provmark_verify::print::expected(&rows, t.verdict, &mut stdout)?;
+    }
     Ok(super::partial_failure(audit.failed()))
 }
