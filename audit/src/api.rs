@@ -26,7 +26,9 @@ use provmark_verify::TextTokenizer;
 use serde_json::{json, Map, Value};
 
 use crate::corpus::{finish_tuples, lab_windows};
-use crate::{score_pair, Counts, Error, Event, Lab, NullKeys, Progress, Side, Totals};
+use crate::{
+    expected_test, score_pair, Counts, Error, Event, Lab, NullKeys, Progress, Side, Totals,
+};
 
 /// One prompt to ask: its id (unique; the cache's key with the sample
 /// number) and its chat messages.
@@ -374,32 +376,11 @@ fn logprob_test(
         for tokens in cache.logprobs_in_order(&config.prompts, config.samples_per_prompt)? {
             unmapped += crate::logprobs::add_answer(&mut reading, &vocab, &tokens).unmapped;
         }
-        progress.event(Event::NullKeysStarted {
-            side,
-            keys: config.null.keys,
-        });
-        let t = provmark_verify::expected::test(
-            &lab.profile,
-            lab.detector.schedule(),
-            &reading,
-            config.null.keys,
-            config.null.seed,
-            &|done| progress.event(Event::NullKeyDone { side, done }),
-        );
-        progress.event(Event::NullKeysFinished { side });
-        Ok(t)
+        Ok(expected_test(lab, config.null, &reading, side, progress))
     };
     let s = test(suspect, Side::Suspect)?;
     let r = reference.map(|c| test(c, Side::Reference)).transpose()?;
-    let verdict = if s.positions == 0 {
-        AttributionVerdict::TooShort
-    } else if !s.attributed(config.alpha) {
-        AttributionVerdict::NotAttributed
-    } else if r.as_ref().is_some_and(|r| r.attributed(config.alpha)) {
-        AttributionVerdict::Inconclusive
-    } else {
-        AttributionVerdict::Attributed
-    };
+    let verdict = provmark_verify::expected::verdict(&s, r.as_ref(), config.alpha);
     Ok(LogprobTest {
         suspect: s,
         reference: r,

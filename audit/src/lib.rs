@@ -364,6 +364,31 @@ pub enum Error {
     },
 }
 
+/// The expected-score test of `reading` under the lab's key and the
+/// key-swap null, reporting the null keys' progress for `side`.
+fn expected_test(
+    lab: &Lab,
+    null: NullKeys,
+    reading: &provmark_verify::expected::WeightedTuples,
+    side: Side,
+    progress: &dyn Progress,
+) -> provmark_verify::expected::ExpectedTest {
+    progress.event(Event::NullKeysStarted {
+        side,
+        keys: null.keys,
+    });
+    let t = provmark_verify::expected::test(
+        &lab.profile,
+        lab.detector.schedule(),
+        reading,
+        null.keys,
+        null.seed,
+        &|done| progress.event(Event::NullKeyDone { side, done }),
+    );
+    progress.event(Event::NullKeysFinished { side });
+    t
+}
+
 /// Scores the suspect's tuples and the reference's (when given) under the
 /// key and the key-swap null, reporting the null keys' progress.
 fn score_pair(

@@ -25,7 +25,7 @@ use provmark_verify::expected::{self, position_weights, ExpectedTest, WeightedTu
 use provmark_verify::TextTokenizer;
 
 use crate::corpus::{stream_records, AuditTotals};
-use crate::{score_pair, Counts, Error, Event, Lab, NullKeys, Progress, Side};
+use crate::{expected_test, score_pair, Counts, Error, Event, Lab, NullKeys, Progress, Side};
 
 /// What a weights audit reads and how.
 pub struct WeightsAuditConfig {
@@ -340,23 +340,8 @@ pub fn run_expected(
     if let Some(message) = failure {
         return Err(Error::Reading { name, message });
     }
-    let schedule = lab.detector.schedule();
-    let test = |reading: &WeightedTuples, side: Side| {
-        progress.event(Event::NullKeysStarted {
-            side,
-            keys: config.null.keys,
-        });
-        let t = expected::test(
-            &lab.profile,
-            schedule,
-            reading,
-            config.null.keys,
-            config.null.seed,
-            &|done| progress.event(Event::NullKeyDone { side, done }),
-        );
-        progress.event(Event::NullKeysFinished { side });
-        t
-    };
+    let test =
+        |reading: &WeightedTuples, side| expected_test(lab, config.null, reading, side, progress);
     let suspect_test = test(&paired, Side::Suspect);
     let (suspect_alone, reference_test) = if reference.is_some() {
         (
@@ -366,15 +351,7 @@ pub fn run_expected(
     } else {
         (None, None)
     };
-    let verdict = if suspect_test.positions == 0 {
-        AttributionVerdict::TooShort
-    } else if !suspect_test.attributed(alpha) {
-        AttributionVerdict::NotAttributed
-    } else if reference_test.as_ref().is_some_and(|r| r.attributed(alpha)) {
-        AttributionVerdict::Inconclusive
-    } else {
-        AttributionVerdict::Attributed
-    };
+    let verdict = expected::verdict(&suspect_test, reference_test.as_ref(), alpha);
     Ok(ExpectedAudit {
         suspect: suspect_test,
         suspect_alone,

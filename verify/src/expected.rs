@@ -30,7 +30,7 @@
 use ahash::{AHashMap, AHashSet};
 use provmark_watermark::{Profile, Schedule, Scheme};
 
-use crate::attribution::{key_swap_p, KeySwapP};
+use crate::attribution::{key_swap_p, AttributionVerdict, KeySwapP};
 use crate::corpus::{null_detector, MAX_CORPUS_CONTEXT};
 use crate::stats::PValue;
 use crate::Error;
@@ -310,6 +310,26 @@ impl ExpectedTest {
             },
             "attributed": self.attributed(alpha),
         })
+    }
+}
+
+/// The verdict of an expected-score audit (spec §8.5): `attributed` needs
+/// both of the suspect's p-values ≤ alpha and the reference's test (when
+/// one was run) not attributed, else `inconclusive`; `too_short` when
+/// nothing was scored.
+pub fn verdict(
+    suspect: &ExpectedTest,
+    reference: Option<&ExpectedTest>,
+    alpha: f64,
+) -> AttributionVerdict {
+    if suspect.positions == 0 {
+        AttributionVerdict::TooShort
+    } else if !suspect.attributed(alpha) {
+        AttributionVerdict::NotAttributed
+    } else if reference.is_some_and(|r| r.attributed(alpha)) {
+        AttributionVerdict::Inconclusive
+    } else {
+        AttributionVerdict::Attributed
     }
 }
 
