@@ -97,13 +97,20 @@ pub(crate) fn stream_corpus(
     sink: &mut dyn FnMut(&[Vec<u32>]),
 ) -> Result<usize, Error> {
     stream_records(inputs, field, tokenizer, errors, progress, &mut |batch| {
-        let ids: Vec<Vec<u32>> = batch.drain(..).map(|(_, ids)| ids).collect();
+        let ids: Vec<Vec<u32>> = batch.drain(..).map(|t| t.ids).collect();
         sink(&ids)
     })
 }
 
-/// Texts of one batch with their record ids.
-pub(crate) type IdentifiedTexts = Vec<(String, Vec<u32>)>;
+/// One record's text as read: its id, the text and its token ids.
+pub(crate) struct ReadText {
+    /// The record's `id` field, else `file:line`.
+    pub id: String,
+    /// The text.
+    pub text: String,
+    /// Its ids under the lab's tokenizer.
+    pub ids: Vec<u32>,
+}
 
 /// As [`stream_corpus`], with each text's record id (its `id` field, else
 /// `file:line`) beside its tokens; `sink` may take the batch's contents.
@@ -113,7 +120,7 @@ pub(crate) fn stream_records(
     tokenizer: &TextTokenizer,
     errors: &mut usize,
     progress: &dyn Progress,
-    sink: &mut dyn FnMut(&mut IdentifiedTexts),
+    sink: &mut dyn FnMut(&mut Vec<ReadText>),
 ) -> Result<usize, Error> {
     let options = ReadOptions {
         field: field.to_string(),
@@ -136,14 +143,18 @@ pub(crate) fn stream_records(
                     name: name.clone(),
                     source,
                 })?;
-            let encoded: Vec<Result<(String, Vec<u32>), String>> = records
-                .par_iter()
+            let encoded: Vec<Result<ReadText, String>> = records
+                .into_par_iter()
                 .map(|r| {
-                    let text = r.text.as_ref().map_err(|e| e.clone())?;
+                    let text = r.text?;
                     let ids = tokenizer
-                        .encode(text)
+                        .encode(&text)
                         .map_err(|e| format!("{}: {e}", r.id))?;
-                    Ok((r.id.clone(), ids))
+                    Ok(ReadText {
+                        id: r.id,
+                        text,
+                        ids,
+                    })
                 })
                 .collect();
             let mut ok = Vec::with_capacity(encoded.len());

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod corpus;
+mod cross;
 pub mod logprobs;
 pub mod tokenizer;
 pub mod weights;
@@ -235,7 +236,8 @@ pub enum Error {
     /// Reading mode needs the suspect to share the profile's tokenizer.
     #[error(
         "{name}: its tokenizer ({got}) is not the profile's ({expected}); reading mode needs both to \
-         give token ids the same meaning. Audit its generated text with audit corpus instead"
+         give token ids the same meaning. Read it through its text with --cross-tokenizer, or \
+         audit its generated text with audit corpus"
     )]
     TokenizerMismatch {
         /// The model.
@@ -286,6 +288,17 @@ pub enum Error {
         id: String,
         /// The sample.
         sample: u32,
+    },
+    /// The paired expected-score test reads both models in lock step.
+    #[error(
+        "--reference-model {reference} has another tokenizer than --suspect {suspect}; the \
+         expected-score test reads both over the same tokens (use the suspect's base model)"
+    )]
+    ReferenceTokenizer {
+        /// The reference model.
+        reference: String,
+        /// The suspect model.
+        suspect: String,
     },
     /// The expected-score test's support size is zero.
     #[error("--top-k must be at least 1")]

@@ -25,6 +25,7 @@ use provmark_verify::expected::{self, position_weights, ExpectedTest, WeightedTu
 use provmark_verify::TextTokenizer;
 
 use crate::corpus::{stream_records, AuditTotals};
+use crate::cross::{Alignment, VocabMap};
 use crate::{expected_test, score_pair, Counts, Error, Event, Lab, NullKeys, Progress, Side};
 
 /// What a weights audit reads and how.
@@ -41,6 +42,12 @@ pub struct WeightsAuditConfig {
     /// reads): each text is read after the prompt whose id is its record's
     /// `id`, rendered with the suspect's chat template. `None`: bare texts.
     pub prompts: Option<PathBuf>,
+    /// Read a suspect whose tokenizer is not the profile's through text
+    /// (spec §8.6) instead of refusing it.
+    pub cross_tokenizer: bool,
+    /// The lab's tokenizer.json when reading across tokenizers (default:
+    /// the default model's; it must be the profile's).
+    pub lab_tokenizer: Option<PathBuf>,
     /// Compute threads for the models (default: all cores).
     pub threads: Option<usize>,
     /// The key-swap null.
@@ -57,7 +64,19 @@ pub fn run(
 ) -> Result<AuditTotals, Error> {
     let pool = pool(config)?;
     let prompts = read_prompts(config)?;
-    let read = |path: &Path| read_top1(path, lab, config, prompts.as_ref(), &pool, progress);
+    let lab_tok = lab_tokenizer(lab, config)?;
+    let read = |path: &Path| {
+        let reader = load(path, lab, &lab_tok, config.cross_tokenizer, progress)?;
+        read_top1(
+            &reader,
+            lab,
+            &lab_tok,
+            config,
+            prompts.as_ref(),
+            &pool,
+            progress,
+        )
+    };
     let suspect = read(&config.suspect)?;
     let reference = match &config.reference_model {
         Some(path) => Some(read(path)?),
@@ -92,65 +111,114 @@ fn read_prompts(config: &WeightsAuditConfig) -> Result<Option<HashMap<String, Pr
     ))
 }
 
-/// Loads a model and checks that it shares the profile's tokenizer.
+/// A model ready to read: its runtime, its tokenizer, and (when that is
+/// not the lab's) its vocabulary mapped to the lab's.
+struct Reader {
+    name: String,
+    runtime: Runtime,
+    tokenizer: TextTokenizer,
+    map: Option<VocabMap>,
+}
+
+/// Loads a model; one whose tokenizer is not the profile's is refused
+/// unless the audit reads across tokenizers.
 fn load(
     path: &Path,
     lab: &Lab,
+    lab_tokenizer: &TextTokenizer,
+    cross: bool,
     progress: &dyn Progress,
-) -> Result<(Runtime, TextTokenizer), Error> {
+) -> Result<Reader, Error> {
     let name = path.display().to_string();
     progress.event(Event::LoadingModel { name: &name });
-    let model = Runtime::load(path, &name)?;
-    let tokenizer = TextTokenizer::from_bytes(model.tokenizer.to_json().as_bytes(), &name)?;
-    if tokenizer.digest() != lab.profile.tokenizer() {
+    let runtime = Runtime::load(path, &name)?;
+    let tokenizer = TextTokenizer::from_bytes(runtime.tokenizer.to_json().as_bytes(), &name)?;
+    let map = if tokenizer.digest() == lab.profile.tokenizer() {
+        None
+    } else if cross {
+        Some(VocabMap::new(&tokenizer, lab_tokenizer))
+    } else {
         return Err(Error::TokenizerMismatch {
             name,
             expected: lab.profile.tokenizer().to_string(),
             got: tokenizer.digest().to_string(),
         });
-    }
-    Ok((model, tokenizer))
+    };
+    Ok(Reader {
+        name,
+        runtime,
+        tokenizer,
+        map,
+    })
 }
 
-/// Streams the texts as the models read them: `visit(ids, first)` with
-/// `ids` the prompt (rendered by `runtime`, in chat context) followed by
-/// the answer, and `first` the answer's first position. A text whose
-/// prompt is missing or cannot be rendered is reported and counted as
-/// unreadable. Returns (texts read, unreadable).
+/// The lab's tokenizer: the suspect's own when it is the profile's (or the
+/// audit does not read across tokenizers: the suspect is then refused when
+/// it is loaded); else `config.lab_tokenizer`, else the default model's,
+/// which must be the profile's.
+fn lab_tokenizer(lab: &Lab, config: &WeightsAuditConfig) -> Result<TextTokenizer, Error> {
+    let name = config.suspect.display().to_string();
+    let own = provmark_llm::gguf_tokenizer::GgufTokenizer::from_file(&config.suspect)?;
+    let own = TextTokenizer::from_bytes(own.to_json().as_bytes(), &name)?;
+    if !config.cross_tokenizer || own.digest() == lab.profile.tokenizer() {
+        return Ok(own);
+    }
+    let tokenizer =
+        crate::tokenizer::text_tokenizer(config.lab_tokenizer.as_deref(), None, &mut |_| {})?;
+    if tokenizer.digest() != lab.profile.tokenizer() {
+        return Err(Error::TokenizerMismatch {
+            name: match &config.lab_tokenizer {
+                Some(p) => p.display().to_string(),
+                None => "the default model".into(),
+            },
+            expected: lab.profile.tokenizer().to_string(),
+            got: tokenizer.digest().to_string(),
+        });
+    }
+    Ok(tokenizer)
+}
+
+/// Streams the texts as `reader` reads them: `visit(alignment)` with the
+/// suspect's sequence (its rendered prompt in chat context, then the
+/// answer) and the lab positions it predicts. A text whose prompt is
+/// missing or cannot be rendered, or that a tokenizer cannot encode, is
+/// reported and counted as unreadable. Returns (texts read, unreadable).
 fn stream_texts(
     config: &WeightsAuditConfig,
-    runtime: &Runtime,
-    tokenizer: &TextTokenizer,
+    reader: &Reader,
+    lab_tokenizer: &TextTokenizer,
+    h: usize,
     prompts: Option<&HashMap<String, Prompt>>,
     progress: &dyn Progress,
-    visit: &mut dyn FnMut(&[u32], usize),
+    visit: &mut dyn FnMut(&Alignment),
 ) -> Result<(usize, usize), Error> {
     let mut errors = 0usize;
     let mut unmatched = 0usize;
     let count = stream_records(
         &config.texts,
         &config.field,
-        tokenizer,
+        lab_tokenizer,
         &mut errors,
         progress,
         &mut |batch| {
-            for (id, answer) in batch.iter() {
-                let Some(prompts) = prompts else {
-                    visit(answer, 0);
-                    progress.event(Event::TextRead);
-                    continue;
+            for t in batch.iter() {
+                let prefix = match prompts {
+                    None => Ok(Vec::new()),
+                    Some(prompts) => match prompts.get(&t.id) {
+                        None => Err(format!("{}: no prompt with this id in --prompts", t.id)),
+                        Some(p) => provmark_llm::generate::encode(&reader.runtime, p, false)
+                            .map_err(|e| format!("{}: its prompt cannot be rendered: {e}", t.id)),
+                    },
                 };
-                let prefix = match prompts.get(id) {
-                    None => Err(format!("{id}: no prompt with this id in --prompts")),
-                    Some(p) => provmark_llm::generate::encode(runtime, p, false)
-                        .map_err(|e| format!("{id}: its prompt cannot be rendered: {e}")),
-                };
-                match prefix {
-                    Ok(mut ids) => {
-                        let first = ids.len();
-                        ids.extend_from_slice(answer);
-                        visit(&ids, first);
+                let alignment = prefix.and_then(|prefix| match reader.map {
+                    None => Ok(Alignment::same(prefix, &t.ids, h)),
+                    Some(_) => {
+                        Alignment::across(prefix, &t.text, lab_tokenizer, &reader.tokenizer, h)
+                            .map_err(|e| format!("{}: {e}", t.id))
                     }
+                });
+                match alignment {
+                    Ok(a) => visit(&a),
                     Err(message) => {
                         progress.event(Event::RecordError { message: &message });
                         unmatched += 1;
@@ -165,36 +233,48 @@ fn stream_texts(
 
 /// The model's top-1 predictions over the lab's texts, as tuples.
 fn read_top1(
-    path: &Path,
+    reader: &Reader,
     lab: &Lab,
+    lab_tokenizer: &TextTokenizer,
     config: &WeightsAuditConfig,
     prompts: Option<&HashMap<String, Prompt>>,
     pool: &rayon::ThreadPool,
     progress: &dyn Progress,
 ) -> Result<(Counts, DistinctTuples), Error> {
-    let name = path.display().to_string();
-    let (model, tokenizer) = load(path, lab, progress)?;
-    let mut set = TupleSet::new(lab.profile.context(), Shard::ALL)?;
-    progress.event(Event::ReadingStarted { reader: &name });
+    let h = lab.profile.context();
+    let mut set = TupleSet::new(h, Shard::ALL)?;
+    progress.event(Event::ReadingStarted {
+        reader: &reader.name,
+    });
     let mut failure = None;
     let (texts, errors) = stream_texts(
         config,
-        &model,
-        &tokenizer,
+        reader,
+        lab_tokenizer,
+        h,
         prompts,
         progress,
-        &mut |ids, first| {
+        &mut |a| {
             if failure.is_some() {
                 return;
             }
-            let predicted = pool
-                .install(|| provmark_llm::reading::predict_top1(&model.model, ids, &mut |_, _| {}));
+            let predicted = pool.install(|| {
+                provmark_llm::reading::predict_top1(&reader.runtime.model, &a.seq, &mut |_, _| {})
+            });
             match predicted {
                 Ok(p) => {
-                    let n = p.len();
-                    if let Err(e) = set.add_predictions_from(&ids[..n], &p, first) {
-                        failure = Some(e.to_string());
-                    }
+                    let tuples =
+                        a.pairs
+                            .iter()
+                            .filter(|(_, i)| *i < p.len())
+                            .filter_map(|&(j, i)| {
+                                let token = match &reader.map {
+                                    None => Some(p[i]),
+                                    Some(map) => map.get(p[i]),
+                                };
+                                token.map(|t| (&a.lab[j - h..j], t))
+                            });
+                    set.add_reading_tuples(tuples);
                 }
                 Err(e) => failure = Some(e.to_string()),
             }
@@ -202,7 +282,10 @@ fn read_top1(
     )?;
     progress.event(Event::ReadingFinished);
     if let Some(message) = failure {
-        return Err(Error::Reading { name, message });
+        return Err(Error::Reading {
+            name: reader.name.clone(),
+            message,
+        });
     }
     let tuples = set.finish();
     let counts = Counts {
@@ -213,6 +296,28 @@ fn read_top1(
         dropped: 0,
     };
     Ok((counts, tuples))
+}
+
+/// A reader's weights in the lab's vocabulary: as they are, or mapped
+/// through `map` (dropping unmappable tokens and adding up those that map
+/// to the same lab id), in ascending lab id.
+fn lab_weights(weights: Vec<(u32, f64)>, map: Option<&VocabMap>) -> Vec<(u32, f64)> {
+    let Some(map) = map else {
+        return weights;
+    };
+    let mut mapped: Vec<(u32, f64)> = weights
+        .into_iter()
+        .filter_map(|(v, w)| map.get(v).map(|u| (u, w)))
+        .collect();
+    mapped.sort_by_key(|m| m.0);
+    mapped.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same {
+            first.1 += later.1;
+        }
+        same
+    });
+    mapped
 }
 
 /// Support size k of the expected-score test when none is given: the most
@@ -281,55 +386,97 @@ pub fn run_expected(
     }
     let pool = pool(config)?;
     let prompts = read_prompts(config)?;
-    let (suspect, tokenizer) = load(&config.suspect, lab, progress)?;
+    let lab_tok = lab_tokenizer(lab, config)?;
+    let suspect = load(
+        &config.suspect,
+        lab,
+        &lab_tok,
+        config.cross_tokenizer,
+        progress,
+    )?;
     let reference = match &config.reference_model {
-        Some(path) => Some(load(path, lab, progress)?.0),
+        Some(path) => {
+            let r = load(path, lab, &lab_tok, config.cross_tokenizer, progress)?;
+            if r.tokenizer.digest() != suspect.tokenizer.digest() {
+                return Err(Error::ReferenceTokenizer {
+                    reference: r.name,
+                    suspect: suspect.name,
+                });
+            }
+            Some(r)
+        }
         None => None,
     };
     let h = lab.profile.context();
     let mut paired = WeightedTuples::new(h)?;
     let mut alone = WeightedTuples::new(h)?;
     let mut control = WeightedTuples::new(h)?;
-    let name = config.suspect.display().to_string();
+    let name = suspect.name.clone();
     progress.event(Event::ReadingStarted { reader: &name });
     let mut failure = None;
-    let mut models = vec![&suspect.model];
+    let mut models = vec![&suspect.runtime.model];
     if let Some(r) = &reference {
-        models.push(&r.model);
+        models.push(&r.runtime.model);
     }
+    let map = suspect.map.as_ref();
     let (_, unreadable) = stream_texts(
         config,
         &suspect,
-        &tokenizer,
+        &lab_tok,
+        h,
         prompts.as_ref(),
         progress,
-        &mut |ids, first| {
+        &mut |a| {
             if failure.is_some() {
                 return;
             }
             paired.begin_text();
             alone.begin_text();
             control.begin_text();
+            let Some(&(_, from)) = a.pairs.first() else {
+                return;
+            };
+            let (mut next, mut note_from) = (0, a.lab_first.max(h));
             let read = pool.install(|| {
-                provmark_llm::reading::read_distributions(
-                    &models,
-                    ids,
-                    first.max(h),
-                    &mut |i, rows| {
-                        let window = &ids[i - h..i];
-                        match rows {
-                            [q, r] => {
-                                paired.add_position(window, &position_weights(q, Some(r), top_k));
-                                alone.add_position(window, &position_weights(q, None, top_k));
-                                control.add_position(window, &position_weights(r, None, top_k));
-                            }
-                            [q] => {
-                                paired.add_position(window, &position_weights(q, None, top_k));
-                            }
-                            _ => unreachable!("one or two models"),
+                provmark_llm::reading::read_distributions(&models, &a.seq, from, &mut |i, rows| {
+                    while next < a.pairs.len() && a.pairs[next].1 < i {
+                        next += 1;
+                    }
+                    let Some(&(j, _)) = a.pairs.get(next).filter(|p| p.1 == i) else {
+                        return;
+                    };
+                    next += 1;
+                    // Lab positions between read ones still exclude their
+                    // windows later in the text (spec §8.5, §8.6).
+                    for reading in [&mut paired, &mut alone, &mut control] {
+                        reading.note_windows(&a.lab, note_from..j);
+                    }
+                    note_from = j + 1;
+                    let window = &a.lab[j - h..j];
+                    match rows {
+                        [q, r] => {
+                            paired.add_position(
+                                window,
+                                &lab_weights(position_weights(q, Some(r), top_k), map),
+                            );
+                            alone.add_position(
+                                window,
+                                &lab_weights(position_weights(q, None, top_k), map),
+                            );
+                            control.add_position(
+                                window,
+                                &lab_weights(position_weights(r, None, top_k), map),
+                            );
                         }
-                    },
-                )
+                        [q] => {
+                            paired.add_position(
+                                window,
+                                &lab_weights(position_weights(q, None, top_k), map),
+                            );
+                        }
+                        _ => unreachable!("one or two models"),
+                    }
+                })
             });
             if let Err(e) = read {
                 failure = Some(e.to_string());

@@ -33,6 +33,8 @@ fn config(texts: String) -> WeightsAuditConfig {
         texts: vec![texts],
         field: "text".into(),
         prompts: None,
+        cross_tokenizer: false,
+        lab_tokenizer: None,
         threads: Some(1),
         null: NullKeys { keys: 9, seed: 1 },
     }
@@ -187,4 +189,55 @@ fn expected_test_of_a_model_against_itself_finds_nothing() {
     assert!(u.reference.is_none());
     let e = weights::run_expected(&lab, &unpaired, 0, 0.01, &Silent).unwrap_err();
     assert!(matches!(e, Error::TopK), "{e}");
+}
+
+#[test]
+fn a_suspect_with_another_tokenizer_is_read_through_the_text() {
+    let lab = tiny_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let texts = write(
+        dir.path(),
+        "texts.jsonl",
+        &[
+            json!({"text": "Hello world! The river ran past the old mill, slowly."}),
+            json!({"text": "one two three four five six seven eight nine ten"}),
+        ],
+    );
+    let lab_json = dir.path().join("lab-tokenizer.json");
+    let gguf = GgufTokenizer::from_file(&model()).unwrap();
+    std::fs::write(&lab_json, gguf.to_json()).unwrap();
+    let other =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../llm/tests/data/tiny/tiny-qwen2.gguf");
+    let mut c = config(texts);
+    c.suspect = other.clone();
+    c.reference_model = Some(other.clone());
+    // Refused unless asked to read across tokenizers.
+    let e = weights::run(&lab, &c, &Silent).unwrap_err();
+    assert!(e.to_string().contains("--cross-tokenizer"), "{e}");
+    c.cross_tokenizer = true;
+    c.lab_tokenizer = Some(lab_json.clone());
+    let top1 = weights::run(&lab, &c, &Silent).unwrap();
+    assert_eq!(top1.suspect.texts, 2);
+    assert!(top1.suspect.positions > 10, "{:?}", top1.suspect);
+    let reference = top1.reference.unwrap();
+    assert_eq!(reference.scored, top1.suspect.scored);
+    let expected = weights::run_expected(&lab, &c, 8, 0.01, &Silent).unwrap();
+    assert_eq!(
+        expected.suspect.pairs, 0,
+        "the suspect is its own reference"
+    );
+    let alone = expected.suspect_alone.unwrap();
+    assert!(alone.positions > 10 && alone.pairs > 0);
+    assert!(alone.positions <= top1.suspect.positions);
+    // The paired test reads both models over the same tokens.
+    c.reference_model = Some(model());
+    let e = weights::run_expected(&lab, &c, 8, 0.01, &Silent).unwrap_err();
+    assert!(matches!(e, Error::ReferenceTokenizer { .. }), "{e}");
+    // A lab tokenizer that is not the profile's is refused by name.
+    let wrong = dir.path().join("wrong.json");
+    let q = GgufTokenizer::from_file(&other).unwrap();
+    std::fs::write(&wrong, q.to_json()).unwrap();
+    c.lab_tokenizer = Some(wrong);
+    let e = weights::run(&lab, &c, &Silent).unwrap_err();
+    assert!(e.to_string().contains("wrong.json"), "{e}");
 }

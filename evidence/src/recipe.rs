@@ -387,6 +387,8 @@ impl WeightsRecipe<'_> {
             texts: self.texts.clone(),
             field: self.settings.field.clone(),
             prompts: self.prompts.as_ref().map(PathBuf::from),
+            cross_tokenizer: false,
+            lab_tokenizer: None,
             threads,
             null: self.settings.null(),
         }

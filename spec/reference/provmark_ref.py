@@ -340,6 +340,37 @@ def chernoff_log10(profile, weights, t):
     return float(min(total, 0) / mpmath.log(10))
 
 
+def shared_starts(lab, suspect):
+    """Spec §8.6: (j, k) where both tokenizations start a boundary at one byte."""
+    def starts(offs):
+        return [(a, i) for i, (a, _) in enumerate(offs) if i == 0 or offs[i - 1][1] == a]
+    at = {}
+    for a, k in starts(suspect):
+        at.setdefault(a, k)
+    return sorted((j, at[a]) for a, j in starts(lab) if a in at)
+
+
+def cross_pairs(profile, lab_tokens, lab_offsets, suspect_offsets, weights):
+    """Spec §8.6 with §8.5: the lab's read positions and their summed weights."""
+    h = profile["context"]
+    read = [(j, k) for j, k in shared_starts(lab_offsets, suspect_offsets) if j >= h and k >= 1]
+    pairs, seen, positions, repeats, note = {}, set(), 0, 0, h
+    for j, k in read:
+        for skipped in range(note, j):
+            seen.add(tuple(lab_tokens[skipped - h:skipped]))
+        note = j + 1
+        w = tuple(lab_tokens[j - h:j])
+        if w in seen:
+            repeats += 1
+            continue
+        seen.add(w)
+        positions += 1
+        for t, a in weights[k]:
+            if a != 0:
+                pairs[w + (t,)] = pairs.get(w + (t,), 0.0) + a
+    return read, pairs, positions, repeats
+
+
 # --- A marked text: pick, among a few candidates, the one the key favours.
 def marked_tokens(key, profile, rng, length, vocab):
     h = profile["context"]
@@ -466,6 +497,46 @@ def main():
                 "weights": weights, "positions": positions, "repeats": repeats, "pairs": len(pairs),
                 "statistic": stat, "variance": value_law(p)[1] * math.fsum(x * x for x in a),
                 "log10_p": chernoff_log10(p, a, stat), "null_seed": 7, "null_statistics": nulls})
+    # Reading across tokenizers (§8.6): the lab's tokens given byte ranges
+    # of random lengths, and a second segmentation of the same bytes with
+    # some pieces of one "character" sharing a range.
+    out["cross_readings"] = []
+    for i in (0, 3):
+        p, key = profiles[i], keys[profile_keys[i]]
+        # A self-repeating text (windows recur, read or not) and a marked one.
+        j = [d for d in range(len(out["detections"])) if out["detections"][d]["profile_index"] == i][1 if i == 0 else 3]
+        toks = out["detections"][j]["token_ids"][:120]
+        lab_off, x = [], 0
+        for _ in toks:
+            n = erng.randrange(1, 5)
+            lab_off.append([x, x + n])
+            x += n
+        sus_off, y = [], 0
+        while y < x:
+            n = min(erng.randrange(1, 7), x - y)
+            if n >= 2 and erng.random() < 0.15:
+                sus_off += [[y, y + n], [y, y + n]]
+            else:
+                sus_off.append([y, y + n])
+            y += n
+        starts = {a for a, _ in lab_off}
+        weights = []
+        for k in range(len(sus_off)):
+            row = [[erng.randrange(49152), erng.randrange(-512, 513) / 1024] for _ in range(erng.randrange(1, 4))]
+            # Weight on the lab token that starts where this suspect token does.
+            for jj, (a, _) in enumerate(lab_off):
+                if a == sus_off[k][0]:
+                    row.append([toks[jj], erng.randrange(128, 513) / 1024])
+                    break
+            weights.append(row)
+        read, pairs, positions, repeats = cross_pairs(p, toks, lab_off, sus_off, weights)
+        stat = expected_statistic(key, p, pairs)
+        out["cross_readings"].append({
+            "profile_index": i, "detection_index": j, "tokens": len(toks),
+            "lab_offsets": lab_off, "suspect_offsets": sus_off, "weights": weights,
+            "shared_starts": [list(r) for r in read], "positions": positions, "repeats": repeats,
+            "pairs": len(pairs), "statistic": stat,
+            "log10_p": chernoff_log10(p, list(pairs.values()), stat)})
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

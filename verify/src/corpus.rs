@@ -156,6 +156,24 @@ impl TupleSet {
         Ok(())
     }
 
+    /// Reading mode across tokenizers (spec §8.6): adds one text's
+    /// reading tuples given directly, each the lab's window (h ids) and the
+    /// suspect's prediction mapped to the lab's vocabulary.
+    pub fn add_reading_tuples<'a>(&mut self, tuples: impl IntoIterator<Item = (&'a [u32], u32)>) {
+        self.texts += 1;
+        for (window, prediction) in tuples {
+            debug_assert_eq!(window.len(), self.h);
+            let packed = (pack(window) << 32) | prediction as u128;
+            self.positions += 1;
+            if self.shard.keeps(packed) {
+                self.tuples.push(packed);
+            }
+        }
+        if self.tuples.len() > 2 * self.compacted.max(1 << 16) {
+            self.compact();
+        }
+    }
+
     fn compact(&mut self) {
         self.tuples.par_sort_unstable();
         self.tuples.dedup();

@@ -216,6 +216,24 @@ impl WeightedTuples {
         true
     }
 
+    /// Records `window` (h ids) as the window of a response position of
+    /// the current text that is not read itself (reading across
+    /// tokenizers, spec §8.6): later positions with that window are
+    /// skipped as [`WeightedTuples::add_position`] would skip them.
+    pub fn note_window(&mut self, window: &[u32]) {
+        assert_eq!(window.len(), self.h, "a window is h ids");
+        let packed = window.iter().fold(0u128, |p, &id| (p << 32) | id as u128);
+        self.text_windows.insert(packed);
+    }
+
+    /// [`WeightedTuples::note_window`] for every position in `positions`
+    /// of the lab's tokens `lab` (each needs h tokens before it).
+    pub fn note_windows(&mut self, lab: &[u32], positions: std::ops::Range<usize>) {
+        for j in positions {
+            self.note_window(&lab[j - self.h..j]);
+        }
+    }
+
     /// Texts begun.
     pub fn texts(&self) -> u64 {
         self.texts

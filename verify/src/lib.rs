@@ -7,6 +7,7 @@
 //! verdict, the text/window combination and the Holm family decision;
 //! [`scan`] runs detection over input files ([`DetectConfig`]).
 
+pub mod align;
 pub mod attribution;
 pub mod corpus;
 pub mod decision;

@@ -6,6 +6,9 @@ use provmark_watermark::{Profile, TokenizerDigest};
 
 use crate::Error;
 
+/// A token's byte range `[start, end)` in its text.
+pub type ByteRange = (usize, usize);
+
 /// A tokenizer and the digest of the file it came from.
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
@@ -59,6 +62,16 @@ impl TextTokenizer {
         self.inner
             .encode_fast(text, false)
             .map(|e| e.get_ids().to_vec())
+            .map_err(|e| Error::Tokenization(e.to_string()))
+    }
+
+    /// Token ids of `text` (without special tokens) with each token's byte
+    /// range `[start, end)` in `text`, for aligning two tokenizations of
+    /// the same text (spec §8.6).
+    pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<ByteRange>), Error> {
+        self.inner
+            .encode(text, false)
+            .map(|e| (e.get_ids().to_vec(), e.get_offsets().to_vec()))
             .map_err(|e| Error::Tokenization(e.to_string()))
     }
 

@@ -274,3 +274,91 @@ fn expected_readings_match_the_reference() {
         );
     }
 }
+
+#[test]
+fn cross_readings_match_the_reference() {
+    use provmark_verify::align::shared_starts;
+    use provmark_verify::expected::{self, WeightedTuples};
+    let v = vectors();
+    let keys = keys(&v);
+    let detections = v["detections"].as_array().unwrap();
+    let ranges = |x: &serde_json::Value| -> Vec<(usize, usize)> {
+        x.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r[0].as_u64().unwrap() as usize,
+                    r[1].as_u64().unwrap() as usize,
+                )
+            })
+            .collect()
+    };
+    for (i, case) in v["cross_readings"].as_array().unwrap().iter().enumerate() {
+        let p = &v["profiles"][case["profile_index"].as_u64().unwrap() as usize];
+        let detector = detector(p, &keys);
+        let profile = Profile::from_json(&p["profile"]).unwrap();
+        let h = detector.context_len();
+        let all = ids(&detections[case["detection_index"].as_u64().unwrap() as usize]["token_ids"]);
+        let lab = &all[..case["tokens"].as_u64().unwrap() as usize];
+        let read: Vec<(usize, usize)> = shared_starts(
+            &ranges(&case["lab_offsets"]),
+            &ranges(&case["suspect_offsets"]),
+        )
+        .into_iter()
+        .filter(|&(j, k)| j >= h && k >= 1)
+        .collect();
+        assert_eq!(
+            read,
+            ranges(&case["shared_starts"]),
+            "cross reading {i} shared starts"
+        );
+        let weights = case["weights"].as_array().unwrap();
+        let mut reading = WeightedTuples::new(h).unwrap();
+        reading.begin_text();
+        let mut note_from = h;
+        for &(j, k) in &read {
+            reading.note_windows(lab, note_from..j);
+            note_from = j + 1;
+            let w: Vec<(u32, f64)> = weights[k]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|tw| (tw[0].as_u64().unwrap() as u32, tw[1].as_f64().unwrap()))
+                .collect();
+            reading.add_position(&lab[j - h..j], &w);
+        }
+        let what = |m: &str| format!("cross reading {i} {m}");
+        assert_eq!(
+            reading.positions(),
+            case["positions"].as_u64().unwrap(),
+            "{}",
+            what("positions")
+        );
+        assert_eq!(
+            reading.repeats(),
+            case["repeats"].as_u64().unwrap(),
+            "{}",
+            what("repeats")
+        );
+        assert_eq!(
+            reading.pairs() as u64,
+            case["pairs"].as_u64().unwrap(),
+            "{}",
+            what("pairs")
+        );
+        let t = expected::test(&profile, detector.schedule(), &reading, 0, 0, &|_| {});
+        let scale = t.variance.sqrt().max(1.0);
+        let want = case["statistic"].as_f64().unwrap();
+        assert!(
+            (t.statistic - want).abs() <= 1e-11 * scale,
+            "{}",
+            what("statistic")
+        );
+        close(
+            t.p.log10(),
+            case["log10_p"].as_f64().unwrap(),
+            &what("log10_p"),
+        );
+    }
+}

@@ -88,6 +88,15 @@ pub struct WeightsArgs {
     /// when given, spec §8.5; far more powerful on fine-tuned students).
     #[arg(long, value_enum, default_value_t = ReadingStatistic::Top1)]
     statistic: ReadingStatistic,
+    /// Read a suspect whose tokenizer is not the lab's through the text (spec §8.6):
+    /// the lab's tokens are scored where both tokenizations start a token at the
+    /// same byte, the suspect's predictions mapped to the lab's vocabulary.
+    #[arg(long)]
+    cross_tokenizer: bool,
+    /// The lab's tokenizer.json, for --cross-tokenizer (default: the default
+    /// model's; it must be the profile's).
+    #[arg(long, value_name = "FILE", requires = "cross_tokenizer")]
+    tokenizer: Option<PathBuf>,
     /// Tokens per position the expected test weighs (top-k of the suspect and of
     /// the reference).
     #[arg(long, value_name = "K", default_value_t = provmark_audit::weights::DEFAULT_TOP_K)]
@@ -290,10 +299,15 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 texts: a.texts,
                 prompts: shown(&a.prompts),
             };
+            let reading = audit::Reading {
+                threads: a.threads,
+                cross_tokenizer: a.cross_tokenizer,
+                lab_tokenizer: a.tokenizer,
+            };
             match a.statistic {
-                ReadingStatistic::Top1 => audit::weights(recipe, a.threads, a.common.output()),
+                ReadingStatistic::Top1 => audit::weights(recipe, reading, a.common.output()),
                 ReadingStatistic::Expected => {
-                    audit::weights_expected(recipe, a.threads, a.top_k, a.common.output())
+                    audit::weights_expected(recipe, reading, a.top_k, a.common.output())
                 }
             }
         }
