@@ -234,14 +234,14 @@ fn an_unreachable_endpoint_trips_the_breaker() {
     ));
 }
 
+/// Each request's arrival time, and the date the 429 sent.
+type Arrivals = Vec<(SystemTime, Option<SystemTime>)>;
+
 /// A chat endpoint that answers its first request with 429 and
 /// `Retry-After: <HTTP date>` (`date` given the arrival time), later ones
 /// normally; returns its base URL and each request's arrival time and the
 /// date it sent. From the handed-over case `fake_retry_after.py`.
-#[allow(clippy::type_complexity)]
-fn date_server(
-    date: fn(SystemTime) -> SystemTime,
-) -> (String, Arc<Mutex<Vec<(SystemTime, Option<SystemTime>)>>>) {
+fn date_server(date: fn(SystemTime) -> SystemTime) -> (String, Arc<Mutex<Arrivals>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let log = Arc::new(Mutex::new(Vec::new()));
