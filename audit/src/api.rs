@@ -4,7 +4,8 @@
 //! on the answers re-tokenized with the lab's tokenizer.
 //!
 //! The client is deliberately plain: blocking HTTP on a few worker threads,
-//! exponential backoff that honours `Retry-After`, a global request-rate
+//! exponential backoff that honours `Retry-After` (delay-seconds or an HTTP
+//! date, RFC 9110 §10.2.3; see [`retry_after`]), a global request-rate
 //! limit, and a circuit breaker that stops the run (keeping what was
 //! collected) when the endpoint is down rather than retrying forever. The
 //! API key is read from the environment, sent as a bearer token, redacted
@@ -16,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use provmark_llm::chat::Message;
 use provmark_verify::attribution::{decide, verdict_json, Attribution, AttributionVerdict};
@@ -523,9 +524,7 @@ impl Client {
             Err(ureq::Error::Status(code, r)) => {
                 let retry_after = r
                     .header("Retry-After")
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(|s| Duration::from_secs_f64(s.min(60.0)));
+                    .and_then(|v| retry_after(v, SystemTime::now()));
                 let text = r.into_string().unwrap_or_default();
                 let message = serde_json::from_str::<Value>(&text)
                     .ok()
@@ -633,13 +632,38 @@ impl Client {
                     let backoff = self
                         .backoff
                         .saturating_mul(1 << attempt.min(16))
-                        .min(Duration::from_secs(60));
+                        .min(MAX_WAIT);
                     std::thread::sleep(f.retry_after.unwrap_or(backoff));
                     attempt += 1;
                 }
             }
         }
     }
+}
+
+/// The longest the client waits before a retry, whether its own backoff or
+/// the server's `Retry-After` asks for more.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The wait a `Retry-After` header value asks for (RFC 9110 §10.2.3), at
+/// most [`MAX_WAIT`]: delay-seconds (a non-negative number; fractions are
+/// accepted), or an HTTP date in any of the three forms RFC 9110 §5.6.7 has
+/// recipients accept (IMF-fixdate `Wed, 21 Oct 2026 07:28:00 GMT`, the
+/// obsolete RFC 850 and asctime forms; parsed by `httpdate`), measured from
+/// `now`; a date not after `now` means retry at once. `None` for anything
+/// else, and the client then uses its own backoff.
+pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::from_secs_f64(seconds.min(MAX_WAIT.as_secs_f64())));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(
+        date.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_WAIT),
+    )
 }
 
 /// At most 120 characters of a server's answer, for error messages.
@@ -1014,4 +1038,72 @@ fn tuples_of(
         }
     }
     finish_tuples(set, texts.len() - errors, errors, filter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-10-21 07:28:00 UTC.
+    fn at() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_792_567_680)
+    }
+
+    #[test]
+    fn retry_after_reads_delay_seconds() {
+        let s = |v| retry_after(v, at());
+        assert_eq!(s("0"), Some(Duration::ZERO));
+        assert_eq!(s(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(s("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(s("3600"), Some(MAX_WAIT), "capped like the backoff");
+        assert_eq!(s("-1"), None);
+        assert_eq!(s("NaN"), None);
+        assert_eq!(s("inf"), None);
+    }
+
+    #[test]
+    fn retry_after_reads_http_dates_in_every_form() {
+        let s = |v| retry_after(v, at());
+        assert_eq!(
+            httpdate::fmt_http_date(at()),
+            "Wed, 21 Oct 2026 07:28:00 GMT"
+        );
+        // Future: the time left until the date.
+        assert_eq!(
+            s("Wed, 21 Oct 2026 07:28:09 GMT"),
+            Some(Duration::from_secs(9))
+        );
+        // The obsolete forms a recipient must accept (RFC 9110 §5.6.7).
+        assert_eq!(
+            s("Wednesday, 21-Oct-26 07:28:09 GMT"),
+            Some(Duration::from_secs(9))
+        );
+        assert_eq!(s("Wed Oct 21 07:28:09 2026"), Some(Duration::from_secs(9)));
+        // Now or past: retry at once.
+        assert_eq!(s("Wed, 21 Oct 2026 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(s("Tue, 20 Oct 2026 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(s("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO));
+        // Far future: capped.
+        assert_eq!(s("Wed, 21 Oct 2026 09:00:00 GMT"), Some(MAX_WAIT));
+        // Fractions of a second before the date count.
+        let before = at() - Duration::from_millis(250);
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2026 07:28:01 GMT", before),
+            Some(Duration::from_millis(1250))
+        );
+    }
+
+    #[test]
+    fn garbage_retry_after_is_ignored() {
+        for v in [
+            "",
+            "soon",
+            "Wed, 21 Oct 2026 07:28",
+            "Wed, 32 Oct 2026 07:28:00 GMT",
+            "2026-10-21T07:28:00Z",
+            "5 seconds",
+        ] {
+            assert_eq!(retry_after(v, at()), None, "{v:?}");
+        }
+    }
 }

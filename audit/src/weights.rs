@@ -30,7 +30,8 @@ use crate::{expected_test, score_pair, Counts, Error, Event, Lab, NullKeys, Prog
 
 /// What a weights audit reads and how.
 pub struct WeightsAuditConfig {
-    /// The suspect model (GGUF of the llama, Qwen2 or Qwen3 family).
+    /// The suspect model (GGUF of the llama, Qwen2 or Qwen3 family). It and
+    /// the reference run at [`provmark_llm::model::Precision::AsStored`].
     pub suspect: PathBuf,
     /// A clean reference model (same tokenizer), read over the same texts.
     pub reference_model: Option<PathBuf>,
@@ -131,7 +132,9 @@ fn load(
 ) -> Result<Reader, Error> {
     let name = path.display().to_string();
     progress.event(Event::LoadingModel { name: &name });
-    let runtime = Runtime::load(path, &name)?;
+    // The suspect's own weights (F32 kept, F16/BF16 widened), not a Q8_0
+    // re-quantization: an inherited bias of a few 1e-4 is below that noise.
+    let runtime = Runtime::load_with(path, &name, provmark_llm::model::Precision::AsStored)?;
     let tokenizer = TextTokenizer::from_bytes(runtime.tokenizer.to_json().as_bytes(), &name)?;
     let map = if tokenizer.digest() == lab.profile.tokenizer() {
         None

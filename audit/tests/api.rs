@@ -8,6 +8,7 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use provmark_audit::api::{self, ApiAuditConfig, ApiPrompt};
 use provmark_audit::{Error, Event, Lab, NullKeys, Side, Silent};
@@ -232,4 +233,96 @@ fn an_unreachable_endpoint_trips_the_breaker() {
         api::run(&lab(), &zero, &Silent),
         Err(Error::Counts)
     ));
+}
+
+/// Each request's arrival time, and the date the 429 sent.
+type Arrivals = Vec<(SystemTime, Option<SystemTime>)>;
+
+/// A chat endpoint that answers its first request with 429 and
+/// `Retry-After: <HTTP date>` (`date` given the arrival time), later ones
+/// normally; returns its base URL and each request's arrival time and the
+/// date it sent. From the handed-over case `fake_retry_after.py`.
+fn date_server(date: fn(SystemTime) -> SystemTime) -> (String, Arc<Mutex<Arrivals>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            if read_chat_request(&stream).is_none() {
+                continue;
+            }
+            let now = SystemTime::now();
+            let mut log = l.lock().unwrap();
+            if log.is_empty() {
+                let when = date(now);
+                log.push((now, Some(when)));
+                http::respond(
+                    &mut stream,
+                    "429 Too Many Requests",
+                    &format!("Retry-After: {}\r\n", httpdate::fmt_http_date(when)),
+                    r#"{"error": {"message": "slow down", "type": "rate_limit_error"}}"#,
+                );
+            } else {
+                log.push((now, None));
+                let body = json!({"id": "x", "object": "chat.completion", "created": 0,
+                    "model": "m", "choices": [{"index": 0, "message": {"role": "assistant",
+                    "content": "The sea is wide and the waves are tall, and the tide comes in."},
+                    "finish_reason": "stop"}]});
+                http::respond(&mut stream, "200 OK", "", &body.to_string());
+            }
+        }
+    });
+    (base, log)
+}
+
+/// The next whole second after `t` (HTTP dates have whole seconds).
+fn next_second(t: SystemTime) -> SystemTime {
+    let s = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    SystemTime::UNIX_EPOCH + Duration::from_secs(s + 1)
+}
+
+#[test]
+fn retry_after_as_a_date_is_waited_for() {
+    // One to two seconds ahead, against the client's own 500 ms backoff.
+    let (base, log) = date_server(|now| next_second(now) + Duration::from_secs(1));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&base, &dir.path().join("audit"), &["Describe the sea."]);
+    c.backoff_ms = 500;
+    let a = api::run(&lab(), &c, &Silent).unwrap();
+    let s = &a.suspect_answers;
+    assert_eq!((s.answered, s.failed, s.retries), (1, 0, 1));
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 2);
+    let (first, Some(date)) = log[0] else {
+        panic!("no date sent")
+    };
+    let (second, _) = log[1];
+    assert!(
+        second >= date,
+        "retried {:?} before the date",
+        date.duration_since(second).unwrap()
+    );
+    let waited = second.duration_since(first).unwrap();
+    assert!(waited >= Duration::from_secs(1), "waited only {waited:?}");
+    assert!(
+        second.duration_since(date).unwrap() < Duration::from_millis(900),
+        "waited {waited:?}, well past the date"
+    );
+    let cached = std::fs::read_to_string(dir.path().join("audit/suspect.jsonl")).unwrap();
+    assert!(cached.contains("The sea is wide"), "{cached}");
+}
+
+#[test]
+fn retry_after_a_past_date_retries_at_once() {
+    let (base, log) = date_server(|now| now - Duration::from_secs(3600));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&base, &dir.path().join("audit"), &["Describe the sea."]);
+    // A backoff far longer than the test allows: the date decides.
+    c.backoff_ms = 5000;
+    let a = api::run(&lab(), &c, &Silent).unwrap();
+    assert_eq!(a.suspect_answers.answered, 1);
+    let log = log.lock().unwrap();
+    let waited = log[1].0.duration_since(log[0].0).unwrap();
+    assert!(waited < Duration::from_millis(1500), "waited {waited:?}");
 }

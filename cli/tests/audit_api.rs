@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use provmark_testkit::http::{read_chat_request, respond, ChatRequest};
 use provmark_testkit::lab::Lab;
@@ -369,4 +369,77 @@ fn the_rate_limit_spaces_requests() {
     assert_eq!(mock.total(), 11);
     // 11 requests at 20 per second: the last starts ≥ 0.5 s after the first.
     assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+}
+
+/// The handed-over case (`fake_retry_after.py` with `one_prompt.jsonl`): the
+/// first request gets 429 with `Retry-After` as an HTTP date one to two
+/// seconds ahead, the next an answer.
+#[test]
+fn retry_after_as_an_http_date_is_waited_for() {
+    let lab = lab();
+    let d = lab.path();
+    std::fs::write(
+        d.join("prompts.jsonl"),
+        "{\"id\": \"p1\", \"prompt\": \"Describe the sea.\"}\n",
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    // Each request's arrival, and the date the 429 sent.
+    type Arrivals = Vec<(SystemTime, Option<SystemTime>)>;
+    let log: Arc<Mutex<Arrivals>> = Arc::default();
+    let l = log.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            if read_chat_request(&stream).is_none() {
+                continue;
+            }
+            let now = SystemTime::now();
+            let mut log = l.lock().unwrap();
+            if log.is_empty() {
+                // HTTP dates have whole seconds: the next one, plus one.
+                let s = now
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let when = SystemTime::UNIX_EPOCH + Duration::from_secs(s + 2);
+                log.push((now, Some(when)));
+                let header = format!("Retry-After: {}\r\n", httpdate::fmt_http_date(when));
+                respond(
+                    &mut stream,
+                    "429 Too Many Requests",
+                    &header,
+                    r#"{"error": {"message": "slow down", "type": "rate_limit_error"}}"#,
+                );
+            } else {
+                log.push((now, None));
+                let body =
+                    answer_body("The sea is wide and the waves are tall, and the tide comes in.");
+                respond(&mut stream, "200 OK", "", &body);
+            }
+        }
+    });
+    // The helper's backoff is 10 ms: only the date explains a longer wait.
+    let out = audit(d, &base, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = last_json(&out);
+    assert_eq!(
+        (v["answered"].as_u64(), v["failed"].as_u64()),
+        (Some(1), Some(0)),
+        "{v}"
+    );
+    let log = log.lock().unwrap();
+    assert_eq!(log.len(), 2, "one 429, one retry");
+    let ((first, Some(date)), (second, _)) = (log[0], log[1]) else {
+        panic!("no date sent")
+    };
+    assert!(second >= date, "retried before the date");
+    assert!(second.duration_since(first).unwrap() >= Duration::from_secs(1));
+    assert!(second.duration_since(date).unwrap() < Duration::from_millis(900));
+    assert_no_secret(d, &out);
 }

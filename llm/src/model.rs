@@ -18,7 +18,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 use rayon::prelude::*;
 
-use crate::quant::{quantize_acts, ActBlock, QMatrix, WeightFormat};
+use crate::matrix::{DenseMatrix, Matrix};
+use crate::quant::{ActBlock, QMatrix, WeightFormat};
 use crate::Error;
 
 /// The supported architectures (`general.architecture`).
@@ -57,6 +58,26 @@ impl Architecture {
     }
 }
 
+/// The arithmetic a model is loaded for.
+///
+/// Q4_1 and Q8_0 tensors are kept as stored under both, and dotted against
+/// activations quantized to 8 bits per 32-value block; the precisions differ
+/// only for the other tensor types.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// Every other matrix is dequantized and re-quantized to Q8_0, so all
+    /// products run on the fast 8-bit kernels: serving and generation.
+    #[default]
+    Q8_0,
+    /// The weights the file holds: F32 matrices kept as f32, F16 and BF16
+    /// widened to f32 (exact), any other type dequantized to f32; those
+    /// products take f32 activations and run in f32 (candle's matmul, the
+    /// `gemm` crate). A stack (q/k/v, gate/up) whose parts differ in
+    /// storage is dense f32. What audits use, so that a suspect's own
+    /// weights are scored, not a re-quantization of them.
+    AsStored,
+}
+
 /// Hyper-parameters read from the GGUF metadata.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -87,29 +108,30 @@ pub struct Config {
 struct Layer {
     attn_norm: Vec<f32>,
     /// q, k and v stacked: one pass over the normalized input.
-    qkv: QMatrix,
+    qkv: Matrix,
     qkv_bias: Option<Vec<f32>>,
     q_norm: Option<Vec<f32>>,
     k_norm: Option<Vec<f32>>,
-    out: QMatrix,
+    out: Matrix,
     ffn_norm: Vec<f32>,
     /// gate and up stacked.
-    gate_up: QMatrix,
-    down: QMatrix,
+    gate_up: Matrix,
+    down: Matrix,
 }
 
 /// A loaded model. Immutable after loading; [`KvCache`]s hold per-sequence
 /// state, so one model serves many sequences.
 pub struct Model {
     config: Config,
-    embed: QMatrix,
+    embed: Matrix,
     /// `None` when the output matrix is tied to the embedding.
-    output: Option<QMatrix>,
+    output: Option<Matrix>,
     output_norm: Vec<f32>,
     layers: Vec<Layer>,
     /// cos/sin per (position, pair), grown on demand up to the context.
     inv_freq: Vec<f32>,
     formats: Vec<(WeightFormat, usize)>,
+    precision: Precision,
 }
 
 /// One sequence's keys and values for every layer.
@@ -206,7 +228,8 @@ struct Loader<'a> {
     content: &'a Content,
     file: File,
     origin: &'a str,
-    formats: HashMap<&'static str, usize>,
+    precision: Precision,
+    formats: Vec<(WeightFormat, usize)>,
 }
 
 impl Loader<'_> {
@@ -239,7 +262,7 @@ impl Loader<'_> {
 
     /// A weight matrix with `cols` inputs; rows are inferred and checked
     /// against `rows` when given.
-    fn matrix(&mut self, name: &str, rows: Option<usize>, cols: usize) -> Result<QMatrix, Error> {
+    fn matrix(&mut self, name: &str, rows: Option<usize>, cols: usize) -> Result<Matrix, Error> {
         let t = self.tensor(name)?;
         let dims = t.shape().dims().to_vec();
         let origin = self.origin;
@@ -254,34 +277,59 @@ impl Loader<'_> {
         let m = match t.dtype() {
             GgmlDType::Q4_1 => {
                 let data = t.data().map_err(|e| bad(e.to_string()))?;
-                QMatrix::from_q4_1_bytes(r, cols, &data)
+                QMatrix::from_q4_1_bytes(r, cols, &data).map(Matrix::Quantized)
             }
             GgmlDType::Q8_0 => {
                 let data = t.data().map_err(|e| bad(e.to_string()))?;
-                QMatrix::from_q8_0_bytes(r, cols, &data)
+                QMatrix::from_q8_0_bytes(r, cols, &data).map(Matrix::Quantized)
             }
             _ => {
+                // candle's dequantize: F32 as is, F16/BF16 widened, block
+                // types expanded.
                 let values = t
                     .dequantize(&Device::Cpu)
                     .and_then(|t| t.flatten_all())
                     .and_then(|t| t.to_vec1::<f32>())
                     .map_err(|e| bad(e.to_string()))?;
-                QMatrix::quantize_q8_0(r, cols, &values)
+                match self.precision {
+                    Precision::Q8_0 => {
+                        QMatrix::quantize_q8_0(r, cols, &values).map(Matrix::Quantized)
+                    }
+                    Precision::AsStored => DenseMatrix::new(r, cols, values).map(Matrix::Dense),
+                }
             }
         }
         .map_err(bad)?;
-        let key = match m.format() {
-            WeightFormat::Q4_1 => "q4_1",
-            WeightFormat::Q8_0 => "q8_0",
-        };
-        *self.formats.entry(key).or_default() += 1;
+        self.count(m.format());
         Ok(m)
+    }
+
+    fn count(&mut self, format: WeightFormat) {
+        match self.formats.iter_mut().find(|(f, _)| *f == format) {
+            Some((_, n)) => *n += 1,
+            None => self.formats.push((format, 1)),
+        }
+    }
+
+    /// Stacks the parts for one product (see [`Matrix::stack`]); under
+    /// [`Precision::AsStored`] parts of differing storage go dense rather
+    /// than re-quantized.
+    fn stack(&self, parts: Vec<Matrix>, block: usize) -> Result<Matrix, Error> {
+        Matrix::stack(parts, self.precision == Precision::AsStored)
+            .map_err(|e| Error::Gguf(format!("{}: block {block}: {e}", self.origin)))
     }
 }
 
 impl Model {
-    /// Loads a GGUF model. Errors name the file and the tensor or field.
+    /// Loads a GGUF model at [`Precision::Q8_0`] (what serving uses).
+    /// Errors name the file and the tensor or field.
     pub fn load(path: &Path) -> Result<Model, Error> {
+        Model::load_with(path, Precision::Q8_0)
+    }
+
+    /// Loads a GGUF model at the given precision. Errors name the file and
+    /// the tensor or field.
+    pub fn load_with(path: &Path, precision: Precision) -> Result<Model, Error> {
         let origin = path.display().to_string();
         let mut file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
         let content = Content::read(&mut file)
@@ -291,7 +339,8 @@ impl Model {
             content: &content,
             file,
             origin: &origin,
-            formats: HashMap::new(),
+            precision,
+            formats: Vec::new(),
         };
         let (h, hd) = (config.hidden, config.head_dim);
         let embed = l.matrix("token_embd.weight", None, h)?;
@@ -306,12 +355,12 @@ impl Model {
         let mut layers = Vec::with_capacity(config.layers);
         for i in 0..config.layers {
             let n = |s: &str| format!("blk.{i}.{s}");
-            let qkv = QMatrix::stack(vec![
+            let parts = vec![
                 l.matrix(&n("attn_q.weight"), Some(q_rows), h)?,
                 l.matrix(&n("attn_k.weight"), Some(kv_rows), h)?,
                 l.matrix(&n("attn_v.weight"), Some(kv_rows), h)?,
-            ])
-            .map_err(|e| Error::Gguf(format!("{origin}: block {i}: {e}")))?;
+            ];
+            let qkv = l.stack(parts, i)?;
             let qkv_bias = if config.arch == Architecture::Qwen2 {
                 let mut b = l.vector(&n("attn_q.bias"), q_rows)?;
                 b.extend(l.vector(&n("attn_k.bias"), kv_rows)?);
@@ -329,6 +378,11 @@ impl Model {
                 (None, None)
             };
             let ffn = config.ffn;
+            let parts = vec![
+                l.matrix(&n("ffn_gate.weight"), Some(ffn), h)?,
+                l.matrix(&n("ffn_up.weight"), Some(ffn), h)?,
+            ];
+            let gate_up = l.stack(parts, i)?;
             layers.push(Layer {
                 attn_norm: l.vector(&n("attn_norm.weight"), h)?,
                 qkv,
@@ -337,29 +391,14 @@ impl Model {
                 k_norm,
                 out: l.matrix(&n("attn_output.weight"), Some(h), q_rows)?,
                 ffn_norm: l.vector(&n("ffn_norm.weight"), h)?,
-                gate_up: QMatrix::stack(vec![
-                    l.matrix(&n("ffn_gate.weight"), Some(ffn), h)?,
-                    l.matrix(&n("ffn_up.weight"), Some(ffn), h)?,
-                ])
-                .map_err(|e| Error::Gguf(format!("{origin}: block {i}: {e}")))?,
+                gate_up,
                 down: l.matrix(&n("ffn_down.weight"), Some(h), ffn)?,
             });
         }
         let inv_freq = (0..hd / 2)
             .map(|i| (config.rope_base as f64).powf(-2.0 * i as f64 / hd as f64) as f32)
             .collect();
-        let mut formats: Vec<_> = l
-            .formats
-            .iter()
-            .map(|(k, v)| {
-                let f = if *k == "q4_1" {
-                    WeightFormat::Q4_1
-                } else {
-                    WeightFormat::Q8_0
-                };
-                (f, *v)
-            })
-            .collect();
+        let mut formats = l.formats;
         formats.sort_by_key(|(f, _)| *f as u8);
         Ok(Model {
             config,
@@ -369,6 +408,7 @@ impl Model {
             layers,
             inv_freq,
             formats,
+            precision,
         })
     }
 
@@ -377,9 +417,15 @@ impl Model {
         &self.config
     }
 
-    /// How many weight matrices each storage format holds.
+    /// How many weight matrices each storage format holds, as read (before
+    /// stacking q/k/v and gate/up), in [`WeightFormat`] order.
     pub fn weight_formats(&self) -> &[(WeightFormat, usize)] {
         &self.formats
+    }
+
+    /// The precision the model was loaded at.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// An empty cache for a new sequence.
@@ -442,9 +488,10 @@ impl Model {
         }
         let n = row_step.len();
         let mut x: Vec<f32> = Vec::with_capacity(n * h);
+        let runtime = Error::Runtime;
         for step in steps.iter() {
             for &t in step.tokens {
-                x.extend(self.embed.row(t as usize));
+                x.extend(self.embed.row(t as usize).map_err(runtime)?);
             }
         }
         let (q_rows, kv_rows) = (c.heads * hd, c.kv_heads * hd);
@@ -460,8 +507,10 @@ impl Model {
 
         for (li, layer) in self.layers.iter().enumerate() {
             rms_norm_rows(&x, &layer.attn_norm, c.eps, &mut normed);
-            quantize_acts(&normed, &mut acts);
-            layer.qkv.matmul(&acts, &mut qkv);
+            layer
+                .qkv
+                .matmul(&normed, &mut acts, &mut qkv)
+                .map_err(runtime)?;
             for row in qkv.chunks_exact_mut(qkv_width) {
                 if let Some(b) = &layer.qkv_bias {
                     row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
@@ -534,13 +583,17 @@ impl Model {
                         .for_each(|(r, out)| work(r, out));
                 }
             }
-            quantize_acts(&attn, &mut acts);
-            layer.out.matmul(&acts, &mut proj);
+            layer
+                .out
+                .matmul(&attn, &mut acts, &mut proj)
+                .map_err(runtime)?;
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
 
             rms_norm_rows(&x, &layer.ffn_norm, c.eps, &mut normed);
-            quantize_acts(&normed, &mut acts);
-            layer.gate_up.matmul(&acts, &mut gate_up);
+            layer
+                .gate_up
+                .matmul(&normed, &mut acts, &mut gate_up)
+                .map_err(runtime)?;
             for (gu, hf) in gate_up
                 .chunks_exact(2 * c.ffn)
                 .zip(hidden_ffn.chunks_exact_mut(c.ffn))
@@ -550,8 +603,10 @@ impl Model {
                     *o = g / (1.0 + (-g).exp()) * u;
                 }
             }
-            quantize_acts(&hidden_ffn, &mut acts);
-            layer.down.matmul(&acts, &mut proj);
+            layer
+                .down
+                .matmul(&hidden_ffn, &mut acts, &mut proj)
+                .map_err(runtime)?;
             x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
         }
         for step in steps.iter_mut() {
@@ -573,13 +628,13 @@ impl Model {
                 last.extend(v);
             }
         }
-        quantize_acts(&last, &mut acts);
         logits.clear();
         logits.resize(last.len() / h * c.vocab, 0.0);
         self.output
             .as_ref()
             .unwrap_or(&self.embed)
-            .matmul(&acts, logits);
+            .matmul(&last, &mut acts, logits)
+            .map_err(runtime)?;
         Ok(())
     }
 

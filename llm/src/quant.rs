@@ -8,7 +8,9 @@
 //! quantized to 8 bits per 32-value block, like llama.cpp; AVX2 is detected at
 //! run time, with a portable path that gives the same result up to
 //! float summation order. Every other GGUF type is dequantized by candle and
-//! re-quantized to Q8_0 at load.
+//! re-quantized to Q8_0 at load ([`crate::model::Precision::Q8_0`], the
+//! default), or kept as dense f32 ([`crate::model::Precision::AsStored`],
+//! see [`crate::matrix`]).
 
 use half::f16;
 use rayon::prelude::*;
@@ -60,13 +62,18 @@ pub struct QMatrix {
     blocks: Blocks,
 }
 
-/// Which storage a [`QMatrix`] uses (reported by `model info`).
+/// Which storage a weight matrix uses (reported by `model info` and
+/// [`crate::model::Model::weight_formats`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WeightFormat {
     /// Kept as stored.
     Q4_1,
     /// Kept as stored or re-quantized from another type.
     Q8_0,
+    /// Dense f32 ([`crate::matrix::DenseMatrix`]): F32 as stored, F16/BF16
+    /// widened, other types dequantized; only under
+    /// [`crate::model::Precision::AsStored`].
+    F32,
 }
 
 impl QMatrix {
@@ -185,7 +192,7 @@ impl QMatrix {
         self.cols
     }
 
-    /// The storage format.
+    /// The storage format (never [`WeightFormat::F32`]).
     pub fn format(&self) -> WeightFormat {
         match self.blocks {
             Blocks::Q4_1(_) => WeightFormat::Q4_1,

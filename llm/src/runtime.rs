@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::chat::{check_roles, ChatTemplate, InputError, Message, Piece};
 use crate::gguf_tokenizer::{GgufTokenizer, Span};
-use crate::model::Model;
+use crate::model::{Model, Precision};
 use crate::Error;
 
 /// Tokens that end an answer when the vocabulary has them (ChatML, Llama 3,
@@ -25,13 +25,20 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Loads a GGUF model and its tokenizer. `name` is how APIs call it.
+    /// Loads a GGUF model and its tokenizer at [`Precision::Q8_0`] (what
+    /// serving and generation use). `name` is how APIs call it.
     pub fn load(path: &Path, name: &str) -> Result<Runtime, Error> {
+        Runtime::load_with(path, name, Precision::Q8_0)
+    }
+
+    /// Like [`Runtime::load`] at the given precision
+    /// ([`Precision::AsStored`] for audits: the file's own weights).
+    pub fn load_with(path: &Path, name: &str, precision: Precision) -> Result<Runtime, Error> {
         let origin = path.display().to_string();
         let sha256 = crate::default_model::sha256_file(path)
             .map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
         let tokenizer = GgufTokenizer::from_file(path)?;
-        let model = Model::load(path)?;
+        let model = Model::load_with(path, precision)?;
         let vocab = tokenizer.tokenizer.get_vocab_size(true);
         if vocab > model.config().vocab {
             return Err(Error::Gguf(format!(

@@ -240,3 +240,19 @@ fn bad_requests_are_errors() {
         .is_err());
     assert!(cache.is_empty(), "a failed step leaves the cache untouched");
 }
+
+#[test]
+fn default_model_runs_identically_as_stored() {
+    // Q4_1 matrices and a Q8_0 embedding are kept as stored under both
+    // precisions, so the audits' AsStored load changes nothing here.
+    let m = model();
+    let exact = Model::load_with(
+        &default_model::cached_path(),
+        provmark_llm::model::Precision::AsStored,
+    )
+    .expect("load");
+    assert_eq!(exact.weight_formats(), m.weight_formats());
+    for case in cases().iter().take(2) {
+        assert_eq!(prefill(&exact, &case.ids), prefill(m, &case.ids));
+    }
+}

@@ -63,7 +63,8 @@ pub struct AuditCommon {
 #[derive(Args)]
 #[command(after_long_help = include_str!("../../help/audit-weights.txt").trim_end())]
 pub struct WeightsArgs {
-    /// The suspect model (GGUF of the llama, Qwen2 or Qwen3 family).
+    /// The suspect model (GGUF of the llama, Qwen2 or Qwen3 family), run in its
+    /// stored precision (F32 as is, F16/BF16 widened to f32; not re-quantized).
     #[arg(long, value_name = "GGUF")]
     suspect: PathBuf,
     /// The lab's watermarked texts (JSONL with --field, or text files).
