@@ -4,6 +4,7 @@
 //! for this model's tokenizer, and start the batching [`Engine`] with the
 //! watermark embedder — or, for the control arm, without it.
 
+use crate::model::Precision;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -36,6 +37,10 @@ pub struct ServingConfig {
     pub threads: Option<usize>,
     /// Sequences decoded together (continuous batching), at least 1.
     pub batch: usize,
+    /// How the weights are held: [`Precision::Q8_0`] (fast; the default of
+    /// serving) or [`Precision::AsStored`] (an F32/F16 model exactly as its
+    /// file holds it, e.g. a fine-tuned student served for a grey-box audit).
+    pub precision: Precision,
 }
 
 /// Why an engine could not be started. Messages name the files.
@@ -124,7 +129,7 @@ impl Serving {
             None => None,
         };
         log(&format!("loading {}", path.display()));
-        let runtime = Runtime::load(&path, &model_name)?;
+        let runtime = Runtime::load_with(&path, &model_name, config.precision)?;
         let (profile, embedder) = match watermark {
             Some((profile, embedder, profile_path)) => {
                 let got = runtime.tokenizer.digest();

@@ -100,6 +100,7 @@ fn control(threads: usize, batch: usize) -> ServingConfig {
         force_tokenizer: false,
         threads: Some(threads),
         batch,
+        precision: Default::default(),
     }
 }
 
@@ -249,6 +250,7 @@ fn watermarked_engines_check_the_tokenizer_and_never_mix_profiles() {
     assert!(Serving::start(&marked("other.profile.json", true), &mut |_| {}).is_ok());
     let zero = ServingConfig {
         batch: 0,
+        precision: Default::default(),
         ..control(1, 1)
     };
     assert!(matches!(

@@ -34,6 +34,7 @@ async fn start(
         force_tokenizer: false,
         threads: Some(1),
         batch: 4,
+        precision: Default::default(),
     };
     let serving = Serving::start(&config, &mut |l| eprintln!("{l}")).unwrap();
     let app = router(

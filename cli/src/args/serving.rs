@@ -41,6 +41,22 @@ pub struct ModelArgs {
     /// Sequences decoded together (continuous batching); more requests queue.
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub batch: usize,
+    /// How the model's weights are held: q8_0 (every F32/F16/BF16 matrix
+    /// re-quantized to 8 bits; fast) or as-stored (exactly as the file holds
+    /// them, f32 activations; slower per token, e.g. to serve a fine-tuned
+    /// student whose differences from its base are smaller than Q8_0's noise).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Q8_0)]
+    pub precision: PrecisionArg,
+}
+
+/// `--precision`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionArg {
+    /// Re-quantize to Q8_0.
+    #[value(name = "q8_0")]
+    Q8_0,
+    /// Keep the stored weights.
+    AsStored,
 }
 
 impl ModelArgs {
@@ -63,6 +79,10 @@ impl ModelArgs {
             force_tokenizer: self.force_tokenizer,
             threads: self.threads,
             batch: self.batch,
+            precision: match self.precision {
+                PrecisionArg::Q8_0 => provmark_llm::model::Precision::Q8_0,
+                PrecisionArg::AsStored => provmark_llm::model::Precision::AsStored,
+            },
         })
     }
 }

@@ -18,6 +18,7 @@ pub fn tiny_engine(batch: usize) -> Serving {
         force_tokenizer: false,
         threads: Some(1),
         batch,
+        precision: Default::default(),
     };
     Serving::start(&config, &mut |_| {}).unwrap()
 }
