@@ -415,3 +415,49 @@ fn audit_weights_help_says_the_suspect_runs_in_its_stored_precision() {
         "{stdout}"
     );
 }
+
+#[test]
+fn generate_at_either_precision_gives_the_same_answers_from_a_quantized_model() {
+    // A Q8_0 model holds nothing that AsStored would keep otherwise: the
+    // answers are identical; a bad value is refused by name.
+    let dir = tempfile::tempdir().unwrap();
+    let model =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../llm/tests/data/tiny/tiny-llama.gguf");
+    std::fs::write(
+        dir.path().join("p.jsonl"),
+        "{\"id\": \"a\", \"prompt\": \"hello there\"}\n",
+    )
+    .unwrap();
+    let run = |precision: &str, out: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_provmark"))
+            .current_dir(dir.path())
+            .args(["generate", "--no-watermark", "--raw", "--model"])
+            .arg(&model)
+            .args([
+                "--prompts",
+                "p.jsonl",
+                "--max-tokens",
+                "12",
+                "--seed",
+                "3",
+                "--precision",
+                precision,
+                "--out",
+                out,
+            ])
+            .output()
+            .unwrap()
+    };
+    for (precision, out) in [("q8_0", "a.jsonl"), ("as-stored", "b.jsonl")] {
+        let o = run(precision, out);
+        assert!(o.status.success(), "{}", text(&o).1);
+    }
+    let ids = |f: &str| -> Value {
+        let line = std::fs::read_to_string(dir.path().join(f)).unwrap();
+        serde_json::from_str::<Value>(line.lines().next().unwrap()).unwrap()["token_ids"].clone()
+    };
+    assert_eq!(ids("a.jsonl"), ids("b.jsonl"));
+    let o = run("f64", "c.jsonl");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("--precision"), "{}", text(&o).1);
+}
