@@ -266,7 +266,7 @@ fn read_top1(
             });
             match predicted {
                 Ok(p) => {
-                    let tuples =
+                    let reads =
                         a.pairs
                             .iter()
                             .filter(|(_, i)| *i < p.len())
@@ -275,9 +275,9 @@ fn read_top1(
                                     None => Some(p[i]),
                                     Some(map) => map.get(p[i]),
                                 };
-                                token.map(|t| (&a.lab[j - h..j], t))
+                                token.map(|t| (j, t))
                             });
-                    set.add_reading_tuples(tuples);
+                    set.add_reading(&a.lab, a.lab_first, reads);
                 }
                 Err(e) => failure = Some(e.to_string()),
             }

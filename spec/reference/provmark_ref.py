@@ -221,9 +221,18 @@ def corpus_test(key, profile, texts):
 
 
 def reading_tuples(profile, tokens, predictions):
-    """Spec §8.2: (real window, prediction) for positions max(h, 1) .. L-1."""
+    """Spec §8.2 (revision 6): (real window, prediction) for positions max(h, 1) .. L-1
+    whose window is not the window of an earlier position of the text."""
     h = profile["context"]
-    return {tuple(tokens[i - h:i]) + (predictions[i],) for i in range(max(h, 1), len(tokens))}
+    seen, out = set(), set()
+    for i in range(h, len(tokens)):
+        w = tuple(tokens[i - h:i])
+        if w in seen:
+            continue
+        seen.add(w)
+        if i >= 1:
+            out.add(w + (predictions[i],))
+    return out
 
 
 def score_set(key, profile, tuples):
@@ -285,12 +294,14 @@ def expected_pairs(profile, tokens, first, weights):
     weights[i] is the list of (token, weight) of position i."""
     h = profile["context"]
     pairs, seen, positions, repeats = {}, set(), 0, 0
-    for i in range(max(first, h, 1), len(tokens)):
+    for i in range(max(first, h), len(tokens)):
         w = tuple(tokens[i - h:i])
         if w in seen:
             repeats += 1
             continue
         seen.add(w)
+        if i == 0:
+            continue  # no prefix to read from, but its window counts as seen
         positions += 1
         for t, a in weights[i]:
             if a != 0:

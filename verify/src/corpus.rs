@@ -140,30 +140,46 @@ impl TupleSet {
                 tokens: ids.len(),
             });
         }
-        self.texts += 1;
-        let h = self.h;
-        // Position 0 has no prefix to predict from, even when h = 0.
-        for end in h.max(1).max(first)..ids.len() {
-            let packed = (pack(&ids[end - h..end]) << 32) | predicted[end] as u128;
-            self.positions += 1;
-            if self.shard.keeps(packed) {
-                self.tuples.push(packed);
-            }
-        }
-        if self.tuples.len() > 2 * self.compacted.max(1 << 16) {
-            self.compact();
-        }
+        self.add_reading(ids, first, (first..ids.len()).map(|j| (j, predicted[j])));
         Ok(())
     }
 
-    /// Reading mode across tokenizers (spec §8.6): adds one text's
-    /// reading tuples given directly, each the lab's window (h ids) and the
-    /// suspect's prediction mapped to the lab's vocabulary.
-    pub fn add_reading_tuples<'a>(&mut self, tuples: impl IntoIterator<Item = (&'a [u32], u32)>) {
+    /// Reading mode (spec §8.2, revision 6): adds one text whose lab tokens
+    /// are `lab`, answer from position `first`, read at `reads` — (lab
+    /// position `j`, the suspect's prediction for it in lab ids) in
+    /// increasing `j`. Position `j` is scored iff `j ≥ max(h, 1, first)`
+    /// and its window is not the window of an earlier answer position of
+    /// the text, read or not: there the earlier token was chosen under the
+    /// same keyed values, and a model that copies it would score the key,
+    /// not what it learned. Returns the positions skipped for that reason.
+    pub fn add_reading(
+        &mut self,
+        lab: &[u32],
+        first: usize,
+        reads: impl IntoIterator<Item = (usize, u32)>,
+    ) -> u64 {
         self.texts += 1;
-        for (window, prediction) in tuples {
-            debug_assert_eq!(window.len(), self.h);
-            let packed = (pack(window) << 32) | prediction as u128;
+        let h = self.h;
+        let mut seen = ahash::AHashSet::new();
+        let mut next = first.max(h);
+        let mut repeats = 0;
+        for (j, prediction) in reads {
+            if j < next {
+                continue;
+            }
+            for earlier in next..j {
+                seen.insert(pack(&lab[earlier - h..earlier]));
+            }
+            next = j + 1;
+            let window = pack(&lab[j - h..j]);
+            if !seen.insert(window) {
+                repeats += 1;
+                continue;
+            }
+            if j == 0 {
+                continue;
+            }
+            let packed = (window << 32) | prediction as u128;
             self.positions += 1;
             if self.shard.keeps(packed) {
                 self.tuples.push(packed);
@@ -172,6 +188,7 @@ impl TupleSet {
         if self.tuples.len() > 2 * self.compacted.max(1 << 16) {
             self.compact();
         }
+        repeats
     }
 
     fn compact(&mut self) {
