@@ -54,8 +54,9 @@ def main():
             for r in recs:
                 f.write(json.dumps(r) + "\n")
         print(name, len(recs))
-    # the subsets used on a 2-core CPU: 200 train prompts, 80 held-out prompts for lab answers
-    for name, recs in (("train200", train[:200]), ("heldout_lab", held[:80])):
+    # the subsets used on a 2-core CPU: 200 train prompts, 80 held-out prompts for lab answers,
+    # the other 80 held-out prompts to query the students black-box
+    for name, recs in (("train200", train[:200]), ("heldout_lab", held[:80]), ("heldout_query", held[80:])):
         with open(os.path.join(a.out_dir, f"{name}.jsonl"), "w") as f:
             for r in recs:
                 f.write(json.dumps(r) + "\n")

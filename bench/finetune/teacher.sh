@@ -2,7 +2,7 @@
 # Stage 2: teacher answers (watermarked with the lab profile, and unwatermarked) on the
 # train prompts, plus watermarked lab answers to held-out prompts (never trained on).
 # train200 = the first 200 lines of train.jsonl; heldout_lab = the first 80 of heldout.jsonl
-# (head -200 / head -80, done by prompts.py --subsets).
+# (written by prompts.py).
 # Resumable: provmark generate skips answers already in --out.
 set -euo pipefail
 EXP=${EXP:-/work/exp}; P=${PROVMARK:-$EXP/bin/provmark}; MT=${MAX_TOKENS:-160}
