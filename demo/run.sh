@@ -64,6 +64,9 @@ echo "   answers' text, one on the watermarked answers, one on the unwatermarked
 echo "   free-running answers (an n-gram student sees only its last 3 tokens, so prompts would not steer it)"
 "$student" --train "$out/distill-marked.jsonl" --out "$out/student-marked.jsonl" --answers 400 --seed 3
 "$student" --train "$out/distill-clean.jsonl" --out "$out/student-clean.jsonl" --answers 400 --seed 3
+echo "   one answer of the marked answers' student: from ~4k tokens of training text it is mostly word"
+echo "   salad; what it keeps of the teacher is local token statistics, which is what the audit reads"
+python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); print("   " + r["text"][:300].replace("\n", " "))' "$out/student-marked.jsonl"
 echo
 echo "== 8. black-box audit of the marked answers' student (corpus test, 999-key key-swap null, alpha 1e-3),"
 echo "   the clean answers' student run through the same pipeline as its clean reference"
