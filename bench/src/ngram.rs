@@ -191,6 +191,28 @@ impl KneserNey {
         (rng.next_u64() % self.vocab as u64) as u32
     }
 
+    /// A free-running answer: starts from the padding the model was trained
+    /// with (`order − 1` copies of `bos`) and draws until `end` (not
+    /// included) or `max_tokens` tokens.
+    pub fn generate<R: RngCore>(
+        &self,
+        bos: u32,
+        end: u32,
+        max_tokens: usize,
+        rng: &mut R,
+    ) -> Vec<u32> {
+        let pad = self.order - 1;
+        let mut history = vec![bos; pad];
+        while history.len() - pad < max_tokens {
+            let t = self.sample(&history, rng);
+            if t == end {
+                break;
+            }
+            history.push(t);
+        }
+        history.split_off(pad)
+    }
+
     /// The most probable next token after `history` (ties: smallest id).
     /// Candidates: the tokens observed after a non-empty suffix of the
     /// history, and the best-ranked unigram outside them (every other token
