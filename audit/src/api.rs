@@ -533,7 +533,11 @@ impl Client {
                 let retry = matches!(code, 408 | 409 | 429) || code >= 500;
                 // Refusals that every request will meet (credentials, model
                 // name, path) count towards the circuit breaker.
-                let fatal = matches!(code, 401 | 403 | 404);
+                // So does a refusal of the logprobs this audit asks for.
+                let fatal = matches!(code, 401 | 403 | 404)
+                    || (self.top_logprobs.is_some()
+                        && (400..500).contains(&code)
+                        && message.to_ascii_lowercase().contains("logprob"));
                 return Err(fail(
                     format!("HTTP {code}: {message}"),
                     Some(code),
@@ -728,11 +732,25 @@ impl Cache {
                         source,
                     })?;
                 if found != *settings {
+                    // Name only what differs (e.g. top_logprobs).
+                    let (mut was, mut now) = (Map::new(), Map::new());
+                    let keys: std::collections::BTreeSet<&String> = found
+                        .as_object()
+                        .into_iter()
+                        .chain(settings.as_object())
+                        .flat_map(|m| m.keys())
+                        .collect();
+                    for k in keys {
+                        if found.get(k) != settings.get(k) {
+                            was.insert(k.clone(), found.get(k).cloned().unwrap_or(Value::Null));
+                            now.insert(k.clone(), settings.get(k).cloned().unwrap_or(Value::Null));
+                        }
+                    }
                     return Err(Error::OtherSettings {
                         settings_file: shown,
                         dir: dir.display().to_string(),
-                        found: found.to_string(),
-                        wanted: settings.to_string(),
+                        found: Value::Object(was).to_string(),
+                        wanted: Value::Object(now).to_string(),
                     });
                 }
             }

@@ -289,6 +289,20 @@ pub enum Error {
         /// The sample.
         sample: u32,
     },
+    /// The lab's tokenizer given for a cross-tokenizer reading is not the
+    /// profile's.
+    #[error(
+        "{name} ({got}) is not the profile's tokenizer ({expected}); reading across tokenizers \
+         needs the lab's own: pass --tokenizer with the tokenizer.json the profile was made for"
+    )]
+    LabTokenizer {
+        /// The tokenizer given (or the default model's).
+        name: String,
+        /// The profile's tokenizer digest.
+        expected: String,
+        /// The given tokenizer's digest.
+        got: String,
+    },
     /// The paired expected-score test reads both models in lock step.
     #[error(
         "--reference-model {reference} has another tokenizer than --suspect {suspect}; the \
@@ -325,9 +339,9 @@ pub enum Error {
         settings_file: String,
         /// OUT.
         dir: String,
-        /// The settings found (JSON).
+        /// The settings found that differ (JSON; null: absent).
         found: String,
-        /// This run's settings (JSON).
+        /// This run's values of them (JSON; null: absent).
         wanted: String,
     },
     /// A settings file that is not JSON.

@@ -169,10 +169,10 @@ fn lab_tokenizer(lab: &Lab, config: &WeightsAuditConfig) -> Result<TextTokenizer
     let tokenizer =
         crate::tokenizer::text_tokenizer(config.lab_tokenizer.as_deref(), None, &mut |_| {})?;
     if tokenizer.digest() != lab.profile.tokenizer() {
-        return Err(Error::TokenizerMismatch {
+        return Err(Error::LabTokenizer {
             name: match &config.lab_tokenizer {
                 Some(p) => p.display().to_string(),
-                None => "the default model".into(),
+                None => "the default model's tokenizer".into(),
             },
             expected: lab.profile.tokenizer().to_string(),
             got: tokenizer.digest().to_string(),
@@ -208,7 +208,15 @@ fn stream_texts(
                 let prefix = match prompts {
                     None => Ok(Vec::new()),
                     Some(prompts) => match prompts.get(&t.id) {
-                        None => Err(format!("{}: no prompt with this id in --prompts", t.id)),
+                        None => Err(format!(
+                            "{}: no prompt in --prompts {} has this record's id (records are \
+                             matched to prompts by their id field)",
+                            t.id,
+                            config
+                                .prompts
+                                .as_ref()
+                                .map_or(String::new(), |p| p.display().to_string())
+                        )),
                         Some(p) => provmark_llm::generate::encode(&reader.runtime, p, false)
                             .map_err(|e| format!("{}: its prompt cannot be rendered: {e}", t.id)),
                     },

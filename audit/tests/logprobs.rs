@@ -191,6 +191,18 @@ fn a_leaning_student_is_attributed_through_its_logprobs_and_a_clean_model_is_not
     let again = api::run(&lab, &config(&url, &dir.path().join("s"), 40), &Silent).unwrap();
     assert_eq!(again.suspect_answers.queries, 0);
     assert_eq!(again.logprob_test.unwrap().suspect, t.suspect);
+    // The same cache asked without logprobs is refused, naming what differs.
+    let mut plain = config(&url, &dir.path().join("s"), 40);
+    plain.top_logprobs = None;
+    let e = api::run(&lab, &plain, &Silent).unwrap_err().to_string();
+    assert!(
+        e.contains("{\"top_logprobs\":20}") && e.contains("{\"top_logprobs\":null}"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("prompts_sha256"),
+        "only the differing field: {e}"
+    );
 
     let clean = api::run(
         &lab,

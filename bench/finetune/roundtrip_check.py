@@ -30,6 +30,8 @@ def main():
     ap.add_argument("--hf", help="save_pretrained folder of the same model; default: the base Q4_1 GGUF via transformers")
     ap.add_argument("--base-gguf", default="/work/exp/base/SmolLM2-135M-Instruct.Q4_1.gguf")
     ap.add_argument("--provmark", default="/work/exp/bin/provmark")
+    ap.add_argument("--precision", default="as-stored", choices=["as-stored", "q8_0"],
+                    help="provmark serve --precision: as-stored runs the F32 export exactly")
     ap.add_argument("--port", type=int, default=18437)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--threshold", type=float, default=1.5)
@@ -46,7 +48,7 @@ def main():
     vocab = tok.get_vocab()
     def tid(bs):
         return vocab["".join(b2u[b] for b in bs)]
-    srv = subprocess.Popen([a.provmark, "serve", "--no-watermark", "--model", a.gguf, "--listen", f"127.0.0.1:{a.port}", "--threads", "2"],
+    srv = subprocess.Popen([a.provmark, "serve", "--no-watermark", "--model", a.gguf, "--listen", f"127.0.0.1:{a.port}", "--threads", "2", "--precision", a.precision],
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{a.port}"
     try:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print the markdown tables of RESULTS-draft.md from /work/exp/audits/*/ and students/*."""
+"""Print markdown tables (for bench/RESULTS.md) from /work/exp/audits/*/ and students/*."""
 import json, os, sys
 E = sys.argv[1] if len(sys.argv) > 1 else "/work/exp"
 names = [("c100", "100% watermarked"), ("c0", "control: 0% (unwatermarked answers)")]

@@ -292,6 +292,18 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--report is not available"));
     assert!(!d.join("r.json").exists());
+    // --top-k belongs to the expected test.
+    let top1_with_k = [
+        &expected_args[..10],
+        &expected_args[12..],
+        &["--top-k", "5"],
+    ]
+    .concat();
+    let out = provmark(d, &top1_with_k);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--top-k applies to --statistic expected")
+    );
     let tiny = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../llm/tests/data/tiny/tiny-qwen2.gguf"
@@ -761,9 +773,40 @@ fn audit_api_attributes_a_watermarked_server_beside_a_clean_reference() {
     // A server that does not expose logprobs: every item fails with its
     // refusal, nothing is scored, and the exit status says so.
     let closed = Server::start(d, &["--no-watermark", "--no-logprobs"]);
+    // The refusal (HTTP 400 naming logprobs) meets every request, so the
+    // circuit breaker stops the run.
     let out = grey(&format!("{}/v1", closed.base), "audit-closed");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("logprobs"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // A report would hold the corpus test only: refused before asking.
+    let out = provmark(
+        d,
+        &[
+            "audit",
+            "api",
+            "--endpoint",
+            &endpoint,
+            "--model",
+            "m",
+            "--prompts",
+            "prompts.jsonl",
+            "--logprobs",
+            "5",
+            "--out",
+            "audit-rep",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--report",
+            "rep.json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--report is not available with --logprobs")
+    );
+    assert!(!d.join("rep.json").exists() && !d.join("audit-rep").exists());
 }

@@ -333,8 +333,8 @@ impl ExpectedTest {
 
 /// The verdict of an expected-score audit (spec §8.5): `attributed` needs
 /// both of the suspect's p-values ≤ alpha and the reference's test (when
-/// one was run) not attributed, else `inconclusive`; `too_short` when
-/// nothing was scored.
+/// one was run) to have scored something and not be attributed, else
+/// `inconclusive`; `too_short` when nothing of the suspect was scored.
 pub fn verdict(
     suspect: &ExpectedTest,
     reference: Option<&ExpectedTest>,
@@ -344,7 +344,9 @@ pub fn verdict(
         AttributionVerdict::TooShort
     } else if !suspect.attributed(alpha) {
         AttributionVerdict::NotAttributed
-    } else if reference.is_some_and(|r| r.attributed(alpha)) {
+    } else if reference.is_some_and(|r| r.positions == 0 || r.attributed(alpha)) {
+        // A control that flags the watermark, or one that was asked for and
+        // scored nothing, leaves nothing to conclude.
         AttributionVerdict::Inconclusive
     } else {
         AttributionVerdict::Attributed
@@ -567,6 +569,45 @@ mod tests {
             (2, 3, 1, 3)
         );
         assert_eq!(r.weights(), &[0.75, 0.25, 0.1]);
+    }
+
+    #[test]
+    fn a_control_that_scored_nothing_leaves_the_verdict_inconclusive() {
+        let key = provmark_watermark::Key::from_bytes([1; 32]);
+        let profile = Profile::new(
+            Scheme::Gumbel,
+            1,
+            provmark_watermark::TokenizerDigest::of_bytes(b"t"),
+            &key,
+        )
+        .unwrap();
+        let schedule = Schedule::new(&profile, &key).unwrap();
+        let mut strong = WeightedTuples::new(1).unwrap();
+        strong.begin_text();
+        // Weight on the tokens of highest value after each window: attributed.
+        for w in 0..400u32 {
+            let tuples: Vec<u32> = (0..64).flat_map(|v| [w, v]).collect();
+            let mut g = Vec::new();
+            schedule.value_tuples(tuples.chunks_exact(2), &mut g);
+            let best = (0..64).max_by(|a, b| g[*a].total_cmp(&g[*b])).unwrap() as u32;
+            strong.add_position(&[w], &[(best, 1.0)]);
+        }
+        let s = test(&profile, &schedule, &strong, 19, 0, &|_| {});
+        assert!(s.attributed(0.05));
+        let empty = test(
+            &profile,
+            &schedule,
+            &WeightedTuples::new(1).unwrap(),
+            19,
+            0,
+            &|_| {},
+        );
+        assert_eq!(verdict(&s, None, 0.05), AttributionVerdict::Attributed);
+        assert_eq!(
+            verdict(&s, Some(&empty), 0.05),
+            AttributionVerdict::Inconclusive
+        );
+        assert_eq!(verdict(&empty, None, 0.05), AttributionVerdict::TooShort);
     }
 
     #[test]

@@ -175,7 +175,7 @@ pub fn attribution(s: &Shown<'_>, json_out: bool, out: &mut dyn Write) -> io::Re
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        writeln!(out, "{:<16}{shown}", k.replace('_', " "))?;
+        writeln!(out, "{:<15} {shown}", k.replace('_', " "))?;
     }
     let why = match d.verdict {
         AttributionVerdict::Inconclusive => {
@@ -195,11 +195,12 @@ pub fn attribution(s: &Shown<'_>, json_out: bool, out: &mut dyn Write) -> io::Re
 /// per test (`(name, test)`), then the verdict at the tests' level.
 pub fn expected(
     tests: &[(&str, &crate::expected::ExpectedTest)],
+    unreadable: usize,
     verdict: AttributionVerdict,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    type Cell = dyn Fn(&crate::expected::ExpectedTest) -> String;
-    let row = |out: &mut dyn Write, label: &str, cell: &Cell| {
+    type Cell<'a> = dyn Fn(&crate::expected::ExpectedTest) -> String + 'a;
+    let row = |out: &mut dyn Write, label: &str, cell: &Cell<'_>| {
         let cells: Vec<String> = tests
             .iter()
             .map(|(_, t)| format!("{:<30}", cell(t)))
@@ -208,7 +209,9 @@ pub fn expected(
     };
     let names: Vec<String> = tests.iter().map(|(n, _)| format!("{n:<30}")).collect();
     writeln!(out, "{:<18}{}", "", names.join(" ").trim_end())?;
-    row(out, "texts", &|t| t.texts.to_string())?;
+    row(out, "texts", &|t| {
+        format!("{} ({unreadable} unreadable)", t.texts)
+    })?;
     row(out, "positions", &|t| {
         format!("{} ({} repeated windows)", t.positions, t.repeats)
     })?;

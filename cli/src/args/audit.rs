@@ -99,9 +99,9 @@ pub struct WeightsArgs {
     #[arg(long, value_name = "FILE", requires = "cross_tokenizer")]
     tokenizer: Option<PathBuf>,
     /// Tokens per position the expected test weighs (top-k of the suspect and of
-    /// the reference).
-    #[arg(long, value_name = "K", default_value_t = provmark_audit::weights::DEFAULT_TOP_K)]
-    top_k: usize,
+    /// the reference; default 20). Only with --statistic expected.
+    #[arg(long, value_name = "K")]
+    top_k: Option<usize>,
     #[command(flatten)]
     common: AuditCommon,
 }
@@ -305,11 +305,19 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 cross_tokenizer: a.cross_tokenizer,
                 lab_tokenizer: a.tokenizer,
             };
-            match a.statistic {
-                ReadingStatistic::Top1 => audit::weights(recipe, reading, a.common.output()),
-                ReadingStatistic::Expected => {
-                    audit::weights_expected(recipe, reading, a.top_k, a.common.output())
+            match (a.statistic, a.top_k) {
+                (ReadingStatistic::Top1, Some(_)) => {
+                    anyhow::bail!("--top-k applies to --statistic expected only")
                 }
+                (ReadingStatistic::Top1, None) => {
+                    audit::weights(recipe, reading, a.common.output())
+                }
+                (ReadingStatistic::Expected, k) => audit::weights_expected(
+                    recipe,
+                    reading,
+                    k.unwrap_or(provmark_audit::weights::DEFAULT_TOP_K),
+                    a.common.output(),
+                ),
             }
         }
         AuditCommand::Merge(a) => {

@@ -195,7 +195,8 @@ pub fn weights_expected(
 ) -> Result<ExitCode> {
     if out.report.is_some() {
         anyhow::bail!(
-            "--report is not available with --statistic expected yet: spec/report.md has no form              for the expected-score test; run without --report (or with --statistic top1)"
+            "--report is not available with --statistic expected yet: spec/report.md has no form \
+             for the expected-score test; run without --report (or with --statistic top1)"
         );
     }
     let settings = &recipe.settings;
@@ -214,7 +215,12 @@ pub fn weights_expected(
         serde_json::to_writer(&mut stdout, &audit.to_json(&lab, settings.null_seed))?;
         writeln!(stdout)?;
     } else {
-        print::expected(&audit_rows(&audit), audit.verdict, &mut stdout)?;
+        print::expected(
+            &audit_rows(&audit),
+            audit.unreadable,
+            audit.verdict,
+            &mut stdout,
+        )?;
     }
     Ok(partial_failure(audit.unreadable))
 }
