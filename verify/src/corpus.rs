@@ -172,15 +172,17 @@ impl TupleSet {
             }
             next = j + 1;
             let window = pack(&lab[j - h..j]);
-            if !seen.insert(window) {
-                repeats += 1;
-                continue;
-            }
+            let fresh = seen.insert(window);
             if j == 0 {
                 continue;
             }
-            let packed = (window << 32) | prediction as u128;
+            // Every read position counts; only fresh windows are scored.
             self.positions += 1;
+            if !fresh {
+                repeats += 1;
+                continue;
+            }
+            let packed = (window << 32) | prediction as u128;
             if self.shard.keeps(packed) {
                 self.tuples.push(packed);
             }

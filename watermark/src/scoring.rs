@@ -56,11 +56,12 @@ impl Batch {
             return;
         }
         let words = chacha20_blocks_x8(&self.seeds, &self.blocks);
-        for (token, block) in self.tokens[..self.len].iter().zip(&words) {
-            scores.push(match (self.output, scheme) {
-                (Output::Value, Scheme::Gumbel) => gumbel_in_block(*token, block).r(),
-                _ => score_in_block(scheme, *token, block),
-            });
+        let tokens = self.tokens[..self.len].iter().zip(&words);
+        // One branch per batch: the scoring loop is the detection hot path.
+        if self.output == Output::Value && matches!(scheme, Scheme::Gumbel) {
+            scores.extend(tokens.map(|(t, block)| gumbel_in_block(*t, block).r()));
+        } else {
+            scores.extend(tokens.map(|(t, block)| score_in_block(scheme, *t, block)));
         }
         self.len = 0;
     }
