@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use provmark_verify::expected::WeightedTuples;
+use provmark_verify::expected::{merge_by_token, WeightedTuples};
 use provmark_verify::TextTokenizer;
 use serde_json::{json, Value};
 
@@ -201,19 +201,13 @@ pub fn add_answer(
     reading.begin_text();
     let mut positions = 0;
     for i in h..ids.len() {
-        let mut weights: Vec<(u32, f64)> = tokens[i]
-            .top
-            .iter()
-            .filter_map(|(b, lp)| vocab.id(b).map(|id| (id, lp.exp())))
-            .collect();
-        weights.sort_by_key(|w| w.0);
-        weights.dedup_by(|later, first| {
-            let same = later.0 == first.0;
-            if same {
-                first.1 += later.1;
-            }
-            same
-        });
+        let weights = merge_by_token(
+            tokens[i]
+                .top
+                .iter()
+                .filter_map(|(b, lp)| vocab.id(b).map(|id| (id, lp.exp())))
+                .collect(),
+        );
         reading.add_position(&ids[i - h..i], &weights);
         positions += 1;
     }

@@ -316,19 +316,12 @@ fn lab_weights(weights: Vec<(u32, f64)>, map: Option<&VocabMap>) -> Vec<(u32, f6
     let Some(map) = map else {
         return weights;
     };
-    let mut mapped: Vec<(u32, f64)> = weights
-        .into_iter()
-        .filter_map(|(v, w)| map.get(v).map(|u| (u, w)))
-        .collect();
-    mapped.sort_by_key(|m| m.0);
-    mapped.dedup_by(|later, first| {
-        let same = later.0 == first.0;
-        if same {
-            first.1 += later.1;
-        }
-        same
-    });
-    mapped
+    expected::merge_by_token(
+        weights
+            .into_iter()
+            .filter_map(|(v, w)| map.get(v).map(|u| (u, w)))
+            .collect(),
+    )
 }
 
 /// Support size k of the expected-score test when none is given: the most

@@ -475,6 +475,21 @@ pub fn position_weights(suspect: &[f32], reference: Option<&[f32]>, k: usize) ->
         .collect()
 }
 
+/// Weights moved to other token ids (a vocabulary map, spec §8.6; an
+/// API's alternatives, §8.5) in ascending id, those that land on the same
+/// id added up (in their given order).
+pub fn merge_by_token(mut weights: Vec<(u32, f64)>) -> Vec<(u32, f64)> {
+    weights.sort_by_key(|w| w.0);
+    weights.dedup_by(|later, first| {
+        let same = later.0 == first.0;
+        if same {
+            first.1 += later.1;
+        }
+        same
+    });
+    weights
+}
+
 /// The ids of the k largest entries (ties: smaller id first).
 pub fn top_k(row: &[f32], k: usize) -> Vec<u32> {
     let k = k.min(row.len());

@@ -204,13 +204,7 @@ fn expected_readings_match_the_reference() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|pos| {
-                pos.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|tw| (tw[0].as_u64().unwrap() as u32, tw[1].as_f64().unwrap()))
-                    .collect()
-            })
+            .map(token_weights)
             .collect();
         let mut reading = WeightedTuples::new(h).unwrap();
         reading.begin_text();
@@ -326,13 +320,7 @@ fn cross_readings_match_the_reference() {
         for &(j, k) in &read {
             reading.note_windows(lab, note_from..j);
             note_from = j + 1;
-            let w: Vec<(u32, f64)> = weights[k]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|tw| (tw[0].as_u64().unwrap() as u32, tw[1].as_f64().unwrap()))
-                .collect();
-            reading.add_position(&lab[j - h..j], &w);
+            reading.add_position(&lab[j - h..j], &token_weights(&weights[k]));
         }
         let what = |m: &str| format!("cross reading {i} {m}");
         assert_eq!(
@@ -367,4 +355,14 @@ fn cross_readings_match_the_reference() {
             &what("log10_p"),
         );
     }
+}
+
+/// One position's `[[token, weight], …]` of the expected-score vectors.
+fn token_weights(position: &serde_json::Value) -> Vec<(u32, f64)> {
+    position
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tw| (tw[0].as_u64().unwrap() as u32, tw[1].as_f64().unwrap()))
+        .collect()
 }
