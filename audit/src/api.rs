@@ -215,6 +215,15 @@ pub struct LogprobTest {
 }
 
 impl LogprobTest {
+    /// The tests as named columns for a summary table.
+    pub fn columns(&self) -> Vec<(&'static str, &ExpectedTest)> {
+        let mut columns = vec![("suspect's logprobs", &self.suspect)];
+        if let Some(r) = &self.reference {
+            columns.push(("reference's logprobs", r));
+        }
+        columns
+    }
+
     /// The `logprob_test` member of the verdict object.
     pub fn to_json(&self, null_seed: u64, alpha: f64) -> Value {
         json!({
@@ -228,6 +237,17 @@ impl LogprobTest {
 }
 
 impl ApiAudit {
+    /// The members shown with the verdict (in verdict.json and `--json`):
+    /// the collection facts ([`ApiAudit::extra`]) and, when log-probabilities
+    /// were asked for, `logprob_test`.
+    pub fn shown(&self, null_seed: u64, alpha: f64) -> Map<String, Value> {
+        let mut shown = self.extra.clone();
+        if let Some(t) = &self.logprob_test {
+            shown.insert("logprob_test".into(), t.to_json(null_seed, alpha));
+        }
+        shown
+    }
+
     /// Items still unanswered, suspect and reference together.
     pub fn failed(&self) -> usize {
         self.suspect_answers.failed + self.reference_answers.map_or(0, |r| r.failed)
@@ -338,28 +358,28 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
         )?),
         None => None,
     };
-    let verdict_path = config.out.join("verdict.json");
-    let mut object = verdict_json(&st, rt.as_ref(), &decision, &extra);
-    if let (Some(t), Value::Object(m)) = (&logprob_test, &mut object) {
-        m.insert(
-            "logprob_test".into(),
-            t.to_json(config.null.seed, config.alpha),
-        );
-    }
-    std::fs::write(&verdict_path, format!("{object}\n")).map_err(|source| Error::Write {
-        name: verdict_path.display().to_string(),
-        source,
-    })?;
-    Ok(ApiAudit {
+    let audit = ApiAudit {
         suspect: st,
         reference: rt,
         suspect_answers: s,
         reference_answers: reference.map(|(_, r)| r),
         decision,
         extra,
-        verdict_path,
+        verdict_path: config.out.join("verdict.json"),
         logprob_test,
-    })
+    };
+    let object = verdict_json(
+        &audit.suspect,
+        audit.reference.as_ref(),
+        &audit.decision,
+        &audit.shown(config.null.seed, config.alpha),
+    );
+    let path = &audit.verdict_path;
+    std::fs::write(path, format!("{object}\n")).map_err(|source| Error::Write {
+        name: path.display().to_string(),
+        source,
+    })?;
+    Ok(audit)
 }
 
 /// The expected-score test over the cached answers' log-probabilities.

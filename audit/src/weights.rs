@@ -352,6 +352,20 @@ pub struct ExpectedAudit {
 }
 
 impl ExpectedAudit {
+    /// The tests as named columns for a summary table: the suspect's
+    /// (paired when a reference was read), then the suspect alone and the
+    /// reference alone.
+    pub fn columns(&self) -> Vec<(&'static str, &ExpectedTest)> {
+        let mut columns = vec![if self.reference.is_some() {
+            ("suspect − reference (paired)", &self.suspect)
+        } else {
+            ("suspect", &self.suspect)
+        }];
+        columns.extend(self.suspect_alone.iter().map(|t| ("suspect alone", t)));
+        columns.extend(self.reference.iter().map(|t| ("reference alone", t)));
+        columns
+    }
+
     /// The verdict object of `provmark audit weights --statistic expected
     /// --json`: `statistic` ("expected"), `top_k`, `paired`, `suspect`,
     /// `suspect_alone` and `reference` (see [`ExpectedTest::to_json`]),

@@ -83,19 +83,13 @@ pub(crate) fn run(
         suspect: audit.suspect.clone(),
         reference: audit.reference.clone(),
     };
-    let mut extra = audit.extra.clone();
-    if let (Some(t), true) = (&audit.logprob_test, out.json) {
-        extra.insert(
-            "logprob_test".into(),
-            t.to_json(config.null.seed, config.alpha),
-        );
-    }
+    // JSON carries the logprob test as a member; people get its own table.
+    let extra = match out.json {
+        true => audit.shown(config.null.seed, config.alpha),
+        false => audit.extra.clone(),
+    };
     out.conclude(&lab.profile, &totals, config.alpha, &extra, recorder)?;
     if let (Some(t), false) = (&audit.logprob_test, out.json) {
-        let mut rows = vec![("suspect's logprobs", &t.suspect)];
-        if let Some(r) = &t.reference {
-            rows.push(("reference's logprobs", r));
-        }
         let mut stdout = std::io::stdout().lock();
         use std::io::Write;
         writeln!(
@@ -103,7 +97,7 @@ pub(crate) fn run(
             "\nlogprob test (spec §8.5; {} tokens not in the lab's vocabulary)",
             t.unmapped
         )?;
-        provmark_verify::print::expected(&rows, 0, t.verdict, &mut stdout)?;
+        provmark_verify::print::expected(&t.columns(), 0, t.verdict, &mut stdout)?;
     }
     Ok(super::partial_failure(audit.failed()))
 }

@@ -216,32 +216,13 @@ pub fn weights_expected(
         writeln!(stdout)?;
     } else {
         print::expected(
-            &audit_rows(&audit),
+            &audit.columns(),
             audit.unreadable,
             audit.verdict,
             &mut stdout,
         )?;
     }
     Ok(partial_failure(audit.unreadable))
-}
-
-/// The expected-score audit's rows for the table: (what, test).
-fn audit_rows(
-    audit: &provmark_audit::weights::ExpectedAudit,
-) -> Vec<(&'static str, &provmark_verify::expected::ExpectedTest)> {
-    let mut rows = Vec::new();
-    if audit.reference.is_some() {
-        rows.push(("suspect − reference (paired)", &audit.suspect));
-    } else {
-        rows.push(("suspect", &audit.suspect));
-    }
-    if let Some(t) = &audit.suspect_alone {
-        rows.push(("suspect alone", t));
-    }
-    if let Some(t) = &audit.reference {
-        rows.push(("reference alone", t));
-    }
-    rows
 }
 
 /// Exit status of an audit that ran: 1 when some items could not be read
