@@ -23,6 +23,7 @@ use provmark_llm::chat::Message;
 use provmark_verify::attribution::{decide, verdict_json, Attribution, AttributionVerdict};
 use provmark_verify::corpus::{DistinctTuples, RunningTest, Shard, TupleSet, WindowSet};
 use provmark_verify::expected::{ExpectedTest, WeightedTuples};
+use provmark_verify::input::Locations;
 use provmark_verify::TextTokenizer;
 use serde_json::{json, Map, Value};
 
@@ -279,7 +280,14 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
     })?;
     let h = lab.profile.context();
     let tokenizer = &config.tokenizer;
-    let filter = lab_windows(&config.filter_from, &config.field, tokenizer, h, progress)?;
+    let filter = lab_windows(
+        &config.filter_from,
+        &Locations::new(),
+        &config.field,
+        tokenizer,
+        h,
+        progress,
+    )?;
 
     let suspect_client = Client::new(config, &config.endpoint, &config.model)?;
     let mut suspect_cache = Cache::open(

@@ -7,7 +7,9 @@
 //! ([`provmark_verify::attribution::merge`] adds them up).
 
 use provmark_verify::corpus::{DistinctTuples, Shard, TupleSet, WindowSet};
-use provmark_verify::input::{InputFormat, ReadOptions, RecordReader, DEFAULT_MAX_RECORD_BYTES};
+use provmark_verify::input::{
+    InputFormat, Locations, ReadOptions, RecordReader, DEFAULT_MAX_RECORD_BYTES,
+};
 use provmark_verify::TextTokenizer;
 use rayon::prelude::*;
 
@@ -34,6 +36,8 @@ pub struct CorpusAuditConfig {
     pub shard: Shard,
     /// The key-swap null.
     pub null: NullKeys,
+    /// Where inputs are read when not at their names (a verifier's files).
+    pub locations: Locations,
 }
 
 /// The totals of an audit: the suspect's and the clean reference's.
@@ -64,10 +68,17 @@ pub fn run(
     config.tokenizer.check_profile(&lab.profile, false)?;
     let h = lab.profile.context();
     let (field, tokenizer) = (&config.field, &config.tokenizer);
-    let filter = lab_windows(&config.filter_from, field, tokenizer, h, progress)?;
+    let filter = lab_windows(
+        &config.filter_from,
+        &config.locations,
+        field,
+        tokenizer,
+        h,
+        progress,
+    )?;
     let collect = |inputs: &[String]| {
         collect_corpus(
-            inputs,
+            (inputs, &config.locations),
             field,
             tokenizer,
             h,
@@ -90,13 +101,15 @@ pub fn run(
 /// `errors`. Returns the number of texts read.
 pub(crate) fn stream_corpus(
     inputs: &[String],
+    locations: &Locations,
     field: &str,
     tokenizer: &TextTokenizer,
     errors: &mut usize,
     progress: &dyn Progress,
     sink: &mut dyn FnMut(&[Vec<u32>]),
 ) -> Result<usize, Error> {
-    stream_records(inputs, field, tokenizer, errors, progress, &mut |batch| {
+    let records = (inputs, locations);
+    stream_records(records, field, tokenizer, errors, progress, &mut |batch| {
         let ids: Vec<Vec<u32>> = batch.drain(..).map(|t| t.ids).collect();
         sink(&ids)
     })
@@ -115,7 +128,7 @@ pub(crate) struct ReadText {
 /// As [`stream_corpus`], with each text's record id (its `id` field, else
 /// `file:line`) beside its tokens; `sink` may take the batch's contents.
 pub(crate) fn stream_records(
-    inputs: &[String],
+    (inputs, locations): (&[String], &Locations),
     field: &str,
     tokenizer: &TextTokenizer,
     errors: &mut usize,
@@ -128,12 +141,14 @@ pub(crate) fn stream_records(
     };
     let mut texts = 0;
     for name in inputs {
-        let mut reader = RecordReader::open(name, InputFormat::guess(name), options.clone())
-            .map_err(|source| Error::Open {
-                name: name.clone(),
-                source,
-            })?
-            .peekable();
+        let path = locations.path(name);
+        let mut reader =
+            RecordReader::open_at(name, path, InputFormat::guess(name), options.clone())
+                .map_err(|source| Error::Open {
+                    name: name.clone(),
+                    source,
+                })?
+                .peekable();
         while reader.peek().is_some() {
             let records = reader
                 .by_ref()
@@ -177,7 +192,7 @@ pub(crate) fn stream_records(
 /// The distinct tuples of a corpus (one shard of them), with the filter Φ
 /// applied when given.
 fn collect_corpus(
-    inputs: &[String],
+    (inputs, locations): (&[String], &Locations),
     field: &str,
     tokenizer: &TextTokenizer,
     h: usize,
@@ -189,6 +204,7 @@ fn collect_corpus(
     let mut set = TupleSet::new(h, shard)?;
     let texts = stream_corpus(
         inputs,
+        locations,
         field,
         tokenizer,
         &mut errors,
@@ -231,6 +247,7 @@ pub(crate) fn finish_tuples(
 /// incomplete).
 pub(crate) fn lab_windows(
     filter_from: &[String],
+    locations: &Locations,
     field: &str,
     tokenizer: &TextTokenizer,
     h: usize,
@@ -243,6 +260,7 @@ pub(crate) fn lab_windows(
     let mut teacher = WindowSet::new(h)?;
     stream_corpus(
         filter_from,
+        locations,
         field,
         tokenizer,
         &mut errors,

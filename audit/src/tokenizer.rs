@@ -26,6 +26,12 @@ pub fn gguf_tokenizer(
     Ok(GgufTokenizer::from_file(&path)?)
 }
 
+/// Whether the default model is in the cache (so that using its tokenizer
+/// needs no download; verification never downloads, spec/report.md §4).
+pub fn default_model_cached() -> bool {
+    default_model::cached_path().is_file()
+}
+
 /// A tokenizer from the `tokenizer` file, else from the GGUF `model`, else
 /// the default model's.
 ///

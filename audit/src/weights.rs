@@ -22,6 +22,7 @@ use provmark_llm::runtime::Runtime;
 use provmark_verify::attribution::AttributionVerdict;
 use provmark_verify::corpus::{DistinctTuples, Shard, TupleSet};
 use provmark_verify::expected::{self, position_weights, ExpectedTest, WeightedTuples};
+use provmark_verify::input::Locations;
 use provmark_verify::TextTokenizer;
 
 use crate::corpus::{stream_records, AuditTotals};
@@ -53,6 +54,8 @@ pub struct WeightsAuditConfig {
     pub threads: Option<usize>,
     /// The key-swap null.
     pub null: NullKeys,
+    /// Where the texts are read when not at their names (a verifier's files).
+    pub locations: Locations,
 }
 
 /// Runs the top-1 weights audit: loads each model ([`Event::LoadingModel`]),
@@ -198,7 +201,7 @@ fn stream_texts(
     let mut errors = 0usize;
     let mut unmatched = 0usize;
     let count = stream_records(
-        &config.texts,
+        (&config.texts, &config.locations),
         &config.field,
         lab_tokenizer,
         &mut errors,

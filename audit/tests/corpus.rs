@@ -56,6 +56,7 @@ fn config(tokenizer: TextTokenizer, inputs: Vec<String>) -> CorpusAuditConfig {
         tokenizer,
         shard: Shard::ALL,
         null: NULL,
+        locations: Default::default(),
     }
 }
 
@@ -119,7 +120,14 @@ fn shards_add_up_to_the_whole() {
             .map(|i| {
                 let mut c = config(tokenizer(), vec![input.clone()]);
                 c.shard = Shard::new(i, n).unwrap();
-                let t = corpus::run(&lab, &c, &Silent).unwrap().suspect;
+                let mut t = corpus::run(&lab, &c, &Silent).unwrap().suspect;
+                // What binds the shards to one audit (the CLI records the
+                // key commitment, settings and files; any equal binding here).
+                t.binding = Some(provmark_verify::attribution::Binding {
+                    key_commitment: "c".into(),
+                    parameters: Default::default(),
+                    inputs: Vec::new(),
+                });
                 (format!("part{i}"), t)
             })
             .collect();

@@ -37,6 +37,7 @@ fn config(texts: String) -> WeightsAuditConfig {
         lab_tokenizer: None,
         threads: Some(1),
         null: NullKeys { keys: 9, seed: 1 },
+        locations: Default::default(),
     }
 }
 

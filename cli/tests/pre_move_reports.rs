@@ -6,7 +6,11 @@
 //! (times, host) and `digest` (which covers `tool`) may differ. One
 //! deliberate change since: the `weights` outputs were made again for spec
 //! §8.2 revision 6 (reading positions whose window repeats an earlier
-//! position's are not scored: one tuple fewer here).
+//! position's are not scored: one tuple fewer here); the partials and the
+//! merged report were made again for partial format 2 (issue #13: a
+//! partial binds its key commitment, settings and files, and a merged
+//! report records the corpus files so that it is recomputed from them),
+//! with the same numbers.
 
 mod common;
 

@@ -12,6 +12,12 @@ use provmark_testkit::corpus::docs_corpus;
 use provmark_testkit::lab::Lab;
 use serde_json::{json, Value};
 
+/// A forger's file: the canonical bytes of the edited content (anything
+/// else is refused before its numbers are looked at).
+fn canonical(v: &Value) -> String {
+    serde_jcs::to_string(v).unwrap() + "\n"
+}
+
 fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
@@ -127,15 +133,21 @@ fn detect_reports_are_canonical_and_recomputed_exactly() {
     assert!(out.contains("input 2 (input more.jsonl"), "{out}");
     std::fs::write(d.join("more.jsonl"), &original).unwrap();
 
-    // An edited p-value: the digest no longer matches, and recomputation
-    // names the field.
+    // An edited p-value: the digest no longer matches, and nothing is
+    // recomputed from an edited report.
     let mut forged = a.clone();
     forged["results"]["texts"][3]["log10_p"] = json!(-42.0);
-    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    std::fs::write(d.join("forged.json"), canonical(&forged)).unwrap();
     let (code, out) = verify(d, "forged.json", "lab.key", &inputs);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("digest:"), "{out}");
-    assert!(out.contains("results.texts[3].log10_p: -42.0"), "{out}");
+    assert!(out.contains("computation: not recomputed"), "{out}");
+    // The same content in other bytes (serde_json's number forms): refused
+    // as not canonical.
+    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    let (code, out) = verify(d, "forged.json", "lab.key", &inputs);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("file: not the canonical bytes"), "{out}");
 
     // A forger who also fixes the digest is still caught by recomputation;
     // a changed parameter likewise.
@@ -143,7 +155,7 @@ fn detect_reports_are_canonical_and_recomputed_exactly() {
     let mut no_digest = forged.clone();
     no_digest.as_object_mut().unwrap().remove("digest");
     forged["digest"] = json!(redigest(&no_digest));
-    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    std::fs::write(d.join("forged.json"), canonical(&forged)).unwrap();
     let (code, out) = verify(d, "forged.json", "lab.key", &inputs);
     assert_eq!(code, Some(1), "{out}");
     assert!(!out.contains("digest:"), "{out}");
@@ -295,7 +307,7 @@ fn audit_reports_verify_and_signatures_catch_tampering() {
     let mut unsigned = forged.clone();
     unsigned.as_object_mut().unwrap().remove("digest");
     forged["digest"] = json!(redigest(&unsigned));
-    std::fs::write(d.join("forged.json"), forged.to_string()).unwrap();
+    std::fs::write(d.join("forged.json"), canonical(&forged)).unwrap();
     let (code, out) = verify(d, "forged.json", "lab.key", &inputs);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("signature: does not verify"), "{out}");
@@ -304,7 +316,7 @@ fn audit_reports_verify_and_signatures_catch_tampering() {
     std::fs::write(d.join("edited.json"), {
         let mut e = signed.clone();
         e["results"]["scored"] = json!(1);
-        e.to_string()
+        canonical(&e)
     })
     .unwrap();
     let out = provmark(
@@ -344,22 +356,66 @@ fn audit_reports_verify_and_signatures_catch_tampering() {
             "part1.json",
         ],
     ));
-    let out = provmark(
-        d,
-        &[
-            "report",
-            "verify",
-            "merged.json",
-            "--inputs",
-            "part0.json",
-            "part1.json",
-        ],
-    );
+    // The merged report binds the key and the corpus files: it is
+    // recomputed from them, shard by shard.
+    let verify_merged = |d: &Path| {
+        provmark(
+            d,
+            &[
+                "report",
+                "verify",
+                "merged.json",
+                "--key",
+                "lab.key",
+                "--inputs",
+                "tokenizer.json",
+                "texts.jsonl",
+                "part0.json",
+                "part1.json",
+            ],
+        )
+    };
+    let out = verify_merged(d);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+    // The handed case: 3,000 added to one shard's statistic (on plain
+    // human text) made the merge say "attributed"; the report of that
+    // merge is a MISMATCH naming the statistic and the verdict.
+    let part = std::fs::read_to_string(d.join("part1.json")).unwrap();
+    let mut forged: Value = serde_json::from_str(&part).unwrap();
+    forged["statistic"] = json!(forged["statistic"].as_f64().unwrap() + 3000.0);
+    std::fs::write(d.join("part1.json"), forged.to_string()).unwrap();
+    std::fs::remove_file(d.join("merged.json")).unwrap();
+    let merged = ok(provmark(
+        d,
+        &[
+            "audit",
+            "merge",
+            "--profile",
+            "lab.profile.json",
+            "--alpha",
+            "0.01",
+            "--report",
+            "merged.json",
+            "part0.json",
+            "part1.json",
+        ],
+    ));
+    assert!(
+        merged.contains("attributed") && !merged.contains("not_attributed"),
+        "{merged}"
+    );
+    let out = verify_merged(d);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("results.statistic:"), "{text}");
+    assert!(
+        text.contains("decision.verdict: \"attributed\" ≠ recomputed \"not_attributed\""),
+        "{text}"
     );
 }
 

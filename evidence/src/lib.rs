@@ -23,6 +23,7 @@ mod recipe;
 mod recorder;
 mod report;
 pub mod sign;
+pub mod validate;
 mod verify;
 
 #[cfg(feature = "html")]
@@ -37,10 +38,13 @@ pub use recipe::{
 };
 pub use recorder::Recorder;
 pub use report::{
-    parse, read, write, Command, Host, InputEntry, ProfileEntry, Report, Run, Signature, Tool,
+    canonical_offset, parse, read, read_text, write, Command, Host, InputEntry, ProfileEntry,
+    Report, Run, Signature, Tool,
 };
 pub use sign::{AuditorKey, SignatureError};
-pub use verify::{verify, Difference, KeyFile, Recompute, VerifyOutcome, MAX_FIELD_DIFFERENCES};
+pub use verify::{
+    verify, verify_file, Difference, KeyFile, Recompute, VerifyOutcome, MAX_FIELD_DIFFERENCES,
+};
 
 /// The format string of this report version.
 pub const FORMAT: &str = "provmark-report/1";
@@ -128,6 +132,19 @@ pub enum Error {
     StandardInput,
     /// The report's content does not hash to its `digest`; `action` is what
     /// was refused (`sign`, `render`).
+    #[error("{}: larger than the {limit}-byte limit of a report file", path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
+
+    #[error(
+        "{name}: not the canonical bytes of its content (RFC 8785, spec/report.md §1; first \
+         difference at byte {offset}): a duplicated, reordered or re-spaced member can show a \
+         reader other values than a parser; refusing it"
+    )]
+    NotCanonical { name: String, offset: usize },
+
+    #[error("{path}: {reason}; not a report provmark makes, refusing to show it")]
+    Content { path: String, reason: String },
+
     #[error("its content does not match its digest; refusing to {action} an edited report")]
     Edited { action: &'static str },
     /// A key or profile from the watermark crate.
@@ -227,6 +244,13 @@ pub enum Error {
     /// Recomputation: inputs or profiles the command does not take.
     #[error("{0}")]
     Recipe(String),
+    /// Recomputation needs the default model's tokenizer, which is not
+    /// cached; verification never downloads.
+    #[error(
+        "the report was made with the default model's tokenizer, which is not cached here; \
+         run `provmark model fetch` first (verification never contacts the network)"
+    )]
+    DefaultModelNotCached,
     /// Rendering: the tokenizer could not be built (caller-supplied step).
     #[error(transparent)]
     Tokenizer(BoxError),

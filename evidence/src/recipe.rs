@@ -10,13 +10,14 @@
 //! of its kept answers), `audit weights` ([`WeightsRecipe`]) and `audit
 //! merge` ([`MergeRecipe`]).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use provmark_audit::corpus::{AuditTotals, CorpusAuditConfig};
 use provmark_audit::weights::WeightsAuditConfig;
 use provmark_audit::Silent;
-use provmark_verify::attribution::{self, decide, NullKeys, Totals};
+use provmark_verify::attribution::{self, decide, Binding, BoundInput, NullKeys, Totals};
 use provmark_verify::corpus::Shard;
+use provmark_verify::input::Locations;
 use provmark_verify::scan::{self, matching_tokenizer, DetectConfig, Target, DEFAULT_BATCH};
 use provmark_verify::{Detector, TextTokenizer};
 use provmark_watermark::{Key, Profile};
@@ -87,6 +88,9 @@ pub struct DetectRecipe<'a> {
     pub model: Option<String>,
     /// The texts.
     pub inputs: Vec<String>,
+    /// Where the files named above are read when not at their names (a
+    /// verifier's copies; empty for a run of the command itself).
+    pub locations: Locations,
 }
 
 #[derive(Deserialize)]
@@ -121,13 +125,13 @@ impl DetectRecipe<'_> {
         let tokenizers = if self.tokenizers.is_empty() {
             vec![provmark_audit::tokenizer::text_tokenizer(
                 None,
-                self.model.as_deref().map(Path::new),
+                self.model.as_deref().map(|m| self.locations.path(m)),
                 warn,
             )?]
         } else {
             self.tokenizers
                 .iter()
-                .map(|p| TextTokenizer::load(Path::new(p)))
+                .map(|p| TextTokenizer::load(self.locations.path(p)))
                 .collect::<Result<Vec<_>, _>>()?
         };
         let first_name = self
@@ -175,6 +179,7 @@ impl DetectRecipe<'_> {
             window_min: self.window_min,
             max_record_bytes: self.max_record_bytes,
             batch: DEFAULT_BATCH,
+            locations: self.locations.clone(),
         })
     }
 
@@ -199,14 +204,15 @@ impl DetectRecipe<'_> {
         for t in &config.tokenizers {
             r.tokenizer(t.digest().as_str());
         }
+        let at = &self.locations;
         for p in &self.tokenizers {
-            r.input(Some("tokenizer"), "tokenizer", p)?;
+            r.input_at(Some("tokenizer"), "tokenizer", p, at.path(p))?;
         }
         if let Some(m) = &self.model {
-            r.input(Some("model"), "model", m)?;
+            r.input_at(Some("model"), "model", m, at.path(m))?;
         }
         for name in &self.inputs {
-            r.input(None, "input", name)?;
+            r.input_at(None, "input", name, at.path(name))?;
         }
         Ok(r)
     }
@@ -296,15 +302,19 @@ pub struct CorpusRecipe<'a> {
     pub reference: Vec<String>,
     /// The suspect corpus.
     pub inputs: Vec<String>,
+    /// Where the files named above are read when not at their names (a
+    /// verifier's copies; empty for a run of the command itself).
+    pub locations: Locations,
 }
 
 impl CorpusRecipe<'_> {
     /// The tokenizer (tokenizer file, model, or the default model's),
     /// checked against the profile.
     pub fn tokenizer(&self, log: &mut dyn FnMut(&str)) -> Result<TextTokenizer, Error> {
+        let at = &self.locations;
         let t = provmark_audit::tokenizer::text_tokenizer(
-            self.tokenizer.as_deref().map(Path::new),
-            self.model.as_deref().map(Path::new),
+            self.tokenizer.as_deref().map(|t| at.path(t)),
+            self.model.as_deref().map(|m| at.path(m)),
             log,
         )?;
         t.check_profile(&self.lab.profile, false)?;
@@ -321,6 +331,7 @@ impl CorpusRecipe<'_> {
             tokenizer,
             shard,
             null: self.settings.null(),
+            locations: self.locations.clone(),
         }
     }
 
@@ -329,22 +340,46 @@ impl CorpusRecipe<'_> {
     pub fn recorder(&self) -> Result<Recorder, Error> {
         let mut r = self.settings.recorder("audit corpus", &self.lab);
         r.tokenizer(self.lab.profile.tokenizer().as_str());
+        let at = &self.locations;
         if let Some(t) = &self.tokenizer {
-            r.input(Some("tokenizer"), "tokenizer", t)?;
+            r.input_at(Some("tokenizer"), "tokenizer", t, at.path(t))?;
         }
         if let Some(m) = &self.model {
-            r.input(Some("model"), "model", m)?;
+            r.input_at(Some("model"), "model", m, at.path(m))?;
         }
         for f in &self.filter_from {
-            r.input(Some("filter-from"), "filter", f)?;
+            r.input_at(Some("filter-from"), "filter", f, at.path(f))?;
         }
         for f in &self.reference {
-            r.input(Some("reference"), "reference", f)?;
+            r.input_at(Some("reference"), "reference", f, at.path(f))?;
         }
         for f in &self.inputs {
-            r.input(None, "input", f)?;
+            r.input_at(None, "input", f, at.path(f))?;
         }
         Ok(r)
+    }
+
+    /// What binds a shard's partial result to this audit: the key's
+    /// commitment, the recorded parameters other than `alpha`, and every
+    /// file by SHA-256 (as the report would record them).
+    pub fn binding(&self) -> Result<Binding, Error> {
+        let r = self.recorder()?;
+        let mut parameters = r.parameters().clone();
+        parameters.remove("alpha");
+        Ok(Binding {
+            key_commitment: self.lab.key.commitment(),
+            parameters,
+            inputs: r
+                .inputs()
+                .iter()
+                .map(|i| BoundInput {
+                    role: i.role.clone(),
+                    name: i.name.clone(),
+                    sha256: i.sha256.clone(),
+                    bytes: i.bytes,
+                })
+                .collect(),
+        })
     }
 
     /// Runs the whole audit and returns its report.
@@ -375,37 +410,51 @@ pub struct WeightsRecipe<'a> {
     pub texts: Vec<String>,
     /// The prompts the texts answer (read in chat context), if given.
     pub prompts: Option<String>,
+    /// Where the files named above are read when not at their names (a
+    /// verifier's copies; empty for a run of the command itself).
+    pub locations: Locations,
 }
 
 impl WeightsRecipe<'_> {
     /// The audit's configuration (`threads`: compute threads, which change
     /// no result).
     pub fn config(&self, threads: Option<usize>) -> WeightsAuditConfig {
+        let at = &self.locations;
         WeightsAuditConfig {
-            suspect: PathBuf::from(&self.suspect),
-            reference_model: self.reference_model.as_ref().map(PathBuf::from),
+            suspect: at.path(&self.suspect).to_path_buf(),
+            reference_model: self
+                .reference_model
+                .as_ref()
+                .map(|m| at.path(m).to_path_buf()),
             texts: self.texts.clone(),
             field: self.settings.field.clone(),
-            prompts: self.prompts.as_ref().map(PathBuf::from),
+            prompts: self.prompts.as_ref().map(|p| at.path(p).to_path_buf()),
             cross_tokenizer: false,
             lab_tokenizer: None,
             threads,
             null: self.settings.null(),
+            locations: self.locations.clone(),
         }
     }
 
     /// What the report records.
     pub fn recorder(&self) -> Result<Recorder, Error> {
         let mut r = self.settings.recorder("audit weights", &self.lab);
-        r.input(Some("suspect"), "suspect", &self.suspect)?;
+        let at = &self.locations;
+        r.input_at(
+            Some("suspect"),
+            "suspect",
+            &self.suspect,
+            at.path(&self.suspect),
+        )?;
         if let Some(m) = &self.reference_model {
-            r.input(Some("reference-model"), "reference_model", m)?;
+            r.input_at(Some("reference-model"), "reference_model", m, at.path(m))?;
         }
         for t in &self.texts {
-            r.input(Some("texts"), "input", t)?;
+            r.input_at(Some("texts"), "input", t, at.path(t))?;
         }
         if let Some(p) = &self.prompts {
-            r.input(Some("prompts"), "prompts", p)?;
+            r.input_at(Some("prompts"), "prompts", p, at.path(p))?;
         }
         r.tokenizer(self.lab.profile.tokenizer().as_str());
         Ok(r)
@@ -424,8 +473,10 @@ impl WeightsRecipe<'_> {
     }
 }
 
-/// `audit merge` as recorded: the profile (no key) and the shards' partial
-/// files.
+/// `audit merge` as recorded: the profile, the shards' partial files and,
+/// from the partials' common binding, the key's commitment, the corpus
+/// audit's settings and every corpus file by SHA-256, so that the merged
+/// report is recomputed from the corpus files (spec/report.md §6).
 pub struct MergeRecipe {
     /// Level for attribution.
     pub alpha: f64,
@@ -435,58 +486,143 @@ pub struct MergeRecipe {
     pub profile_name: String,
     /// The partial files, one per shard.
     pub parts: Vec<String>,
+    /// Where the partial files are read when not at their names.
+    pub locations: Locations,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MergeParameters {
     alpha: f64,
+    shards: u32,
+    null_keys: usize,
+    null_seed: u64,
+    field: String,
 }
 
+/// The most shards a merged report may ask a verifier to recompute.
+pub const MAX_SHARDS: u32 = 4096;
+
 impl MergeRecipe {
-    /// Reads, checks and adds up the partials (every shard exactly once,
-    /// same audit, same profile), and checks the levels.
-    pub fn merge(&self) -> Result<Totals, Error> {
-        let digest = self.profile.digest();
+    /// Reads the partial files (each at most 256 MiB).
+    ///
+    /// Errors: [`Error::Read`], [`Error::TooLarge`], or the partial's parse error.
+    pub fn read_parts(&self) -> Result<Vec<(String, Totals)>, Error> {
         let mut parts: Vec<(String, Totals)> = Vec::new();
         for name in &self.parts {
-            let text = std::fs::read_to_string(name).map_err(|source| Error::Read {
-                path: PathBuf::from(name),
-                source,
-            })?;
-            let t = Totals::parse_partial(name, &text)?;
-            t.check_profile(name, &digest, &self.profile_name)?;
-            parts.push((name.clone(), t));
+            let text = crate::report::read_text(self.locations.path(name))?;
+            parts.push((name.clone(), Totals::parse_partial(name, &text)?));
         }
-        let total = attribution::merge(&parts, &digest, &self.profile_name)?;
+        Ok(parts)
+    }
+
+    /// Reads, checks and adds up the partials (every shard exactly once,
+    /// same audit: profile, key commitment, settings and files), and checks
+    /// the levels.
+    pub fn merge(&self) -> Result<Totals, Error> {
+        self.merge_parts(&self.read_parts()?)
+    }
+
+    fn merge_parts(&self, parts: &[(String, Totals)]) -> Result<Totals, Error> {
+        let digest = self.profile.digest();
+        for (name, t) in parts {
+            t.check_profile(name, &digest, &self.profile_name)?;
+        }
+        let total = attribution::merge(parts, &digest, &self.profile_name)?;
         attribution::check_levels(self.alpha, total.null_statistics.len())?;
         Ok(total)
     }
 
-    /// What the report records.
-    pub fn recorder(&self) -> Result<Recorder, Error> {
+    /// What the report records for the merge of `total` (whose binding is
+    /// the shards' common one) made of `shards` shards.
+    pub fn recorder(&self, total: &Totals, shards: u32) -> Result<Recorder, Error> {
+        let binding = total.binding.as_ref().ok_or_else(|| {
+            Error::Attribution(attribution::Error::Unbound {
+                name: self.parts.first().cloned().unwrap_or_default(),
+            })
+        })?;
         let mut r = Recorder::new("audit merge");
         r.param("alpha", self.alpha, json!(self.alpha));
-        r.profile_only(&self.profile);
+        r.parameter("shards", json!(shards));
+        for (name, value) in &binding.parameters {
+            r.parameter(name, value.clone());
+        }
+        r.profile_committed(&self.profile, &binding.key_commitment);
+        r.tokenizer(self.profile.tokenizer().as_str());
+        for input in &binding.inputs {
+            r.input_recorded(&input.role, &input.name, &input.sha256, input.bytes)?;
+        }
         for p in &self.parts {
-            r.input(None, "partial", p)?;
+            r.input_at(None, "partial", p, self.locations.path(p))?;
         }
         Ok(r)
     }
 
-    /// Merges and returns the report.
+    /// Merges the partial files and returns the report.
     pub fn compute(&self) -> Result<Report, Error> {
+        self.compute_from(&self.read_parts()?)
+    }
+
+    /// The report of the merge of `parts` (`(name, totals)`, one per shard).
+    pub fn compute_from(&self, parts: &[(String, Totals)]) -> Result<Report, Error> {
+        let suspect = self.merge_parts(parts)?;
+        let shards = parts.first().map_or(0, |(_, t)| t.shard_count);
+        let recorder = self.recorder(&suspect, shards)?;
         let totals = AuditTotals {
-            suspect: self.merge()?,
+            suspect,
             reference: None,
         };
-        Ok(finish_audit(
-            self.recorder()?,
-            &self.profile,
-            &totals,
-            self.alpha,
-        ))
+        Ok(finish_audit(recorder, &self.profile, &totals, self.alpha))
     }
+}
+
+/// Recomputes a merged report from the corpus files: every shard's audit
+/// run again (same settings, key and files), then merged as `audit merge`
+/// did. A forged partial changes the merged numbers, so it is a mismatch.
+fn recompute_merge(report: &Report, keys: &[KeyFile], files: &Files<'_>) -> Result<Report, Error> {
+    files.only(&["tokenizer", "model", "filter", "input", "partial"])?;
+    let p: MergeParameters = parameters(report)?;
+    if p.shards == 0 || p.shards > MAX_SHARDS {
+        return Err(Error::Recipe(format!(
+            "audit merge: {} shards (a merged report records 1 to {MAX_SHARDS})",
+            p.shards
+        )));
+    }
+    let locations = files.locations()?;
+    let corpus = CorpusRecipe {
+        settings: AuditSettings {
+            alpha: p.alpha,
+            null_keys: p.null_keys,
+            null_seed: p.null_seed,
+            field: p.field,
+        },
+        lab: single(report, keys)?,
+        tokenizer: files.one("tokenizer")?,
+        model: files.one("model")?,
+        filter_from: files.role("filter"),
+        reference: Vec::new(),
+        inputs: files.role("input"),
+        locations: locations.clone(),
+    };
+    attribution::check_levels(p.alpha, p.null_keys)?;
+    let lab = corpus.lab.lab()?;
+    let binding = corpus.binding()?;
+    let mut parts = Vec::new();
+    for i in 0..p.shards {
+        let shard = Shard::new(i, p.shards).expect("index below a count of at least 1");
+        let config = corpus.config(corpus.tokenizer(&mut |_| {})?, shard);
+        let mut totals = provmark_audit::corpus::run(&lab, &config, &Silent)?.suspect;
+        totals.binding = Some(binding.clone());
+        parts.push((format!("shard {i}/{}", p.shards), totals));
+    }
+    MergeRecipe {
+        alpha: p.alpha,
+        profile: corpus.lab.profile.clone(),
+        profile_name: "profile 0".into(),
+        parts: files.role("partial"),
+        locations,
+    }
+    .compute_from(&parts)
 }
 
 /// The verifier's files sorted by the roles the report records for them.
@@ -496,15 +632,32 @@ struct Files<'a> {
 }
 
 impl Files<'_> {
-    /// The given files whose recorded role is `role`, in report order.
+    /// The recorded names of the inputs whose role is `role`, in report
+    /// order (each is read from the verifier's file, see [`Files::locations`]).
     fn role(&self, role: &str) -> Vec<String> {
         self.report
             .inputs
             .iter()
-            .zip(self.given)
-            .filter(|(entry, _)| entry.role == role)
-            .map(|(_, path)| path.display().to_string())
+            .filter(|entry| entry.role == role)
+            .map(|entry| entry.name.clone())
             .collect()
+    }
+
+    /// Each recorded name placed at the verifier's file for it: inputs are
+    /// bound by SHA-256, not by path (spec/report.md §4), so the names
+    /// (record ids, formats) stay the recorded ones. Two entries of one
+    /// name must be one file.
+    fn locations(&self) -> Result<Locations, Error> {
+        let mut at = Locations::new();
+        for (entry, path) in self.report.inputs.iter().zip(self.given) {
+            if !at.insert(&entry.name, path) {
+                return Err(Error::Recipe(format!(
+                    "inputs[{}]: the name {:?} is recorded for two different files",
+                    entry.index, entry.name
+                )));
+            }
+        }
+        Ok(at)
     }
 
     /// At most one file of `role`.
@@ -586,9 +739,10 @@ fn single<'a>(report: &Report, keys: &'a [KeyFile]) -> Result<Keyed<'a>, Error> 
 /// verifier's keys and files (each already checked against the report):
 /// the command, its parameters and its input roles must be ones this
 /// version records, else [`Error::Recipe`] / [`Error::Parameters`] /
-/// [`Error::UnknownCommand`]. Nothing is executed, written or fetched
-/// beyond what the computation itself reads (the default model's tokenizer
-/// is fetched when a report used it and it is not cached).
+/// [`Error::UnknownCommand`]. Nothing is executed, written or fetched, and
+/// only the given files are read, each under the name the report records
+/// (inputs are bound by SHA-256, not path); a report made with the default
+/// model's tokenizer needs it cached ([`Error::DefaultModelNotCached`]).
 pub fn recompute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Report, Error> {
     let api = report.command.name == "audit api";
     if api != report.collection.is_some() {
@@ -619,6 +773,17 @@ fn compute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Repo
         report,
         given: inputs,
     };
+    let tokenizer_given = report
+        .inputs
+        .iter()
+        .any(|e| e.role == "tokenizer" || e.role == "model");
+    let uses_default = matches!(
+        report.command.name.as_str(),
+        "detect" | "audit corpus" | "audit api"
+    ) && !tokenizer_given;
+    if uses_default && !provmark_audit::tokenizer::default_model_cached() {
+        return Err(Error::DefaultModelNotCached);
+    }
     match report.command.name.as_str() {
         "detect" => {
             files.only(&["tokenizer", "model", "input"])?;
@@ -635,6 +800,7 @@ fn compute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Repo
                 tokenizers: files.role("tokenizer"),
                 model: files.one("model")?,
                 inputs: files.role("input"),
+                locations: files.locations()?,
             }
             .compute()
         }
@@ -648,6 +814,7 @@ fn compute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Repo
                 filter_from: files.role("filter"),
                 reference: files.role("reference"),
                 inputs: files.role("input"),
+                locations: files.locations()?,
             }
             .compute()
         }
@@ -660,24 +827,11 @@ fn compute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Repo
                 reference_model: files.one("reference_model")?,
                 texts: files.role("input"),
                 prompts: files.one("prompts")?,
+                locations: files.locations()?,
             }
             .compute()
         }
-        "audit merge" => {
-            files.only(&["partial"])?;
-            let p: MergeParameters = parameters(report)?;
-            let [entry] = report.profiles.as_slice() else {
-                return Err(Error::Recipe("audit merge takes one profile".into()));
-            };
-            MergeRecipe {
-                alpha: p.alpha,
-                profile: Profile::from_json(&entry.profile)
-                    .map_err(|source| Error::InvalidProfile { index: 0, source })?,
-                profile_name: "profile 0".into(),
-                parts: files.role("partial"),
-            }
-            .compute()
-        }
+        "audit merge" => recompute_merge(report, keys, &files),
         other => Err(Error::UnknownCommand {
             name: other.to_string(),
         }),

@@ -52,6 +52,12 @@ impl Recorder {
         self.parameters.insert(name.replace('-', "_"), json_value);
     }
 
+    /// A parameter recorded under `name` but not replayed (a merge's
+    /// settings come from its partials, not from its command line).
+    pub fn parameter(&mut self, name: &str, json_value: Value) {
+        self.parameters.insert(name.to_string(), json_value);
+    }
+
     /// A boolean switch: recorded always, replayed when set.
     pub fn switch(&mut self, name: &str, on: bool) {
         if on {
@@ -77,10 +83,23 @@ impl Recorder {
     /// Errors: [`Error::StandardInput`] for `-`; [`Error::Open`] /
     /// [`Error::Read`] when the file cannot be read.
     pub fn input(&mut self, flag: Option<&str>, role: &str, path: &str) -> Result<(), Error> {
-        if path == "-" {
+        self.input_at(flag, role, path, Path::new(path))
+    }
+
+    /// As [`Recorder::input`] for the input named `name` whose bytes are
+    /// read from `path` (a verifier's copy): the name is recorded, the
+    /// digest is of `path`'s bytes.
+    pub fn input_at(
+        &mut self,
+        flag: Option<&str>,
+        role: &str,
+        name: &str,
+        path: &Path,
+    ) -> Result<(), Error> {
+        if name == "-" || path == Path::new("-") {
             return Err(Error::StandardInput);
         }
-        let digest = file_sha256(Path::new(path))?;
+        let digest = file_sha256(path)?;
         let n = self.inputs.len();
         if let Some(f) = flag {
             self.replay.push(format!("--{f}"));
@@ -89,7 +108,7 @@ impl Recorder {
         self.inputs.push(InputEntry {
             index: n,
             role: role.to_string(),
-            name: path.to_string(),
+            name: name.to_string(),
             sha256: digest.hex(),
             bytes: digest.bytes,
         });
@@ -124,6 +143,69 @@ impl Recorder {
             key_id: profile.key_id().to_string(),
             key_commitment: None,
         });
+    }
+
+    /// A profile with its key's commitment only (a merge holds no key but
+    /// its shards were made under one): replayed as `--profile @profile:N`.
+    pub fn profile_committed(&mut self, profile: &Profile, key_commitment: &str) {
+        let n = self.profiles.len();
+        self.replay.push("--profile".into());
+        self.replay.push(format!("@profile:{n}"));
+        self.profiles.push(ProfileEntry {
+            profile: profile.to_json(),
+            digest: profile.digest(),
+            key_id: profile.key_id().to_string(),
+            key_commitment: Some(key_commitment.to_string()),
+        });
+    }
+
+    /// A file the computation depends on but this command did not read
+    /// (a merge's corpus, known from its shards' bindings): recorded with
+    /// the given digest and length, not replayed.
+    ///
+    /// Errors: [`Error::Recipe`] when `sha256` is not 64 lowercase hex digits.
+    pub fn input_recorded(
+        &mut self,
+        role: &str,
+        name: &str,
+        sha256: &str,
+        bytes: u64,
+    ) -> Result<(), Error> {
+        let mut leaf = [0u8; 32];
+        let hex = sha256.as_bytes();
+        let valid = hex.len() == 64 && hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !valid {
+            return Err(Error::Recipe(format!(
+                "{name}: SHA-256 {sha256:?} is not 64 hex digits"
+            )));
+        }
+        for (i, byte) in leaf.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&sha256[2 * i..2 * i + 2], 16).expect("hex checked");
+        }
+        self.inputs.push(InputEntry {
+            index: self.inputs.len(),
+            role: role.to_string(),
+            name: name.to_string(),
+            sha256: sha256.to_string(),
+            bytes,
+        });
+        self.leaves.push(leaf);
+        Ok(())
+    }
+
+    /// The parameters recorded so far (name → typed value).
+    pub fn parameters(&self) -> &Map<String, Value> {
+        &self.parameters
+    }
+
+    /// The inputs recorded so far, in order.
+    pub fn inputs(&self) -> &[InputEntry] {
+        &self.inputs
+    }
+
+    /// The profiles recorded so far, in order.
+    pub fn profiles(&self) -> &[ProfileEntry] {
+        &self.profiles
     }
 
     /// The digest of a tokenizer the command used (recorded once).

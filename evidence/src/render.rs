@@ -31,7 +31,14 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
+
+/// The page's Content-Security-Policy: nothing is fetched or run (no
+/// scripts, no remote images, fonts or frames); only the inline style and
+/// the inline SVG charts apply.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'";
 
 fn num(v: &Value) -> String {
     match v.as_f64() {
@@ -286,7 +293,9 @@ fn token_view(
 /// after the key and the files are checked against the report.
 ///
 /// Errors: [`Error::Edited`] when the content does not hash to its digest
-/// (an edited report is never rendered); for the token view
+/// (an edited report is never rendered), [`Error::Content`] /
+/// [`Error::InvalidProfile`] when a member is not of its kind
+/// ([`crate::validate::validate`]); for the token view
 /// [`Error::NotTheKey`], [`Error::RenderInputCount`], [`Error::NotTheInput`],
 /// or a failure to read or tokenize the texts.
 pub fn render_html(
@@ -297,11 +306,12 @@ pub fn render_html(
     if !report.digest_matches() {
         return Err(Error::Edited { action: "render" });
     }
+    crate::validate::validate(report)?;
     let (sentence, class) = headline(report);
     let mut page = String::new();
     let _ = write!(
         page,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>provmark evidence: {}</title><style>{STYLE}</style></head><body>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"Content-Security-Policy\" content=\"{CONTENT_SECURITY_POLICY}\"><title>provmark evidence: {}</title><style>{STYLE}</style></head><body>",
         esc(name)
     );
     let _ = write!(

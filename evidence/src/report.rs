@@ -212,13 +212,57 @@ pub fn parse(text: &str, name: &str) -> Result<Report, Error> {
     })
 }
 
-/// Reads a report file and checks its format (see [`parse`]).
-pub fn read(path: &Path) -> Result<Report, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+/// The largest report file read: 256 MiB (a detect report of about a
+/// million texts). A larger file is refused before it is parsed.
+pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+
+/// A report file's text, read at most [`MAX_REPORT_BYTES`].
+///
+/// Errors: [`Error::Read`] (unreadable, not UTF-8), [`Error::TooLarge`].
+pub fn read_text(path: &Path) -> Result<String, Error> {
+    use std::io::Read as _;
+    let read = |source| Error::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse(&text, &path.display().to_string())
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_REPORT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_REPORT_BYTES,
+        });
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+}
+
+/// Where the file `text` first differs from the canonical bytes of the
+/// `report` parsed from it (spec/report.md §1): `None` when it is exactly
+/// [`Report::canonical_file`]. A duplicated member (a parser keeps the
+/// last, a reader sees the first), other member order or whitespace all
+/// differ.
+pub fn canonical_offset(text: &str, report: &Report) -> Option<usize> {
+    let canonical = report.canonical_file();
+    let (a, b) = (text.as_bytes(), canonical.as_bytes());
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    (common != a.len() || a.len() != b.len()).then_some(common)
+}
+
+/// Reads a report file that must be in canonical form (what `render` and
+/// `sign` accept): [`read_text`], [`parse`], then [`Error::NotCanonical`]
+/// when the bytes are not the canonical form of the content.
+pub fn read(path: &Path) -> Result<Report, Error> {
+    let text = read_text(path)?;
+    let name = path.display().to_string();
+    let report = parse(&text, &name)?;
+    if let Some(offset) = canonical_offset(&text, &report) {
+        return Err(Error::NotCanonical { name, offset });
+    }
+    Ok(report)
 }
 
 /// Writes a report in canonical form: its JCS bytes and one line feed.

@@ -57,6 +57,11 @@ pub type Recompute<'a> = dyn Fn(&Report, &[KeyFile], &[PathBuf]) -> Result<Repor
 pub enum Difference {
     /// The content hashes to `computed`, not to the `recorded` digest.
     Digest { computed: String, recorded: String },
+    /// The file's bytes are not the canonical form of its content (spec/report.md
+    /// §1): a duplicated, reordered or re-spaced member, so that a reader of
+    /// the file may see other values than the ones verified. `offset` is the
+    /// first byte that differs.
+    NotCanonical { offset: usize },
     /// A signer was required but the report is unsigned.
     Unsigned,
     /// The signature does not hold.
@@ -103,6 +108,19 @@ impl Difference {
             Difference::KeyCommitment { .. } | Difference::InputDigest { .. }
         )
     }
+
+    /// Whether this difference is about the report's own integrity (its
+    /// bytes, digest or signature): nothing is recomputed from such a report.
+    pub fn is_about_integrity(&self) -> bool {
+        matches!(
+            self,
+            Difference::NotCanonical { .. }
+                | Difference::Digest { .. }
+                | Difference::Unsigned
+                | Difference::Signature(_)
+                | Difference::ProfileDigest { .. }
+        )
+    }
 }
 
 fn short(v: &Value) -> String {
@@ -122,6 +140,12 @@ impl fmt::Display for Difference {
                 f,
                 "digest: the report's content hashes to {computed}, not its recorded {recorded} \
                  (it was edited after it was made)"
+            ),
+            Difference::NotCanonical { offset } => write!(
+                f,
+                "file: not the canonical bytes of its content (RFC 8785; first difference at byte \
+                 {offset}): a duplicated, reordered or re-spaced member can show a reader other \
+                 values than the ones verified"
             ),
             Difference::Unsigned => write!(f, "signature: none, but --signer was given"),
             Difference::Signature(e) => write!(f, "signature: {e}"),
@@ -160,7 +184,7 @@ impl fmt::Display for Difference {
             Difference::Field { path, .. } => write!(f, "{path}"),
             Difference::NotRecomputed => write!(
                 f,
-                "computation: not recomputed (the key or the inputs differ)"
+                "computation: not recomputed (the report's integrity, the key or the inputs fail)"
             ),
             Difference::NotRecomputable { reason } => write!(
                 f,
@@ -182,6 +206,10 @@ pub struct VerifyOutcome {
     /// The public key (hex) of a signature that verified; `None`: unsigned,
     /// or the signature does not hold.
     pub signer: Option<String>,
+    /// The members taken as recorded, which no recomputation checks (by
+    /// JSON path: `tool`, `run`, and each member of an API audit's
+    /// `collection`): only a signature vouches for them.
+    pub not_recomputed: Vec<String>,
 }
 
 impl VerifyOutcome {
@@ -297,7 +325,19 @@ pub fn verify(
     signer: Option<&str>,
     recompute: &Recompute<'_>,
 ) -> Result<VerifyOutcome, Error> {
-    let mut problems = Vec::new();
+    verify_with(Vec::new(), report, keys, inputs, signer, recompute)
+}
+
+/// [`verify`] after the differences already `found` in the file.
+fn verify_with(
+    found: Vec<Difference>,
+    report: &Report,
+    keys: &[PathBuf],
+    inputs: &[PathBuf],
+    signer: Option<&str>,
+    recompute: &Recompute<'_>,
+) -> Result<VerifyOutcome, Error> {
+    let mut problems = found;
     let recorded = report.digest.clone();
     let computed = report.computed_digest();
     if computed != recorded {
@@ -344,7 +384,9 @@ pub fn verify(
         key_files.push(key);
     }
     problems.extend(input_differences(report, inputs)?);
-    let given_ok = !problems.iter().any(Difference::is_about_given);
+    let given_ok = !problems
+        .iter()
+        .any(|d| d.is_about_given() || d.is_about_integrity());
     if given_ok {
         match recompute(report, &key_files, inputs) {
             Ok(new) => {
@@ -377,5 +419,39 @@ pub fn verify(
         differences: problems,
         recomputed: given_ok,
         signer: signed_by,
+        not_recomputed: not_recomputed(report),
     })
+}
+
+/// The members of `report` no recomputation reproduces, by JSON path.
+fn not_recomputed(report: &Report) -> Vec<String> {
+    let mut members: Vec<String> = NOT_RECOMPUTED.iter().map(|m| m.to_string()).collect();
+    members.push("run".into());
+    if let Some(Value::Object(c)) = &report.collection {
+        members.extend(c.keys().map(|k| format!("collection.{k}")));
+    }
+    members
+}
+
+/// Reads the report file at `path` and verifies it ([`verify`]), first
+/// requiring that the file holds exactly the canonical bytes of its content
+/// ([`Difference::NotCanonical`] otherwise: a parser keeps the last of two
+/// equal members while a reader sees the first).
+///
+/// Errors: as [`crate::read_text`] and [`crate::parse`], then as [`verify`].
+pub fn verify_file(
+    path: &Path,
+    keys: &[PathBuf],
+    inputs: &[PathBuf],
+    signer: Option<&str>,
+    recompute: &Recompute<'_>,
+) -> Result<VerifyOutcome, Error> {
+    let text = crate::report::read_text(path)?;
+    let report = crate::parse(&text, &path.display().to_string())?;
+    // Nothing is recomputed from a file whose bytes are not its content.
+    let found = crate::report::canonical_offset(&text, &report)
+        .map(|offset| Difference::NotCanonical { offset })
+        .into_iter()
+        .collect();
+    verify_with(found, &report, keys, inputs, signer, recompute)
 }

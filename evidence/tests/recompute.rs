@@ -60,6 +60,7 @@ fn lab() -> Lab {
 
 fn detect<'a>(lab: &'a Lab) -> DetectRecipe<'a> {
     DetectRecipe {
+        locations: Default::default(),
         alpha: 1e-6,
         field: "text".into(),
         max_record_bytes: 1 << 20,
@@ -76,6 +77,7 @@ fn detect<'a>(lab: &'a Lab) -> DetectRecipe<'a> {
 
 fn corpus<'a>(lab: &'a Lab) -> CorpusRecipe<'a> {
     CorpusRecipe {
+        locations: Default::default(),
         settings: AuditSettings {
             alpha: 0.01,
             null_keys: 99,
@@ -125,44 +127,95 @@ fn detect_and_audit_reports_verify_in_process() {
     assert_eq!(report.results["key_swap"]["keys"], 99);
 }
 
-#[test]
-fn merged_shards_verify_from_their_partial_files() {
-    let lab = lab();
-    let recipe = corpus(&lab);
+/// Writes the partial of each of `n` shards of `recipe`'s audit.
+fn shard_partials(lab: &Lab, recipe: &CorpusRecipe<'_>, n: u32, tag: &str) -> Vec<String> {
     let mut parts = Vec::new();
-    for i in 0..3 {
+    for i in 0..n {
         let config = recipe.config(
             recipe.tokenizer(&mut |_| {}).unwrap(),
-            Shard::new(i, 3).unwrap(),
+            Shard::new(i, n).unwrap(),
         );
-        let totals = provmark_audit::corpus::run(
+        let mut totals = provmark_audit::corpus::run(
             &recipe.lab.lab().unwrap(),
             &config,
             &provmark_audit::Silent,
         )
-        .unwrap();
-        let path = lab.path(&format!("part{i}.json"));
-        std::fs::write(&path, serde_json::to_string(&totals.suspect).unwrap()).unwrap();
+        .unwrap()
+        .suspect;
+        totals.binding = Some(recipe.binding().unwrap());
+        let path = lab.path(&format!("{tag}{i}.json"));
+        std::fs::write(&path, serde_json::to_string(&totals).unwrap()).unwrap();
         parts.push(path);
     }
-    let merge = MergeRecipe {
+    parts
+}
+
+fn merge_of(lab: &Lab, parts: Vec<String>) -> MergeRecipe {
+    MergeRecipe {
         alpha: 0.01,
         profile: lab.profile.clone(),
         profile_name: "lab.profile.json".into(),
         parts,
-    };
-    let report = merge.compute().unwrap();
-    let out = verified(&lab, &report);
-    assert!(out.matched(), "{:?}", out.differences);
-    // The merged statistic is the whole corpus's (the reference aside).
-    let whole = CorpusRecipe {
+        locations: Default::default(),
+    }
+}
+
+#[test]
+fn merged_shards_verify_from_the_corpus_files() {
+    let lab = lab();
+    // Shards take no reference (the CLI refuses --reference with --shard).
+    let recipe = CorpusRecipe {
         reference: Vec::new(),
         ..corpus(&lab)
-    }
-    .compute()
-    .unwrap();
+    };
+    let parts = shard_partials(&lab, &recipe, 3, "part");
+    let report = merge_of(&lab, parts.clone()).compute().unwrap();
+    // The merged report binds the key and the corpus files, not only the partials.
+    assert!(report.profiles[0].key_commitment.is_some());
+    let roles: Vec<&str> = report.inputs.iter().map(|i| i.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "tokenizer",
+            "filter",
+            "input",
+            "partial",
+            "partial",
+            "partial"
+        ]
+    );
+    assert_eq!(report.parameters["shards"], 3);
+    let out = verified(&lab, &report);
+    assert!(out.matched(), "{:?}", out.differences);
+    // The merged statistic is the whole corpus's.
+    let whole = recipe.compute().unwrap();
     assert_eq!(report.results["statistic"], whole.results["statistic"]);
     assert_eq!(report.results["key_swap"], whole.results["key_swap"]);
+
+    // The handed case: 3,000 added to one shard's statistic turned plain
+    // text into "attributed". The merge adds it up, but the report is
+    // recomputed from the corpus files, so verification names the lie.
+    let text = std::fs::read_to_string(&parts[1]).unwrap();
+    let mut forged: serde_json::Value = serde_json::from_str(&text).unwrap();
+    forged["statistic"] = json!(forged["statistic"].as_f64().unwrap() + 3000.0);
+    std::fs::write(&parts[1], forged.to_string()).unwrap();
+    let report = merge_of(&lab, parts.clone()).compute().unwrap();
+    let out = verified(&lab, &report);
+    let paths: Vec<String> = out.differences.iter().map(|d| d.to_string()).collect();
+    assert!(
+        paths.iter().any(|p| p.starts_with("results.statistic:")),
+        "{paths:?}"
+    );
+
+    // A shard of another corpus (same counts or not) is refused by the merge.
+    let other = CorpusRecipe {
+        inputs: vec![lab.path("more.jsonl")],
+        ..recipe
+    };
+    let mut mixed = shard_partials(&lab, &other, 3, "other");
+    mixed[1] = parts[1].clone();
+    let e = merge_of(&lab, mixed).compute().unwrap_err();
+    assert!(e.to_string().contains("come from different audits"), "{e}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use provmark_evidence::{
     parse, verify, AuditorKey, Difference, Error, KeyFile, Report, SignatureError,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -26,11 +26,12 @@ fn load(name: &str) -> (String, Report) {
     (text, report)
 }
 
-const REPORTS: [&str; 4] = [
+const REPORTS: [&str; 5] = [
     "detect.json",
     "audit.json",
     "audit-signed.json",
     "merged.json",
+    "legacy-merged.json",
 ];
 
 #[test]
@@ -156,19 +157,33 @@ fn verify_names_an_edited_digest_and_the_recomputed_field() {
     assert!(
         matches!(&out.differences[0], Difference::Digest { recorded, .. } if *recorded == original.digest)
     );
+    // An edited report is never recomputed (spec/report.md §4).
+    assert_eq!(out.differences[1], Difference::NotRecomputed);
+    assert_eq!(out.differences.len(), 2);
+    assert_eq!(calls.get(), 0);
     let recorded_p = original.results["texts"][3]["log10_p"].clone();
+    // Once the digest is fixed, the recomputation names the member.
+    let mut fixed = forged.clone();
+    redigest(&mut fixed);
+    let out = verify(
+        &fixed,
+        &keys,
+        &inputs,
+        None,
+        &giving(original.clone(), &calls),
+    )
+    .unwrap();
     assert_eq!(
-        out.differences[1],
-        Difference::Field {
+        out.differences,
+        [Difference::Field {
             path: "results.texts[3].log10_p".into(),
             recorded: Some(json!(-42.0)),
             recomputed: Some(recorded_p.clone()),
-        }
+        }]
     );
-    assert!(out.differences[1].to_string().starts_with(&format!(
+    assert!(out.differences[0].to_string().starts_with(&format!(
         "results.texts[3].log10_p: -42.0 ≠ recomputed {recorded_p}"
     )));
-    assert_eq!(out.differences.len(), 2);
 
     // A forger who fixes the digest: only the recomputation catches it; a
     // member only one side has is named by its path.
@@ -244,8 +259,16 @@ fn verify_checks_keys_and_files_before_recomputing() {
         &giving(edited.clone(), &calls),
     )
     .unwrap();
-    assert_eq!(out.differences, [Difference::ProfileDigest { index: 0 }]);
-    assert_eq!(calls.get(), 1);
+    // A profile that lost its digest is the report's own integrity: nothing
+    // is recomputed from it.
+    assert_eq!(
+        out.differences,
+        [
+            Difference::ProfileDigest { index: 0 },
+            Difference::NotRecomputed
+        ]
+    );
+    assert_eq!(calls.get(), 0);
     // Counts that do not fit: the check cannot run.
     let e = verify(&report, &[], &inputs, None, &never).unwrap_err();
     assert!(matches!(
@@ -290,7 +313,10 @@ fn verify_checks_the_signature_and_the_signer() {
     let out = verify(&signed, &keys, &inputs, Some(&other), &same).unwrap();
     assert!(matches!(
         &out.differences[..],
-        [Difference::Signature(SignatureError::WrongSigner { .. })]
+        [
+            Difference::Signature(SignatureError::WrongSigner { .. }),
+            Difference::NotRecomputed
+        ]
     ));
     // A forged input digest with a fixed digest: the signature fails, and
     // the file no longer matches.
@@ -313,7 +339,10 @@ fn verify_checks_the_signature_and_the_signer() {
     // Unsigned, but a signer required.
     let (_, unsigned) = load("audit.json");
     let out = verify(&unsigned, &keys, &inputs, Some(&public), &same).unwrap();
-    assert_eq!(out.differences, [Difference::Unsigned]);
+    assert_eq!(
+        out.differences,
+        [Difference::Unsigned, Difference::NotRecomputed]
+    );
     assert_eq!(out.signer, None);
     assert_eq!(
         out.differences[0].to_string(),
@@ -322,21 +351,26 @@ fn verify_checks_the_signature_and_the_signer() {
 }
 
 #[test]
-fn merged_reports_need_no_key() {
-    let (_, merged) = load("merged.json");
+fn merged_reports_of_unbound_partials_are_not_recomputable() {
+    // Before partials bound their key and files (format 1), a merged report
+    // recorded only the partials: anyone could edit one and sum again. Such
+    // a report is said plainly not to be recomputable, never a MATCH.
+    let (_, merged) = load("legacy-merged.json");
     assert_eq!(merged.keyed_profiles().count(), 0);
-    assert!(merged.profiles[0].key_commitment.is_none());
-    let same =
-        |r: &Report, _: &[KeyFile], _: &[PathBuf]| -> Result<Report, Error> { Ok(r.clone()) };
     let out = verify(
         &merged,
         &[],
-        &[data("part0.json"), data("part1.json")],
+        &[data("legacy-part0.json"), data("legacy-part1.json")],
         None,
-        &same,
+        &provmark_evidence::recompute,
     )
     .unwrap();
-    assert!(out.matched(), "{:?}", out.differences);
+    assert!(!out.matched());
+    assert!(
+        matches!(&out.differences[..], [Difference::NotRecomputable { reason }] if reason.contains("parameters")),
+        "{:?}",
+        out.differences
+    );
 }
 
 #[cfg(feature = "html")]
@@ -362,17 +396,10 @@ mod render {
         // The fixture's reference text holds <b> and & in its name only if
         // given so; every value from the report is escaped whatever it holds.
         let hostile = "<script>alert(1)</script><img src=http://x/>";
+        // Free text (names, ids, the field parameter) is escaped.
         let mut crafted = audit.clone();
-        crafted.results["texts"] = json!(hostile);
-        crafted.results["scored"] = json!(hostile);
-        crafted.results["key_swap"]["keys"] = json!(hostile);
-        crafted.results["reference"]["filtered_out"] = json!(hostile);
-        crafted.profiles[0].profile["context"] = json!(hostile);
-        crafted.profiles[0].key_id = hostile.into();
         crafted.inputs[0].name = hostile.into();
-        crafted.inputs[0].role = hostile.into();
         crafted.parameters.insert("field".into(), json!(hostile));
-        crafted.command.name = hostile.into();
         redigest(&mut crafted);
         let html = render_html(&crafted, hostile, None).unwrap();
         assert!(
@@ -381,16 +408,52 @@ mod render {
         );
         assert!(html.contains("&lt;script&gt;"));
         let (_, mut detect) = load("detect.json");
-        detect.results["texts"][0]["tokens"] = json!(hostile);
-        detect.results["texts"][0]["scored"] = json!(hostile);
         detect.results["texts"][0]["id"] = json!(hostile);
-        detect.decision["not_detected"] = json!(hostile);
         redigest(&mut detect);
         let html = render_html(&detect, "d", None).unwrap();
         assert!(
             !html.contains("<script") && !html.contains("<img"),
             "{html}"
         );
+        // Text where the format has numbers, words or fixed forms is not a
+        // report provmark makes: refused, whatever the escaping would do.
+        type Edit = fn(&mut Report, Value);
+        let numeric: [(&str, Edit); 8] = [
+            ("results.texts", |r, v| r.results["texts"] = v),
+            ("results.scored", |r, v| r.results["scored"] = v),
+            ("results.key_swap.keys", |r, v| {
+                r.results["key_swap"]["keys"] = v
+            }),
+            ("results.reference.filtered_out", |r, v| {
+                r.results["reference"]["filtered_out"] = v
+            }),
+            ("profiles[0]", |r, v| {
+                r.profiles[0].key_id = v.as_str().unwrap().into()
+            }),
+            ("inputs[0].role", |r, v| {
+                r.inputs[0].role = v.as_str().unwrap().into()
+            }),
+            ("command.name", |r, v| {
+                r.command.name = v.as_str().unwrap().into()
+            }),
+            ("decision.verdict", |r, v| r.decision["verdict"] = v),
+        ];
+        for (path, set) in numeric {
+            let mut crafted = audit.clone();
+            set(&mut crafted, json!(hostile));
+            redigest(&mut crafted);
+            match render_html(&crafted, "a", None) {
+                Err(Error::Content { path: p, .. }) => assert_eq!(p, path),
+                other => panic!("{path}: {:?}", other.map(|_| ())),
+            }
+        }
+        let mut crafted = audit.clone();
+        crafted.profiles[0].profile["context"] = json!(hostile);
+        redigest(&mut crafted);
+        assert!(matches!(
+            render_html(&crafted, "a", None),
+            Err(Error::InvalidProfile { .. })
+        ));
     }
 
     #[test]

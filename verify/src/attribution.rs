@@ -13,7 +13,7 @@ use crate::corpus::{key_swap_null, score_tuples, DistinctTuples, Shard};
 use crate::detect::{null_test, Detector, TestResult};
 
 /// The `format` member of a partial (per-shard) audit result.
-pub const PARTIAL_FORMAT: &str = "provmark-audit-partial/1";
+pub const PARTIAL_FORMAT: &str = "provmark-audit-partial/2";
 
 /// Errors of the attribution step. Messages name the parameter or the
 /// partial file; they never contain key material.
@@ -59,8 +59,9 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// A partial result of another format version.
-    #[error("{name}: format {found:?}, expected {PARTIAL_FORMAT:?}")]
+    /// A partial result of another format version (version 1 partials bind
+    /// neither their files nor their key: made again with this version).
+    #[error("{name}: format {found:?}, expected {PARTIAL_FORMAT:?} (run the shard again with this version)")]
     Format {
         /// The partial's name.
         name: String,
@@ -80,7 +81,7 @@ pub enum Error {
     /// Two partials that cannot belong to one sharded audit.
     #[error(
         "{name} and {first} come from different audits \
-         (shard count, inputs, filter or null keys differ)"
+         (their key, files, settings, shard count or counts differ)"
     )]
     DifferentAudits {
         /// The partial that differs.
@@ -115,6 +116,12 @@ pub enum Error {
     /// Nothing to merge.
     #[error("no partial results to merge")]
     NoPartials,
+    /// A partial without its binding (key commitment, settings, files).
+    #[error("{name}: the partial does not say which key, settings and files it was made from")]
+    Unbound {
+        /// The partial's name.
+        name: String,
+    },
 }
 
 /// The most null keys an audit takes (p floor 1e-7): bounds the work and
@@ -226,6 +233,40 @@ pub struct Totals {
     pub null_seed: u64,
     /// The statistic under each null key, in key order.
     pub null_statistics: Vec<f64>,
+    /// What the shard's audit read and how (spec/report.md §6): set in a
+    /// partial file, `None` in an unsharded run's totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
+}
+
+/// What binds a partial result to its audit: the key (by commitment), the
+/// settings that change a result, and every file read, by SHA-256. Shards
+/// of one audit have equal bindings, and a merged report records the files
+/// so that it can be recomputed from them (spec/report.md §6).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// The key's commitment (SPEC §2).
+    pub key_commitment: String,
+    /// The corpus audit's recorded parameters other than `alpha`
+    /// (`null_keys`, `null_seed`, `field`), as in its report.
+    pub parameters: serde_json::Map<String, serde_json::Value>,
+    /// The files the audit read, in its order, as a report's `inputs`.
+    pub inputs: Vec<BoundInput>,
+}
+
+/// One file a sharded audit read.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BoundInput {
+    /// Its role (`tokenizer`, `model`, `filter`, `input`).
+    pub role: String,
+    /// Its name as given.
+    pub name: String,
+    /// Hex SHA-256 of its bytes.
+    pub sha256: String,
+    /// Its length.
+    pub bytes: u64,
 }
 
 impl Totals {
@@ -258,6 +299,7 @@ impl Totals {
             statistic: observed.statistic,
             null_seed: null.seed,
             null_statistics: swap.statistics,
+            binding: None,
         })
     }
 
@@ -304,8 +346,18 @@ pub fn merge(parts: &[(String, Totals)], digest: &str, profile: &str) -> Result<
     }
     let count = first.shard_count;
     let mut seen = vec![false; count as usize];
+    let Some(binding) = &first.binding else {
+        return Err(Error::Unbound {
+            name: first_name.clone(),
+        });
+    };
     for (name, t) in parts {
+        if t.binding.is_none() {
+            return Err(Error::Unbound { name: name.clone() });
+        }
         let same = t.shard_count == count
+            && t.binding.as_ref() == Some(binding)
+            && t.key_id == first.key_id
             && t.null_seed == first.null_seed
             && t.null_statistics.len() == first.null_statistics.len()
             && t.texts == first.texts
@@ -335,10 +387,14 @@ pub fn merge(parts: &[(String, Totals)], digest: &str, profile: &str) -> Result<
             count,
         });
     }
-    let mut total = first.clone();
+    // Summed in shard order, so that the merged numbers do not depend on
+    // the order the partials were given in (floating-point sums).
+    let mut ordered: Vec<&Totals> = parts.iter().map(|(_, t)| t).collect();
+    ordered.sort_by_key(|t| t.shard_index);
+    let mut total = ordered[0].clone();
     total.shard_index = 0;
     total.shard_count = 1;
-    for (_, t) in &parts[1..] {
+    for t in &ordered[1..] {
         total.distinct_tuples += t.distinct_tuples;
         total.filtered_out += t.filtered_out;
         total.scored += t.scored;
@@ -540,6 +596,16 @@ mod tests {
             statistic,
             null_seed: 0,
             null_statistics: nulls,
+            binding: Some(Binding {
+                key_commitment: "c".into(),
+                parameters: Map::new(),
+                inputs: vec![BoundInput {
+                    role: "input".into(),
+                    name: "answers.jsonl".into(),
+                    sha256: "00".repeat(32),
+                    bytes: 10,
+                }],
+            }),
         }
     }
 
@@ -735,6 +801,17 @@ mod tests {
         let mut p = shards(2);
         p[1].1.texts += 1;
         assert!(matches!(run(&p), Err(Error::DifferentAudits { .. })));
+        // A shard of another corpus with matching counts, or made under
+        // another key, is not a shard of this audit.
+        let mut p = shards(2);
+        p[1].1.binding.as_mut().unwrap().inputs[0].sha256 = "11".repeat(32);
+        assert!(matches!(run(&p), Err(Error::DifferentAudits { .. })));
+        let mut p = shards(2);
+        p[0].1.binding.as_mut().unwrap().key_commitment = "d".into();
+        assert!(matches!(run(&p), Err(Error::DifferentAudits { .. })));
+        let mut p = shards(2);
+        p[1].1.binding = None;
+        assert!(matches!(run(&p), Err(Error::Unbound { name }) if name == "part1"));
         let mut p = shards(2);
         p[0].1.profile_digest = "sha256:other".into();
         let e = run(&p).unwrap_err();

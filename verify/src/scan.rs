@@ -12,7 +12,9 @@ use serde_json::{json, Map, Value};
 
 use crate::decision::{FamilyDecision, ProfileOutcome, Verdict};
 use crate::detect::Detector;
-use crate::input::{InputFormat, ReadOptions, Record, RecordReader, DEFAULT_MAX_RECORD_BYTES};
+use crate::input::{
+    InputFormat, Locations, ReadOptions, Record, RecordReader, DEFAULT_MAX_RECORD_BYTES,
+};
 use crate::stats::PValue;
 use crate::tokenize::TextTokenizer;
 use crate::window::best_window;
@@ -71,6 +73,8 @@ pub struct DetectConfig {
     /// Texts read and scored per parallel batch (bounds memory; 0 counts
     /// as 1). Results do not depend on it.
     pub batch: usize,
+    /// Where inputs are read when not at their names (a verifier's files).
+    pub locations: Locations,
 }
 
 impl DetectConfig {
@@ -87,6 +91,7 @@ impl DetectConfig {
             window_min: DEFAULT_WINDOW_MIN,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             batch: DEFAULT_BATCH,
+            locations: Locations::new(),
         }
     }
 
@@ -359,12 +364,14 @@ pub fn run<E: From<ScanError>>(
         } else {
             InputFormat::guess(name)
         };
-        let reader = RecordReader::open(name, format, options.clone()).map_err(|source| {
-            ScanError::Open {
-                name: name.clone(),
-                source,
-            }
-        })?;
+        let path = config.locations.path(name);
+        let reader =
+            RecordReader::open_at(name, path, format, options.clone()).map_err(|source| {
+                ScanError::Open {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
         let mut reader = reader.peekable();
         while reader.peek().is_some() {
             let mut batch: Vec<Record> = Vec::new();

@@ -280,6 +280,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
             };
             let key = a.common.key()?;
             let recipe = CorpusRecipe {
+                locations: Default::default(),
                 settings: a.common.settings(),
                 lab: a.common.keyed(&key)?,
                 tokenizer: shown(&a.tokenizer),
@@ -293,6 +294,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
         AuditCommand::Weights(a) => {
             let key = a.common.key()?;
             let recipe = WeightsRecipe {
+                locations: Default::default(),
                 settings: a.common.settings(),
                 lab: a.common.keyed(&key)?,
                 suspect: a.suspect.display().to_string(),
@@ -326,6 +328,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 profile: Profile::load(&a.profile)?,
                 profile_name: a.profile.display().to_string(),
                 parts: a.parts.iter().map(|p| p.display().to_string()).collect(),
+                locations: Default::default(),
             };
             audit::merge(recipe, Output::new(a.json, a.report))
         }

@@ -100,6 +100,7 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
     }
     let shown = |paths: &[PathBuf]| paths.iter().map(|p| p.display().to_string()).collect();
     let recipe = DetectRecipe {
+        locations: Default::default(),
         alpha: args.alpha,
         field: args.field,
         max_record_bytes: args.max_record_bytes,

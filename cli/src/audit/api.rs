@@ -26,6 +26,7 @@ fn recorder(
     };
     let answers = |name: &str| c.out.join(name).display().to_string();
     let recipe = CorpusRecipe {
+        locations: Default::default(),
         settings,
         lab,
         tokenizer,

@@ -247,7 +247,9 @@ pub fn corpus(
     let (errors, alpha) = (totals.unreadable(), recipe.settings.alpha);
     match partial {
         Some(path) => {
-            let text = serde_json::to_string(&totals.suspect)? + "\n";
+            let mut shard_totals = totals.suspect.clone();
+            shard_totals.binding = Some(recipe.binding()?);
+            let text = serde_json::to_string(&shard_totals)? + "\n";
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!(
@@ -263,11 +265,13 @@ pub fn corpus(
 }
 
 pub fn merge(recipe: MergeRecipe, out: Output) -> Result<ExitCode> {
+    let parts = recipe.read_parts()?;
+    let shards = parts.first().map_or(0, |(_, t)| t.shard_count);
     let totals = AuditTotals {
         suspect: recipe.merge()?,
         reference: None,
     };
-    let recorder = out.recorder(|| recipe.recorder())?;
+    let recorder = out.recorder(|| recipe.recorder(&totals.suspect, shards))?;
     out.conclude(
         &recipe.profile,
         &totals,

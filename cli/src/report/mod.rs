@@ -21,10 +21,9 @@ pub fn verify(
     signer: Option<&str>,
     json: bool,
 ) -> Result<ExitCode> {
-    let report = provmark_evidence::read(path)?;
     let name = path.display().to_string();
-    let outcome = provmark_evidence::verify(
-        &report,
+    let outcome = provmark_evidence::verify_file(
+        path,
         keys,
         inputs,
         signer,
@@ -53,15 +52,39 @@ pub fn verify(
     if json {
         println!(
             "{}",
-            json!({"report": name, "digest": recorded, "result": if matched {"MATCH"} else {"MISMATCH"}, "differences": problems})
+            json!({
+                "report": name,
+                "digest": recorded,
+                "result": if matched {"MATCH"} else {"MISMATCH"},
+                "differences": problems,
+                "recomputed": outcome.recomputed,
+                "signer": outcome.signer,
+                "not_recomputed": outcome.not_recomputed,
+            })
         );
     } else if matched {
         println!("MATCH  {name}");
-        println!("digest {recorded}");
+        println!("digest          {recorded}");
+        match &outcome.signer {
+            Some(key) => println!("signed by       ed25519 {key}"),
+            None => println!(
+                "signed by       nobody (unsigned: anyone can write such a report; give --signer \
+                 to require the auditor's key)"
+            ),
+        }
         println!(
-            "recomputed from {} input(s) and {} key(s): every recorded field agrees",
+            "recomputed      from {} input(s) and {} key(s): every recomputed member agrees",
             inputs.len(),
             keys.len()
+        );
+        println!(
+            "not recomputed  {} (taken as recorded{})",
+            outcome.not_recomputed.join(", "),
+            if outcome.signer.is_some() {
+                "; the signer vouches for them"
+            } else {
+                "; nothing vouches for them"
+            }
         );
     } else {
         println!("MISMATCH  {name}");
