@@ -292,3 +292,65 @@ fn free_text_is_escaped_and_the_page_runs_nothing() {
     )));
     assert!(CONTENT_SECURITY_POLICY.starts_with("default-src 'none'"));
 }
+
+#[test]
+fn a_forged_replay_line_is_never_run() {
+    // The handed case (replay_injection.sh): a re-digested report whose
+    // replay line is an API audit sending the verifier's environment
+    // secret to the forger's address and writing into the forger's folder.
+    let lab = lab();
+    let mut report = detect_report(&lab);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}/v1", listener.local_addr().unwrap());
+    let pwned = lab.dir.path().join("replay_pwned");
+    std::env::set_var("VERIFIER_SECRET_FOR_TEST", "s3cr3t-env-value");
+    report.command.replay = [
+        "audit",
+        "api",
+        "--endpoint",
+        &endpoint,
+        "--model",
+        "m",
+        "--prompts",
+        "@input:0",
+        "--out",
+        &pwned.display().to_string(),
+        "--api-key-env",
+        "VERIFIER_SECRET_FOR_TEST",
+        "--retries",
+        "0",
+        "--null-keys",
+        "19",
+        "--alpha",
+        "0.05",
+        "--profile",
+        "@profile:0",
+        "--key",
+        "@key:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    report.digest = report.computed_digest();
+    let given: Vec<PathBuf> = report
+        .inputs
+        .iter()
+        .map(|i| i.name.clone().into())
+        .collect();
+    let out = verify(&report, &[lab.key_file()], &given, None, &recompute).unwrap();
+    // Recomputed from the typed content: the replay line is merely a
+    // member that no longer matches the parameters.
+    assert!(out.recomputed);
+    let lines: Vec<String> = out.differences.iter().map(|d| d.to_string()).collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("command.replay:"),
+        "{lines:?}"
+    );
+    assert!(!lines[0].contains("s3cr3t"));
+    // Nobody called the forger's address, nothing was written there.
+    assert!(matches!(
+        listener.accept(),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    ));
+    assert!(!pwned.exists());
+}

@@ -83,7 +83,10 @@ def main():
     schema = json.loads((pathlib.Path(__file__).parent.parent / "report.schema.json").read_text())
     jsonschema.validate(report, schema)
     problems = []
-    if raw != jcs(report) + "\n" and "signature" not in report:
+    # Every report file, signed or not, is exactly its canonical bytes
+    # (spec/report.md §1): json.loads keeps the last of two equal members,
+    # so a duplicated member shows up here as a difference.
+    if raw != jcs(report) + "\n":
         problems.append("the file is not in RFC 8785 canonical form")
     body = {k: v for k, v in report.items() if k not in UNDIGESTED}
     digest = "sha256:" + hashlib.sha256(jcs(body).encode("utf-8")).hexdigest()
