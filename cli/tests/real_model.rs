@@ -810,3 +810,53 @@ fn audit_api_attributes_a_watermarked_server_beside_a_clean_reference() {
     );
     assert!(!d.join("rep.json").exists() && !d.join("audit-rep").exists());
 }
+
+#[test]
+fn verification_never_downloads_the_default_model() {
+    // A detect report made with the default model's tokenizer: verifying
+    // it where the model is not cached refuses (exit 2) instead of
+    // fetching it (spec/report.md §4: verification contacts no network).
+    let lab = lab();
+    let d = lab.path();
+    std::fs::write(
+        d.join("t.jsonl"),
+        "{\"text\": \"A few words written by hand for the test.\"}\n",
+    )
+    .unwrap();
+    ok(provmark(
+        d,
+        &[
+            "detect",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--report",
+            "r.json",
+            "t.jsonl",
+        ],
+    ));
+    let verify = |home: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_provmark"));
+        c.current_dir(d).args([
+            "report", "verify", "r.json", "--key", "lab.key", "--inputs", "t.jsonl",
+        ]);
+        if let Some(h) = home {
+            c.env("PROVMARK_HOME", h).env("PATH", "/nonexistent");
+        }
+        c.output().unwrap()
+    };
+    assert!(String::from_utf8_lossy(&verify(None).stdout).starts_with("MATCH"));
+    let empty = tempfile::tempdir().unwrap();
+    let out = verify(Some(empty.path()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("provmark model fetch") && err.contains("never contacts the network"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(empty.path()).unwrap().next().is_none(),
+        "wrote into the cache"
+    );
+}
