@@ -483,16 +483,19 @@ fn token_section(report: &Report, view: &TokenView<'_>) -> Result<String, Error>
         if rec.role != "input" || shown >= view.max_texts {
             continue;
         }
-        let name = path.display().to_string();
+        // Read under the recorded name (ids, format), from the given file.
+        let name = &rec.name;
         let format = if jsonl {
             InputFormat::Jsonl
         } else {
-            InputFormat::guess(&name)
+            InputFormat::guess(name)
         };
         let reader =
-            RecordReader::open(&name, format, options.clone()).map_err(|source| Error::Open {
-                path: path.clone(),
-                source,
+            RecordReader::open_at(name, path, format, options.clone()).map_err(|source| {
+                Error::Open {
+                    path: path.clone(),
+                    source,
+                }
             })?;
         for r in reader {
             if shown >= view.max_texts {
