@@ -108,6 +108,10 @@ pub struct Record {
     /// absent in records written before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<bool>,
+    /// The run's seed ([`GenerateConfig::seed`]) that [`Record::seed`] is
+    /// derived from; absent in records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_seed: Option<u64>,
     /// Sample number, from 0.
     pub sample: usize,
     /// The settings the answer was drawn with (after the policy).
@@ -363,7 +367,8 @@ impl RunSettings {
             }
         }
         let seed = answer_seed(self.seed, id, sample as usize);
-        if line.get("seed").and_then(Value::as_u64) != Some(seed) {
+        if line.get("run_seed").is_none() && line.get("seed").and_then(Value::as_u64) != Some(seed)
+        {
             found.insert(
                 "seed".into(),
                 line.get("seed").cloned().unwrap_or(Value::Null),
@@ -468,6 +473,7 @@ pub fn run(
     fields.insert("model_sha256".into(), Value::from(rt.sha256()));
     fields.insert("precision".into(), Value::from(precision));
     fields.insert("raw".into(), Value::from(config.raw));
+    fields.insert("run_seed".into(), Value::from(config.seed));
     fields.insert(
         "sampling".into(),
         serde_json::to_value(&sampling).expect("sampling settings serialise"),
@@ -570,6 +576,7 @@ pub fn run(
             profile_digest: profile_digest.clone(),
             prompt_tokens: a.prompt_tokens,
             raw: Some(config.raw),
+            run_seed: Some(config.seed),
             sample: *sample,
             sampling: sampling.clone(),
             seed: *seed,
@@ -602,6 +609,48 @@ pub fn run(
         tokens,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The run seed ([`Record::run_seed`]) of the first record of the output
+/// file `out`, so that a rerun without `--seed` resumes with the seed the
+/// file was written with; `None` when the file is missing, empty, or its
+/// first record predates the field.
+///
+/// Errors: the file cannot be read ([`GenerateError::Jsonl`]), its first
+/// record is not JSON ([`GenerateError::NotARecord`]).
+pub fn recorded_seed(out: &Path) -> Result<Option<u64>, GenerateError> {
+    use std::io::BufRead;
+    let read = |source| {
+        GenerateError::Jsonl(JsonlError::Read {
+            path: out.to_path_buf(),
+            source,
+        })
+    };
+    let file = match std::fs::File::open(out) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read(e)),
+    };
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(read)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            // An interrupted first line: nothing recorded yet.
+            Err(e) if e.is_eof() => return Ok(None),
+            Err(source) => {
+                return Err(GenerateError::NotARecord {
+                    path: out.to_path_buf(),
+                    line: i + 1,
+                    source,
+                })
+            }
+        };
+        return Ok(v.get("run_seed").and_then(Value::as_u64));
+    }
+    Ok(None)
 }
 
 /// Reads the records of an output file (blank lines skipped); errors name
@@ -658,6 +707,7 @@ mod tests {
             profile_digest: Some("sha256:ab".into()),
             prompt_tokens: 7,
             raw: None,
+            run_seed: None,
             sample: 1,
             sampling: RecordSampling {
                 max_tokens,
