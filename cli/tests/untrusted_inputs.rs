@@ -241,6 +241,36 @@ fn key_files_group_or_others_may_read_draw_a_warning() {
     assert!(!e.contains(lab.key_hex()), "never the key");
     let out = run(d, &["key", "info", "--key", "lab.key"]);
     assert!(stderr(&out).contains("mode 0644"), "{}", stderr(&out));
+
+    // The auditor's signing key (report keygen) too.
+    let out = detect(d, &["--report", "r.json", "t.txt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(d, &["report", "keygen", "--out", "auditor.ed25519"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sign = [
+        "report",
+        "sign",
+        "r.json",
+        "--signing-key",
+        "auditor.ed25519",
+    ];
+    let out = run(d, &sign);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("UNPROTECTED"),
+        "report keygen writes 0600"
+    );
+    std::fs::set_permissions(
+        d.join("auditor.ed25519"),
+        std::fs::Permissions::from_mode(0o604),
+    )
+    .unwrap();
+    let out = run(d, &sign);
+    assert!(
+        stderr(&out).contains("UNPROTECTED KEY FILE auditor.ed25519: mode 0604"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn tiny() -> PathBuf {

@@ -381,7 +381,7 @@ impl RunSettings {
                 )),
             );
         }
-        (!found.is_empty()).then(|| (Value::Object(found), Value::Object(wanted)))
+        (!found.is_empty()).then_some((Value::Object(found), Value::Object(wanted)))
     }
 }
 

@@ -232,7 +232,7 @@ pub fn parse_bounded(
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(&line).map_err(|source| PromptError::NotJson {
+        let v: Value = serde_json::from_str(line).map_err(|source| PromptError::NotJson {
             path: path(),
             line: n,
             source,

@@ -331,8 +331,13 @@ fn a_rerun_with_other_settings_is_refused_naming_the_fields() {
     );
     let e = refused(&serving, GenerateConfig { seed: 8, ..base() });
     assert!(
-        e.contains("(--seed 8, id, sample)") && !e.contains("sampling"),
+        e.contains("({\"run_seed\":7})") && e.contains("({\"run_seed\":8})"),
         "{e}"
+    );
+    assert_eq!(generate::recorded_seed(&out).unwrap(), Some(7));
+    assert_eq!(
+        generate::recorded_seed(&dir.join("none.jsonl")).unwrap(),
+        None
     );
     let e = refused(
         &serving,
@@ -377,15 +382,32 @@ fn a_rerun_with_other_settings_is_refused_naming_the_fields() {
     let mut v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     v.as_object_mut().unwrap().remove("precision");
     v.as_object_mut().unwrap().remove("raw");
+    v.as_object_mut().unwrap().remove("run_seed");
     std::fs::write(&old, format!("{v}\n")).unwrap();
     let s = generate::run(
         &serving,
         &prompts,
-        &GenerateConfig { out: old, ..base() },
+        &GenerateConfig {
+            out: old.clone(),
+            ..base()
+        },
         &mut |_| {},
     )
     .unwrap();
     assert_eq!(s.answers, 0);
+    assert_eq!(generate::recorded_seed(&old).unwrap(), None);
+    // ... and their seed is still checked, through the answer's own seed.
+    let other_seed = GenerateConfig {
+        out: old,
+        seed: 9,
+        ..base()
+    };
+    let e = generate::run(&serving, &prompts, &other_seed, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(e, GenerateError::OtherSettings { line: 1, .. })
+            && e.to_string().contains("answer_seed(--seed 9, id, sample)"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -33,8 +33,9 @@ pub fn exposure_warning(path: &Path) -> Option<String> {
         if mode & 0o077 != 0 {
             let shown = path.display();
             return Some(format!(
-                "warning: UNPROTECTED KEY FILE {shown}: mode {mode:04o} lets group or others read it; \
-                 anyone who reads the key can forge or strip the watermark. Run: chmod 600 {shown}"
+                "warning: UNPROTECTED KEY FILE {shown}: mode {mode:04o} lets group or others read \
+                 a secret key (whoever reads a watermark key can forge or strip the mark). \
+                 Run: chmod 600 {shown}"
             ));
         }
         None
