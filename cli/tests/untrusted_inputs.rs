@@ -373,4 +373,26 @@ fn an_endless_prompt_file_is_refused() {
         "{}",
         stderr(&out)
     );
+    // An endless --out is not resumed (it would be read for ever).
+    std::fs::write(dir.path().join("p.jsonl"), "{\"prompt\": \"Hi\"}\n").unwrap();
+    let out = run_within(
+        dir.path(),
+        &[
+            "generate",
+            "--no-watermark",
+            "--model",
+            &tiny,
+            "--prompts",
+            "p.jsonl",
+            "--out",
+            "/dev/zero",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/dev/zero is not a regular file"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -616,8 +616,9 @@ pub fn run(
 /// file was written with; `None` when the file is missing, empty, or its
 /// first record predates the field.
 ///
-/// Errors: the file cannot be read ([`GenerateError::Jsonl`]), its first
-/// record is not JSON ([`GenerateError::NotARecord`]).
+/// Errors: the file cannot be read or is not a regular file
+/// ([`GenerateError::Jsonl`]), its first record is not JSON
+/// ([`GenerateError::NotARecord`]).
 pub fn recorded_seed(out: &Path) -> Result<Option<u64>, GenerateError> {
     use std::io::BufRead;
     let read = |source| {
@@ -631,6 +632,11 @@ pub fn recorded_seed(out: &Path) -> Result<Option<u64>, GenerateError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(read(e)),
     };
+    if !file.metadata().map_err(read)?.is_file() {
+        return Err(GenerateError::Jsonl(JsonlError::NotAFile {
+            path: out.to_path_buf(),
+        }));
+    }
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(read)?;
         if line.trim().is_empty() {
