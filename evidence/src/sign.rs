@@ -68,6 +68,9 @@ impl AuditorKey {
     ///
     /// Errors: [`Error::ReadSigningKey`]; [`Error::SigningKey`] for a malformed file.
     pub fn load(path: &Path) -> Result<AuditorKey, Error> {
+        if let Some(warning) = provmark_watermark::exposure_warning(path) {
+            eprintln!("{warning}");
+        }
         let text = std::fs::read_to_string(path).map_err(|source| Error::ReadSigningKey {
             path: path.to_path_buf(),
             source,

@@ -7,6 +7,13 @@
 //! nothing it wrote. Each answer's seed is derived from the run's seed, the
 //! prompt id and the sample number ([`answer_seed`]), so answers are
 //! reproducible whatever the batch size, thread count or resume history.
+//!
+//! A rerun must use the settings the file was written with: each record
+//! carries them (profile, key id, model, served sampling settings and
+//! max tokens, precision, raw mode, its seed derived from the run's seed),
+//! and a rerun with other settings is refused naming the fields that
+//! differ ([`GenerateError::OtherSettings`]) rather than mixing them in
+//! one file.
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
@@ -17,12 +24,13 @@ use std::time::Instant;
 
 use provmark_watermark::{Applied, PolicyMode, SamplingConfig, SamplingPolicy};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::chat::Message;
 use crate::engine::{Event, Finish, Request};
 use crate::jsonl::{self, JsonlError};
+use crate::model::Precision;
 use crate::prompts::{Prompt, PromptBody};
 use crate::runtime::Runtime;
 use crate::serving::Serving;
@@ -87,10 +95,23 @@ pub struct Record {
     pub model: String,
     /// The model file's SHA-256, hex.
     pub model_sha256: String,
+    /// The precision the model ran at (`q8_0`, `as-stored`; see
+    /// [`precision_name`]); absent in records written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     /// The profile's digest; `None` (null) for a control run.
     pub profile_digest: Option<String>,
     /// Prompt length in tokens (chat template applied).
     pub prompt_tokens: usize,
+    /// Whether a plain-text prompt was sent as raw text (no chat template);
+    /// absent in records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<bool>,
+    /// The run's seed ([`GenerateConfig::seed`]) that [`Record::seed`] is
+    /// derived from; absent in records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_seed: Option<u64>,
     /// Sample number, from 0.
     pub sample: usize,
     /// The settings the answer was drawn with (after the policy).
@@ -222,6 +243,20 @@ pub enum GenerateError {
         /// The `profile_digest` it has, as JSON (`null` for a control run).
         found: Value,
     },
+    /// A line of the output was written with other settings than this
+    /// run's (another key, model, sampling settings, max tokens, precision,
+    /// raw mode or seed); only the fields that differ are named.
+    #[error("{}:{line}: this file was written with other settings ({found}), not this run's ({wanted}); rerun with those settings or use another --out", path.display())]
+    OtherSettings {
+        /// The output file.
+        path: PathBuf,
+        /// The line number.
+        line: usize,
+        /// The differing fields as the line has them (a JSON object).
+        found: String,
+        /// The same fields as this run would write them.
+        wanted: String,
+    },
     /// A prompt cannot be tokenized.
     #[error("{prompts}: prompt {id}")]
     Prompt {
@@ -294,11 +329,69 @@ pub fn encode(rt: &Runtime, prompt: &Prompt, raw: bool) -> Result<Vec<u32>, crat
     }
 }
 
+/// The name records give a precision: `q8_0` or `as-stored` (as
+/// `--precision` spells it).
+pub fn precision_name(precision: Precision) -> &'static str {
+    match precision {
+        Precision::Q8_0 => "q8_0",
+        Precision::AsStored => "as-stored",
+    }
+}
+
+/// The settings every record of one output file must share, as the
+/// records write them (JSON), and the run seed their seeds derive from.
+struct RunSettings {
+    fields: Map<String, Value>,
+    seed: u64,
+}
+
+impl RunSettings {
+    /// The fields of `line` (a record) that differ from this run's, as
+    /// (found, wanted) objects; fields a record written before they were
+    /// recorded lacks are not compared.
+    fn differences(&self, id: &str, sample: u64, line: &Value) -> Option<(Value, Value)> {
+        let (mut found, mut wanted) = (Map::new(), Map::new());
+        for (k, now) in &self.fields {
+            let Some(was) = line.get(k) else { continue };
+            if let (Value::Object(was), Value::Object(now)) = (was, now) {
+                for (sub, n) in now {
+                    let w = was.get(sub).cloned().unwrap_or(Value::Null);
+                    if w != *n {
+                        found.insert(format!("{k}.{sub}"), w);
+                        wanted.insert(format!("{k}.{sub}"), n.clone());
+                    }
+                }
+            } else if was != now {
+                found.insert(k.clone(), was.clone());
+                wanted.insert(k.clone(), now.clone());
+            }
+        }
+        let seed = answer_seed(self.seed, id, sample as usize);
+        if line.get("run_seed").is_none() && line.get("seed").and_then(Value::as_u64) != Some(seed)
+        {
+            found.insert(
+                "seed".into(),
+                line.get("seed").cloned().unwrap_or(Value::Null),
+            );
+            wanted.insert(
+                "seed".into(),
+                Value::from(format!(
+                    "answer_seed(--seed {}, id, sample) = {seed}",
+                    self.seed
+                )),
+            );
+        }
+        (!found.is_empty()).then_some((Value::Object(found), Value::Object(wanted)))
+    }
+}
+
 /// Reads what an earlier run wrote to `out`: the (id, sample) pairs done.
 /// A missing file is an empty one; an incomplete last line is cut off.
+/// Lines written under another profile or with other settings are refused.
 fn resume(
     out: &Path,
     profile_digest: &Value,
+    settings: &RunSettings,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<HashSet<(String, u64)>, GenerateError> {
     let mut done = HashSet::new();
@@ -333,6 +426,14 @@ fn resume(
                 found: v["profile_digest"].clone(),
             });
         }
+        if let Some((found, wanted)) = settings.differences(id, sample, &v) {
+            return Err(GenerateError::OtherSettings {
+                path: out.to_path_buf(),
+                line: i + 1,
+                found: found.to_string(),
+                wanted: wanted.to_string(),
+            });
+        }
         done.insert((id.to_string(), sample));
     }
     Ok(done)
@@ -357,7 +458,32 @@ pub fn run(
     let profile_digest = serving.profile.as_ref().map(|p| p.digest());
     let key_id = serving.profile.as_ref().map(|p| p.key_id().to_string());
     let digest_value = profile_digest.clone().map_or(Value::Null, Value::from);
-    let done = resume(&config.out, &digest_value, progress)?;
+    let sampling = RecordSampling {
+        max_tokens: config.max_tokens,
+        temperature: f64::from(sampling_config.temperature()),
+        top_k: sampling_config.top_k(),
+        top_p: f64::from(sampling_config.top_p()),
+    };
+    let precision = precision_name(rt.model.precision());
+    let mut fields = Map::new();
+    fields.insert(
+        "key_id".into(),
+        key_id.clone().map_or(Value::Null, Value::from),
+    );
+    fields.insert("model_sha256".into(), Value::from(rt.sha256()));
+    fields.insert("precision".into(), Value::from(precision));
+    fields.insert("raw".into(), Value::from(config.raw));
+    fields.insert("run_seed".into(), Value::from(config.seed));
+    fields.insert(
+        "sampling".into(),
+        serde_json::to_value(&sampling).expect("sampling settings serialise"),
+    );
+    fields.insert("watermark".into(), Value::from(serving.profile.is_some()));
+    let settings = RunSettings {
+        fields,
+        seed: config.seed,
+    };
+    let done = resume(&config.out, &digest_value, &settings, progress)?;
     let context = rt.model.config().context;
     let mut jobs = Vec::new();
     for p in prompts {
@@ -417,12 +543,6 @@ pub fn run(
     let started = Instant::now();
     let mut tokens = 0u64;
     let mut failed = 0usize;
-    let sampling = RecordSampling {
-        max_tokens: config.max_tokens,
-        temperature: f64::from(sampling_config.temperature()),
-        top_k: sampling_config.top_k(),
-        top_p: f64::from(sampling_config.top_p()),
-    };
     for (index, answer) in rx {
         let Some(a) = answer else {
             tokens += 1;
@@ -452,8 +572,11 @@ pub fn run(
             marked_tokens: Some(a.marked_tokens),
             model: serving.model_name.clone(),
             model_sha256: rt.sha256().to_string(),
+            precision: Some(precision.to_string()),
             profile_digest: profile_digest.clone(),
             prompt_tokens: a.prompt_tokens,
+            raw: Some(config.raw),
+            run_seed: Some(config.seed),
             sample: *sample,
             sampling: sampling.clone(),
             seed: *seed,
@@ -486,6 +609,54 @@ pub fn run(
         tokens,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The run seed ([`Record::run_seed`]) of the first record of the output
+/// file `out`, so that a rerun without `--seed` resumes with the seed the
+/// file was written with; `None` when the file is missing, empty, or its
+/// first record predates the field.
+///
+/// Errors: the file cannot be read or is not a regular file
+/// ([`GenerateError::Jsonl`]), its first record is not JSON
+/// ([`GenerateError::NotARecord`]).
+pub fn recorded_seed(out: &Path) -> Result<Option<u64>, GenerateError> {
+    use std::io::BufRead;
+    let read = |source| {
+        GenerateError::Jsonl(JsonlError::Read {
+            path: out.to_path_buf(),
+            source,
+        })
+    };
+    let file = match std::fs::File::open(out) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read(e)),
+    };
+    if !file.metadata().map_err(read)?.is_file() {
+        return Err(GenerateError::Jsonl(JsonlError::NotAFile {
+            path: out.to_path_buf(),
+        }));
+    }
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(read)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            // An interrupted first line: nothing recorded yet.
+            Err(e) if e.is_eof() => return Ok(None),
+            Err(source) => {
+                return Err(GenerateError::NotARecord {
+                    path: out.to_path_buf(),
+                    line: i + 1,
+                    source,
+                })
+            }
+        };
+        return Ok(v.get("run_seed").and_then(Value::as_u64));
+    }
+    Ok(None)
 }
 
 /// Reads the records of an output file (blank lines skipped); errors name
@@ -538,8 +709,11 @@ mod tests {
             marked_tokens: None,
             model: "m.gguf".into(),
             model_sha256: "00".into(),
+            precision: None,
             profile_digest: Some("sha256:ab".into()),
             prompt_tokens: 7,
+            raw: None,
+            run_seed: None,
             sample: 1,
             sampling: RecordSampling {
                 max_tokens,

@@ -27,6 +27,13 @@ pub enum JsonlError {
         #[source]
         source: std::io::Error,
     },
+    /// The path is not a regular file (a directory, a device such as
+    /// `/dev/zero`, a pipe): it cannot be resumed or cut.
+    #[error("{} is not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// The incomplete last line cannot be cut off.
     #[error("cannot truncate {}", path.display())]
     Truncate {
@@ -65,6 +72,10 @@ pub fn dropped_line(path: &Path, bytes: u64) -> String {
 /// the last `\n`, left by an interrupted write. Returns the file, its
 /// complete lines and how many bytes were dropped; the caller decides
 /// whether to tell anyone.
+///
+/// Errors: the file cannot be opened, is not a regular file (e.g.
+/// `/dev/zero`, which would be read for ever), cannot be read or cut; each
+/// names the file.
 pub fn open_for_append(path: &Path) -> Result<Resumed, JsonlError> {
     let mut file = OpenOptions::new()
         .read(true)
@@ -79,6 +90,12 @@ pub fn open_for_append(path: &Path) -> Result<Resumed, JsonlError> {
         path: path.to_path_buf(),
         source,
     };
+    // Only a regular file has an end to read to (and a length to cut).
+    if !file.metadata().map_err(read)?.is_file() {
+        return Err(JsonlError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(read)?;
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -153,5 +170,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let e = open_for_append(&dir).unwrap_err();
         assert!(e.to_string().contains("a-directory"), "{e}");
+        #[cfg(target_os = "linux")]
+        {
+            let e = open_for_append(Path::new("/dev/zero")).unwrap_err();
+            assert!(matches!(e, JsonlError::NotAFile { .. }), "{e}");
+            assert_eq!(e.to_string(), "/dev/zero is not a regular file");
+        }
     }
 }

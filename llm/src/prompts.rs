@@ -2,13 +2,22 @@
 //! prompt per line, as `{"prompt": "..."}` or
 //! `{"messages": [{"role": .., "content": ..}]}`, with an optional `id`
 //! (string or number; default: the line number) unique within the file.
-//! Blank lines are skipped.
+//! Blank lines are skipped; a UTF-8 byte order mark at the start of the
+//! file is ignored. A line longer than [`MAX_PROMPT_LINE_BYTES`] or a NUL
+//! byte (a binary file) is refused while reading, so memory stays bounded
+//! by the line limit whatever the file holds.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use provmark_verify::input::{read_line_bounded, strip_bom, DEFAULT_MAX_RECORD_BYTES};
 use serde_json::Value;
+
+/// Longest prompt-file line read, in bytes: the record limit of every
+/// other reader ([`DEFAULT_MAX_RECORD_BYTES`], 4 MiB), far above any
+/// model's context.
+pub const MAX_PROMPT_LINE_BYTES: usize = DEFAULT_MAX_RECORD_BYTES;
 
 use crate::chat::Message;
 
@@ -56,6 +65,26 @@ pub enum PromptError {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// A line is longer than [`MAX_PROMPT_LINE_BYTES`].
+    #[error("{}:{line}: line longer than the {limit} byte limit", path.display())]
+    TooLong {
+        /// The file.
+        path: PathBuf,
+        /// The line number.
+        line: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The file holds a NUL byte: it is binary, not JSON Lines.
+    #[error("{}:{line}: binary file: NUL byte at byte offset {offset}", path.display())]
+    Binary {
+        /// The file.
+        path: PathBuf,
+        /// The line number.
+        line: usize,
+        /// The NUL byte's offset in the file.
+        offset: u64,
     },
     /// A line is not JSON.
     #[error("{}:{line}: not a JSON object", path.display())]
@@ -144,22 +173,66 @@ pub fn read(path: &Path) -> Result<Vec<Prompt>, PromptError> {
     parse(BufReader::new(file), path)
 }
 
-/// Parses prompt-file text from `reader`; `path` names it in errors.
+/// Parses prompt-file text from `reader`; `path` names it in errors. Lines
+/// are read with [`read_line_bounded`] at [`MAX_PROMPT_LINE_BYTES`].
 pub fn parse(reader: impl BufRead, path: &Path) -> Result<Vec<Prompt>, PromptError> {
+    parse_bounded(reader, path, MAX_PROMPT_LINE_BYTES)
+}
+
+/// [`parse`] with another line limit, in bytes.
+pub fn parse_bounded(
+    mut reader: impl BufRead,
+    path: &Path,
+    limit: usize,
+) -> Result<Vec<Prompt>, PromptError> {
     let mut prompts = Vec::new();
     let mut seen = HashSet::new();
-    for (i, line) in reader.lines().enumerate() {
-        let n = i + 1;
+    let mut buf = Vec::new();
+    let mut offset = 0u64;
+    let mut n = 0usize;
+    loop {
+        buf.clear();
         let path = || path.to_path_buf();
-        let line = line.map_err(|source| PromptError::Read {
+        let read =
+            read_line_bounded(&mut reader, limit, &mut buf, &mut offset).map_err(|source| {
+                PromptError::Read {
+                    path: path(),
+                    line: n + 1,
+                    source,
+                }
+            })?;
+        if read.consumed == 0 {
+            break;
+        }
+        n += 1;
+        if let Some(offset) = read.nul {
+            return Err(PromptError::Binary {
+                path: path(),
+                line: n,
+                offset,
+            });
+        }
+        if read.too_long {
+            return Err(PromptError::TooLong {
+                path: path(),
+                line: n,
+                limit,
+            });
+        }
+        let bytes = if n == 1 { strip_bom(&buf) } else { &buf[..] };
+        let line = std::str::from_utf8(bytes).map_err(|e| PromptError::Read {
             path: path(),
             line: n,
-            source,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
+        let line = line
+            .strip_suffix('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .unwrap_or(line);
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(&line).map_err(|source| PromptError::NotJson {
+        let v: Value = serde_json::from_str(line).map_err(|source| PromptError::NotJson {
             path: path(),
             line: n,
             source,

@@ -278,3 +278,178 @@ fn watermarked_engines_check_the_tokenizer_and_never_mix_profiles() {
     );
     assert!(e.to_string().contains("another profile"), "{e}");
 }
+
+#[test]
+fn a_rerun_with_other_settings_is_refused_naming_the_fields() {
+    let dir = scratch("settings");
+    let prompts = prompts::parse(
+        "{\"id\": \"a\", \"prompt\": \"Hello\"}\n".as_bytes(),
+        Path::new("p"),
+    )
+    .unwrap();
+    let serving = Serving::start(&control(1, 4), &mut |_| {}).unwrap();
+    let out = dir.join("out.jsonl");
+    let base = || GenerateConfig {
+        samples: 1,
+        ..config(out.clone())
+    };
+    generate::run(&serving, &prompts, &base(), &mut |_| {}).unwrap();
+    let r = &generate::read_records(&out).unwrap()[0];
+    assert_eq!(r.precision.as_deref(), Some("q8_0"));
+    assert_eq!(r.raw, Some(false));
+    let before = std::fs::read(&out).unwrap();
+
+    let refused = |serving: &Serving, c: GenerateConfig| -> String {
+        let e = generate::run(serving, &prompts, &c, &mut |_| {}).unwrap_err();
+        assert!(
+            matches!(e, GenerateError::OtherSettings { line: 1, .. }),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), before, "nothing appended");
+        e.to_string()
+    };
+    let e = refused(
+        &serving,
+        GenerateConfig {
+            sampling: SamplingConfig::new(0.7, 0, 1.0).unwrap(),
+            max_tokens: 5,
+            ..base()
+        },
+    );
+    assert!(
+        e.contains("out.jsonl:1: this file was written with other settings"),
+        "{e}"
+    );
+    assert!(
+        e.contains("\"sampling.max_tokens\":12") && e.contains("\"sampling.temperature\":1.0"),
+        "{e}"
+    );
+    assert!(e.contains("\"sampling.max_tokens\":5"), "{e}");
+    assert!(
+        !e.contains("top_p") && !e.contains("seed"),
+        "only what differs: {e}"
+    );
+    let e = refused(&serving, GenerateConfig { seed: 8, ..base() });
+    assert!(
+        e.contains("({\"run_seed\":7})") && e.contains("({\"run_seed\":8})"),
+        "{e}"
+    );
+    assert_eq!(generate::recorded_seed(&out).unwrap(), Some(7));
+    assert_eq!(
+        generate::recorded_seed(&dir.join("none.jsonl")).unwrap(),
+        None
+    );
+    let e = refused(
+        &serving,
+        GenerateConfig {
+            raw: true,
+            ..base()
+        },
+    );
+    assert!(
+        e.contains("{\"raw\":false}") && e.contains("{\"raw\":true}"),
+        "{e}"
+    );
+    drop(serving);
+    let as_stored = ServingConfig {
+        precision: provmark_llm::model::Precision::AsStored,
+        ..control(1, 4)
+    };
+    let serving = Serving::start(&as_stored, &mut |_| {}).unwrap();
+    let e = refused(&serving, base());
+    assert!(
+        e.contains("{\"precision\":\"q8_0\"}") && e.contains("{\"precision\":\"as-stored\"}"),
+        "{e}"
+    );
+    drop(serving);
+
+    // The same settings resume; more samples are allowed.
+    let serving = Serving::start(&control(2, 1), &mut |_| {}).unwrap();
+    let s = generate::run(
+        &serving,
+        &prompts,
+        &GenerateConfig {
+            samples: 2,
+            ..base()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(s.answers, 1);
+    // Records written before precision and raw were recorded still resume.
+    let old = dir.join("old.jsonl");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("precision");
+    v.as_object_mut().unwrap().remove("raw");
+    v.as_object_mut().unwrap().remove("run_seed");
+    std::fs::write(&old, format!("{v}\n")).unwrap();
+    let s = generate::run(
+        &serving,
+        &prompts,
+        &GenerateConfig {
+            out: old.clone(),
+            ..base()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(s.answers, 0);
+    assert_eq!(generate::recorded_seed(&old).unwrap(), None);
+    // ... and their seed is still checked, through the answer's own seed.
+    let other_seed = GenerateConfig {
+        out: old,
+        seed: 9,
+        ..base()
+    };
+    let e = generate::run(&serving, &prompts, &other_seed, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(e, GenerateError::OtherSettings { line: 1, .. })
+            && e.to_string().contains("answer_seed(--seed 9, id, sample)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn prompt_files_are_read_with_bounded_lines() {
+    let p = Path::new("p.jsonl");
+    // A byte order mark at the start is ignored.
+    let got = prompts::parse(
+        "\u{feff}{\"id\": \"a\", \"prompt\": \"x\"}\r\n".as_bytes(),
+        p,
+    )
+    .unwrap();
+    assert_eq!(got[0].id, "a");
+    assert_eq!(got[0].body, PromptBody::Text("x".into()));
+    // A NUL byte: binary, refused at once (an endless one too).
+    let e = prompts::parse(std::io::BufReader::new(std::io::repeat(0)), p).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            PromptError::Binary {
+                line: 1,
+                offset: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "p.jsonl:1: binary file: NUL byte at byte offset 0"
+    );
+    // A line over the limit is refused without being held.
+    let long = format!(
+        "{{\"prompt\": \"x\"}}\n{{\"prompt\": \"{}\"}}\n",
+        "y".repeat(100)
+    );
+    let e = prompts::parse_bounded(long.as_bytes(), p, 50).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "p.jsonl:2: line longer than the 50 byte limit"
+    );
+    assert_eq!(prompts::MAX_PROMPT_LINE_BYTES, 4 << 20);
+    // Not UTF-8: the line is named.
+    let e = prompts::parse(&b"{\"prompt\": \"\xff\"}\n"[..], p).unwrap_err();
+    assert!(matches!(e, PromptError::Read { line: 1, .. }), "{e}");
+}

@@ -1,6 +1,12 @@
 //! Reading texts to detect: whole text files, standard input, or JSON Lines
 //! with one record per line. Problems are reported per record with file,
-//! line and field, so one bad line does not hide the others.
+//! line and field, so one bad line does not hide the others; an input that
+//! cannot be read further (a directory, an I/O error, a JSONL file holding a
+//! NUL byte, i.e. a binary file) ends with one error record naming it.
+//!
+//! Memory is bounded by [`ReadOptions::max_record_bytes`]: a reader never
+//! holds more than the limit plus one byte of a record, and skips an
+//! over-long JSONL line without keeping it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -9,8 +15,22 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-/// Default limit for one line or one text file: 64 MiB.
-pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 << 20;
+/// Default limit for one JSONL line or one text file, in bytes: 4 MiB.
+///
+/// Tokenizing a text takes about [`TOKENIZE_BYTES_PER_BYTE`] bytes of
+/// memory per byte of text, and each worker thread holds at most one record
+/// at a time, so the default bounds a thread at about 0.5 GB (measured:
+/// 0.51 GB peak resident for one 4 MiB text, 1.0 GB for two at 2 threads).
+/// Longer texts are refused, not split: splitting would change token ids at
+/// the cut (BPE merges and pre-tokenization see across it).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 4 << 20;
+
+/// Peak memory of tokenizing one text, in bytes per byte of text (measured
+/// with the default model's tokenizer on English text: about 120).
+pub const TOKENIZE_BYTES_PER_BYTE: usize = 125;
+
+/// The UTF-8 byte order mark, stripped from the start of a JSONL file.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// How an input is laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +68,8 @@ pub struct Record {
 pub struct ReadOptions {
     /// JSONL field holding the text.
     pub field: String,
-    /// Largest accepted line (JSONL) or file (text).
+    /// Largest accepted line (JSONL) or file (text), in bytes; at most
+    /// this plus one byte of a record is ever held.
     pub max_record_bytes: usize,
 }
 
@@ -97,17 +118,97 @@ impl Locations {
 }
 
 /// Streams the records of one input (`-` is standard input).
+///
+/// Never yields `Err`: a failure to read is an error record (see the module
+/// docs) after which the input ends. The `io::Result` item is kept for
+/// callers that collect with `?`.
 pub struct RecordReader {
     name: String,
     format: InputFormat,
     reader: Box<dyn BufRead + Send>,
     line: usize,
+    /// Bytes consumed so far (for the NUL byte's offset).
+    offset: u64,
     done: bool,
     options: ReadOptions,
 }
 
+/// What [`read_line_bounded`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineRead {
+    /// Bytes consumed, newline included (0 at the end of the input).
+    pub consumed: usize,
+    /// The line was longer than the limit; it was not kept (`buf` is empty).
+    pub too_long: bool,
+    /// Offset in the input (counted from `offset`) of a NUL byte; reading
+    /// stopped there, at the end of the chunk holding it.
+    pub nul: Option<u64>,
+}
+
+/// Reads one line (newline included) from `reader` into `buf`, never
+/// holding more than `limit` + 1 bytes of it: a longer line is consumed to
+/// its newline without being kept. Stops early at a chunk holding a NUL
+/// byte, which no text line holds (the input is binary: the caller should
+/// stop reading it). `offset` counts the input's bytes consumed so far and
+/// is advanced. Used by every reader of records and prompt files, so that
+/// the same limit means the same memory everywhere.
+///
+/// Errors: the reader's own.
+pub fn read_line_bounded(
+    reader: &mut dyn BufRead,
+    limit: usize,
+    buf: &mut Vec<u8>,
+    offset: &mut u64,
+) -> io::Result<LineRead> {
+    let mut read = LineRead {
+        consumed: 0,
+        too_long: false,
+        nul: None,
+    };
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(read);
+        }
+        let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..=i], true),
+            None => (available, false),
+        };
+        if let Some(i) = chunk.iter().position(|&b| b == 0) {
+            read.nul = Some(*offset + i as u64);
+        }
+        if !read.too_long && buf.len() + chunk.len() <= limit + 1 {
+            buf.extend_from_slice(chunk);
+        } else {
+            read.too_long = true;
+            buf.clear();
+        }
+        let n = chunk.len();
+        read.consumed += n;
+        *offset += n as u64;
+        reader.consume(n);
+        if found || read.nul.is_some() {
+            return Ok(read);
+        }
+    }
+}
+
+/// `line` without a leading UTF-8 byte order mark (for the first line of
+/// a JSONL file; editors on Windows write one).
+pub fn strip_bom(line: &[u8]) -> &[u8] {
+    line.strip_prefix(BOM).unwrap_or(line)
+}
+
+/// Whether `line` starts with a UTF-8 byte order mark.
+pub fn starts_with_bom(line: &[u8]) -> bool {
+    line.starts_with(BOM)
+}
+
 impl RecordReader {
     /// Opens `name` (a path, or `-` for stdin) in `format`.
+    ///
+    /// Errors: the file cannot be opened (missing, no permission). A
+    /// directory opens; reading it yields an error record.
     pub fn open(name: &str, format: InputFormat, options: ReadOptions) -> io::Result<RecordReader> {
         RecordReader::open_at(name, Path::new(name), format, options)
     }
@@ -144,16 +245,30 @@ impl RecordReader {
             format,
             reader,
             line: 0,
+            offset: 0,
             done: false,
             options,
         }
     }
 
-    fn read_whole(&mut self) -> io::Result<Record> {
+    /// The error record that ends an input which cannot be read further;
+    /// `here` is the file name, or `file:line` for JSONL.
+    fn unreadable(&mut self, here: String, e: &io::Error) -> Record {
+        self.done = true;
+        Record {
+            id: here.clone(),
+            text: Err(format!("{here}: cannot read: {e}")),
+            ids: None,
+        }
+    }
+
+    fn read_whole(&mut self) -> Record {
         self.done = true;
         let mut buf = Vec::new();
         let limit = self.options.max_record_bytes as u64;
-        (&mut self.reader).take(limit + 1).read_to_end(&mut buf)?;
+        if let Err(e) = (&mut self.reader).take(limit + 1).read_to_end(&mut buf) {
+            return self.unreadable(self.name.clone(), &e);
+        }
         let text = if buf.len() as u64 > limit {
             Err(format!(
                 "{}: larger than the {} byte limit (--max-record-bytes)",
@@ -168,68 +283,69 @@ impl RecordReader {
                 )
             })
         };
-        Ok(Record {
+        Record {
             id: self.name.clone(),
             text,
             ids: None,
-        })
-    }
-
-    /// Reads one line into `buf` without ever holding more than the limit;
-    /// returns (bytes consumed, whether it was too long).
-    fn read_line_bounded(&mut self, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
-        let limit = self.options.max_record_bytes;
-        let mut consumed = 0;
-        let mut too_long = false;
-        loop {
-            let available = self.reader.fill_buf()?;
-            if available.is_empty() {
-                return Ok((consumed, too_long));
-            }
-            let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
-                Some(i) => (&available[..=i], true),
-                None => (available, false),
-            };
-            if !too_long && buf.len() + chunk.len() <= limit + 1 {
-                buf.extend_from_slice(chunk);
-            } else {
-                too_long = true;
-                buf.clear();
-            }
-            let n = chunk.len();
-            consumed += n;
-            self.reader.consume(n);
-            if found {
-                return Ok((consumed, too_long));
-            }
         }
     }
 
-    fn next_jsonl(&mut self) -> io::Result<Option<Record>> {
+    fn next_jsonl(&mut self) -> Option<Record> {
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            let (consumed, too_long) = self.read_line_bounded(&mut buf)?;
-            if consumed == 0 {
+            let limit = self.options.max_record_bytes;
+            let read = match read_line_bounded(&mut *self.reader, limit, &mut buf, &mut self.offset)
+            {
+                Ok(read) => read,
+                Err(e) => {
+                    let here = format!("{}:{}", self.name, self.line + 1);
+                    return Some(self.unreadable(here, &e));
+                }
+            };
+            if read.consumed == 0 {
                 self.done = true;
-                return Ok(None);
+                return None;
             }
             self.line += 1;
             let here = format!("{}:{}", self.name, self.line);
-            if too_long {
-                return Ok(Some(Record {
+            if let Some(at) = read.nul {
+                // JSON never holds a raw NUL byte: this is not a text file
+                // (as ripgrep decides), so stop rather than skip through it.
+                self.done = true;
+                return Some(Record {
+                    id: here.clone(),
+                    text: Err(format!(
+                        "{here}: binary file: NUL byte at byte offset {at}; not read further"
+                    )),
+                    ids: None,
+                });
+            }
+            if read.too_long {
+                return Some(Record {
                     id: here.clone(),
                     text: Err(format!(
                         "{here}: line longer than the {} byte limit (--max-record-bytes)",
                         self.options.max_record_bytes
                     )),
                     ids: None,
-                }));
+                });
             }
-            if buf.iter().all(|b| b.is_ascii_whitespace()) {
+            let line = if self.line == 1 {
+                strip_bom(&buf)
+            } else {
+                &buf[..]
+            };
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
                 continue;
             }
-            return Ok(Some(parse_jsonl_line(&buf, &here, &self.options.field)));
+            let mut record = parse_jsonl_line(line, &here, &self.options.field);
+            if starts_with_bom(line) {
+                if let Err(e) = &mut record.text {
+                    e.push_str(" (the line starts with a UTF-8 byte order mark, allowed only at the start of the file)");
+                }
+            }
+            return Some(record);
         }
     }
 }
@@ -281,8 +397,8 @@ impl Iterator for RecordReader {
             return None;
         }
         match self.format {
-            InputFormat::Text => Some(self.read_whole()),
-            InputFormat::Jsonl => self.next_jsonl().transpose(),
+            InputFormat::Text => Some(Ok(self.read_whole())),
+            InputFormat::Jsonl => self.next_jsonl().map(Ok),
         }
     }
 }

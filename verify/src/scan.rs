@@ -2,7 +2,14 @@
 //! scores each against one or more profiles on all cores, and hands every
 //! text's typed result to a callback in input order. A text that cannot be
 //! read or tokenized is a result ([`TextResult::outcome`] is `Err`), not an
-//! abort; only failing to open or read an input stops the run.
+//! abort, and so is an input that cannot be read (a directory, an I/O
+//! error, a binary JSONL file: see [`crate::input`]); only failing to open
+//! an input stops the run.
+//!
+//! Memory: the texts of one batch (at most [`BATCH_BYTES`]) plus, per
+//! worker thread, the tokenization of one record: about
+//! [`crate::input::TOKENIZE_BYTES_PER_BYTE`] times its size, so at most that many times
+//! [`DetectConfig::max_record_bytes`] (0.5 GB at the default 4 MiB).
 
 use std::io;
 
@@ -68,7 +75,9 @@ pub struct DetectConfig {
     pub windows: bool,
     /// Shortest window, in scored tokens (at least 2 when `windows`).
     pub window_min: usize,
-    /// Largest accepted JSONL line or text file, in bytes.
+    /// Largest accepted JSONL line or text file, in bytes. Each worker
+    /// thread holds at most one record's tokenization, about
+    /// [`crate::input::TOKENIZE_BYTES_PER_BYTE`] times its size.
     pub max_record_bytes: usize,
     /// Texts read and scored per parallel batch (bounds memory; 0 counts
     /// as 1). Results do not depend on it.
@@ -345,9 +354,11 @@ pub enum ScanError {
 /// calls `on_result` with each text's result in input order; returns the
 /// counts per verdict. Texts are read in batches (see [`BATCH_BYTES`],
 /// [`DetectConfig::batch`]) and each batch is scored on all cores of the
-/// current rayon pool. Stops at the first input that cannot be opened or
-/// read ([`ScanError`], converted into `E`; results of the batch being read
-/// are then not delivered) or the first error of `on_result`.
+/// current rayon pool. An input that cannot be read (a directory, an I/O
+/// error, a binary JSONL file) gives one error result naming it and the
+/// run goes on with the next input. Stops at the first input that cannot
+/// be opened ([`ScanError::Open`], converted into `E`) or the first error
+/// of `on_result`.
 pub fn run<E: From<ScanError>>(
     config: &DetectConfig,
     inputs: &[String],

@@ -5,6 +5,7 @@
 //! never its contents.
 
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 use rand_core::{OsRng, TryRngCore};
@@ -15,6 +16,36 @@ use crate::{Error, SPEC_VERSION};
 
 /// Length of a key in bytes.
 pub const KEY_LEN: usize = 32;
+
+/// Largest key file [`Key::load`] reads, in bytes: generous room around
+/// the 64 hexadecimal characters and a line break.
+pub const MAX_KEY_FILE_BYTES: usize = 4 * KEY_LEN;
+
+/// The warning [`Key::load`] prints when the key file at `path` may be read
+/// by group or others (Unix permission bits `0o077`), naming the file and
+/// its mode; `None` when only the owner may read it, when its mode cannot
+/// be read, or off Unix.
+pub fn exposure_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            let shown = path.display();
+            return Some(format!(
+                "warning: UNPROTECTED KEY FILE {shown}: mode {mode:04o} lets group or others read \
+                 a secret key (whoever reads a watermark key can forge or strip the mark). \
+                 Run: chmod 600 {shown}"
+            ));
+        }
+        None
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
 
 /// A secret watermark key. Wiped from memory when dropped. Not `Clone`, so
 /// the secret exists once: share it with `Arc<Key>` where several owners
@@ -64,19 +95,41 @@ impl Key {
         Ok(Key { bytes })
     }
 
-    /// Reads a key file (see [`Key::from_hex`]).
+    /// Reads a key file (see [`Key::from_hex`]), reading at most
+    /// [`MAX_KEY_FILE_BYTES`] + 1 bytes (so `/dev/zero` or a huge file is
+    /// refused at once).
+    ///
+    /// On Unix, a key file that group or others may read is still loaded,
+    /// but a warning naming the file and its mode ([`exposure_warning`]) is
+    /// written to standard error, as ssh does for private keys.
+    ///
+    /// Errors: [`Error::Key`] naming the file: it cannot be opened or read,
+    /// is longer than [`MAX_KEY_FILE_BYTES`], is not ASCII, or is not 64
+    /// hexadecimal characters. The message never holds the file's contents.
     pub fn load(path: &Path) -> Result<Key, Error> {
         let origin = path.display().to_string();
-        let raw = std::fs::read(path).map_err(|e| Error::Key(format!("{origin}: {e}")))?;
-        if raw.len() > 4 * KEY_LEN {
+        let io_error = |e: std::io::Error| Error::Key(format!("{origin}: {e}"));
+        let file = std::fs::File::open(path).map_err(io_error)?;
+        let mut raw = Vec::with_capacity(MAX_KEY_FILE_BYTES + 1);
+        file.take(MAX_KEY_FILE_BYTES as u64 + 1)
+            .read_to_end(&mut raw)
+            .map_err(io_error)?;
+        if raw.len() > MAX_KEY_FILE_BYTES {
+            raw.zeroize();
             return Err(Error::Key(format!(
-                "{origin}: {} bytes is too long for a key file (64 hexadecimal characters expected)",
-                raw.len()
+                "{origin}: more than {MAX_KEY_FILE_BYTES} bytes is too long for a key file (64 hexadecimal characters expected)"
             )));
         }
-        let text = String::from_utf8(raw)
-            .map_err(|_| Error::Key(format!("{origin}: a key file must be ASCII hexadecimal")))?;
-        Key::from_hex(&text, &origin)
+        if let Some(warning) = exposure_warning(path) {
+            eprintln!("{warning}");
+        }
+        let text = String::from_utf8(raw).map_err(|e| {
+            e.into_bytes().zeroize();
+            Error::Key(format!("{origin}: a key file must be ASCII hexadecimal"))
+        })?;
+        let key = Key::from_hex(&text, &origin);
+        text.into_bytes().zeroize();
+        key
     }
 
     /// The key file contents: 64 lowercase hex characters and a line break.
@@ -182,5 +235,65 @@ mod tests {
         let b = Key::generate().unwrap();
         assert_ne!(a.bytes, b.bytes);
         assert_ne!(a.id(), b.id());
+    }
+
+    fn scratch(name: &str, contents: &[u8], mode: u32) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("provmark-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let _ = mode;
+        path
+    }
+
+    #[test]
+    fn load_reads_at_most_a_key_file_and_refuses_more() {
+        let key = Key::from_bytes([9u8; 32]);
+        let ok = scratch("ok.key", key.to_hex_file().as_bytes(), 0o600);
+        assert_eq!(Key::load(&ok).unwrap().bytes, key.bytes);
+        let long = scratch("long.key", &[b'0'; MAX_KEY_FILE_BYTES + 1], 0o600);
+        let err = Key::load(&long).unwrap_err().to_string();
+        assert!(
+            err.contains("long.key") && err.contains("more than 128 bytes"),
+            "{err}"
+        );
+        // Exactly the limit is read, and refused as not 64 characters.
+        let edge = scratch("edge.key", &[b'0'; MAX_KEY_FILE_BYTES], 0o600);
+        let err = Key::load(&edge).unwrap_err().to_string();
+        assert!(err.contains("holds 128 characters"), "{err}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn load_of_an_endless_file_stops_at_the_limit() {
+        let err = Key::load(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(
+            err.contains("/dev/zero: more than 128 bytes is too long"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_others_may_read_are_named_with_their_mode() {
+        let key = Key::from_bytes([3u8; 32]);
+        let open = scratch("open.key", key.to_hex_file().as_bytes(), 0o644);
+        let warning = exposure_warning(&open).expect("0644 is exposed");
+        assert!(
+            warning.contains("open.key") && warning.contains("mode 0644"),
+            "{warning}"
+        );
+        assert!(!warning.contains(&key.to_hex_file().trim().to_string()));
+        let group = scratch("group.key", key.to_hex_file().as_bytes(), 0o640);
+        assert!(exposure_warning(&group).unwrap().contains("mode 0640"));
+        let private = scratch("private.key", key.to_hex_file().as_bytes(), 0o600);
+        assert_eq!(exposure_warning(&private), None);
+        // Still loaded: a warning, not a refusal.
+        assert_eq!(Key::load(&open).unwrap().bytes, key.bytes);
     }
 }

@@ -43,7 +43,7 @@ mod secret_file;
 
 pub use embed::{Embedder, RepeatedWindows, ResponseEmbedder};
 pub use file_digest::{file_sha256, FileDigest, FileDigestError};
-pub use key::{hex, Key, KEY_LEN};
+pub use key::{exposure_warning, hex, Key, KEY_LEN, MAX_KEY_FILE_BYTES};
 pub use policy::{Applied, BelowFloor, PolicyMode, SamplingFloor, SamplingParam, SamplingPolicy};
 pub use profile::{
     KgwParams, Profile, Scheme, SynthIdParams, TokenizerDigest, MAX_CONTEXT, MAX_DELTA, MAX_LAYERS,

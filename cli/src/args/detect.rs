@@ -55,7 +55,9 @@ pub struct DetectArgs {
     /// Shortest window, in scored tokens (doubling up to the text length).
     #[arg(long, default_value_t = DEFAULT_WINDOW_MIN, value_name = "N")]
     window_min: usize,
-    /// Largest accepted JSONL line or text file, in bytes.
+    /// Largest accepted JSONL line or text file, in bytes (refused while
+    /// reading, never held). Each thread holds at most one record: about 125
+    /// times its size while tokenized (0.5 GB at the default 4 MiB).
     #[arg(long, default_value_t = DEFAULT_MAX_RECORD_BYTES, value_name = "BYTES")]
     max_record_bytes: usize,
     /// Worker threads (default: all cores).

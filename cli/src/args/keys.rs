@@ -11,7 +11,9 @@ use crate::{keys, profiles};
 
 #[derive(Args)]
 pub struct KeygenArgs {
-    /// Where to write the key (64 hex characters). Never overwritten.
+    /// Where to write the key (64 hex characters), mode 0600. Never
+    /// overwritten. Commands that read a key file warn when group or others
+    /// may read it.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
     /// Print the key id and commitment as one JSON object.

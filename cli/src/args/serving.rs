@@ -112,7 +112,7 @@ pub struct GenerateArgs {
     top_p: f32,
     /// Seed of the sampling randomness; each answer's own seed is derived
     /// from it, the prompt id and the sample number, and recorded. Default:
-    /// a random seed.
+    /// the seed --out was written with when resuming, else a random seed.
     #[arg(long)]
     seed: Option<u64>,
     /// Answers per prompt.
@@ -142,9 +142,9 @@ impl GenerateArgs {
             bail!("--max-tokens and --samples must be at least 1");
         }
         let serving = self.model.to_config()?;
-        let seed = match self.seed {
-            Some(s) => s,
-            None => OsRng
+        let seed = match (self.seed, provmark_llm::generate::recorded_seed(&self.out)?) {
+            (Some(s), _) | (None, Some(s)) => s,
+            (None, None) => OsRng
                 .try_next_u64()
                 .context("cannot read the system's randomness")?,
         };
