@@ -32,6 +32,10 @@ pub enum SignatureError {
     DoesNotVerify,
 }
 
+/// The largest signing-key file read: 64 hex digits with room for
+/// surrounding whitespace.
+pub const MAX_SIGNING_KEY_FILE_BYTES: u64 = 256;
+
 /// An auditor's ed25519 signing key. Its bytes never reach a message.
 pub struct AuditorKey {
     key: SigningKey,
@@ -64,20 +68,35 @@ impl AuditorKey {
         )?)
     }
 
-    /// Reads a key file (64 hex characters, surrounding whitespace ignored).
+    /// Reads a key file (64 hex characters, surrounding whitespace ignored;
+    /// at most [`MAX_SIGNING_KEY_FILE_BYTES`] bytes are read).
     ///
     /// Errors: [`Error::ReadSigningKey`]; [`Error::SigningKey`] for a malformed file.
     pub fn load(path: &Path) -> Result<AuditorKey, Error> {
         if let Some(warning) = provmark_watermark::exposure_warning(path) {
             eprintln!("{warning}");
         }
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadSigningKey {
+        // Read at most what a key file holds (64 hex digits and a little
+        // whitespace): a hostile path such as /dev/zero cannot grow memory.
+        use std::io::Read as _;
+        let read = |source| Error::ReadSigningKey {
             path: path.to_path_buf(),
             source,
-        })?;
-        let bytes = from_hex::<32>(&text).ok_or_else(|| Error::SigningKey {
+        };
+        let mut raw = Vec::new();
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(MAX_SIGNING_KEY_FILE_BYTES + 1)
+            .read_to_end(&mut raw)
+            .map_err(read)?;
+        let bad = || Error::SigningKey {
             path: path.to_path_buf(),
-        })?;
+        };
+        if raw.len() as u64 > MAX_SIGNING_KEY_FILE_BYTES {
+            return Err(bad());
+        }
+        let text = String::from_utf8(raw).map_err(|_| bad())?;
+        let bytes = from_hex::<32>(&text).ok_or_else(bad)?;
         Ok(AuditorKey {
             key: SigningKey::from_bytes(&bytes),
         })

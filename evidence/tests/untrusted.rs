@@ -400,3 +400,14 @@ fn mutated_reports_never_panic_the_reader_the_checks_or_the_page() {
     assert!(parsed > 0, "no mutant parsed: the test exercises nothing");
     assert!(rendered < parsed);
 }
+
+#[cfg(unix)]
+#[test]
+fn an_endless_signing_key_file_is_refused_after_a_few_bytes() {
+    let e = AuditorKey::load(Path::new("/dev/zero")).err().unwrap();
+    assert!(matches!(e, Error::SigningKey { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "the signing key /dev/zero must be 64 hex characters"
+    );
+}
