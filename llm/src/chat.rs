@@ -143,7 +143,7 @@ impl ChatTemplate {
             ))
         });
         let source = source.unwrap_or(CHATML).to_string();
-        crate::gguf::guard("the model's chat template", "it", || {
+        crate::gguf::guard("the model's chat template could not be compiled", || {
             env.add_template_owned("chat", source).map_err(|e| {
                 Error::Gguf(format!("the model's chat template does not compile: {e}"))
             })
@@ -167,7 +167,7 @@ impl ChatTemplate {
             .env
             .get_template("chat")
             .map_err(|e| Error::Runtime(format!("chat template: {e}")))?;
-        let rendered = crate::gguf::guard("the model's chat template", "it", || {
+        let rendered = crate::gguf::guard("the chat template could not be rendered", || {
             template
                 .render(minijinja::context! {
                     messages => messages,
@@ -179,8 +179,8 @@ impl ChatTemplate {
                     if e.kind() == minijinja::ErrorKind::OutOfFuel {
                         Error::Runtime(format!(
                             "chat template: the template ran more than {TEMPLATE_FUEL} instructions \
-                             for this chat and was stopped (a real chat template needs a few \
-                             hundred per message): {e}"
+                             for this chat and was stopped (real chat templates need tens to \
+                             hundreds per message): {e}"
                         ))
                     } else {
                         Error::Runtime(format!("chat template: {e}"))
@@ -188,7 +188,7 @@ impl ChatTemplate {
                 })
         });
         rendered.map_err(|e| match e {
-            Error::Gguf(m) => Error::Runtime(format!("chat template: {m}")),
+            Error::Gguf(m) => Error::Runtime(m),
             other => other,
         })
     }

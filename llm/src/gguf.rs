@@ -500,48 +500,50 @@ pub fn read_content<R: Read + Seek>(reader: &mut R, origin: &str) -> Result<Cont
     })
 }
 
-/// Where a panic was caught: names the file and the panic's message.
-fn panic_error(origin: &str, what: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
+/// Where a panic was caught: `context` (which names the file) and the
+/// panic's message.
+fn panic_error(context: &str, payload: Box<dyn std::any::Any + Send>) -> Error {
     let message = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".into());
     Error::Gguf(format!(
-        "{origin}: {what} could not be read: internal error ({message}); the file is malformed \
-         in a way provmark does not check for, please report it"
+        "{context}: internal error ({message}); the file is malformed in a way provmark does \
+         not check for, please report it"
     ))
 }
 
-static GUARDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Whether a [`guard`]ed call is running on some thread: a panic now is
-/// caught and reported as an error, so a panic hook may stay quiet (the
-/// `provmark` binary's does, unless `RUST_BACKTRACE` is set).
-pub fn guarded() -> bool {
-    GUARDED.load(std::sync::atomic::Ordering::SeqCst) > 0
+thread_local! {
+    static GUARDED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `f`, turning a panic inside it into [`Error::Gguf`] ("`origin`:
-/// `what` could not be read: internal error (…)"): the last line of
+/// Whether a [`guard`]ed call is running on this thread: a panic here now
+/// is caught and reported as an error, so a panic hook may stay quiet (the
+/// `provmark` binary's does, unless `RUST_BACKTRACE` is set). Panics on
+/// other threads (a server's other requests, or a rayon worker of the
+/// guarded call itself) are not covered and still reach the hook.
+pub fn guarded() -> bool {
+    GUARDED.with(|g| g.get() > 0)
+}
+
+/// Runs `f`, turning a panic inside it into [`Error::Gguf`] ("`context`:
+/// internal error (…)", where `context` names the file, e.g.
+/// "m.gguf: the model could not be read"): the last line of
 /// defence when reading an untrusted file, behind the checks of
 /// [`read_content`] and the loaders. Aborts (such as a failed allocation)
 /// are not panics and cannot be caught; the checks exist to prevent them.
-pub fn guard<T>(
-    origin: &str,
-    what: &str,
-    f: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
+pub fn guard<T>(context: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
     struct Count;
     impl Drop for Count {
         fn drop(&mut self) {
-            GUARDED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            GUARDED.with(|g| g.set(g.get() - 1));
         }
     }
-    GUARDED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    GUARDED.with(|g| g.set(g.get() + 1));
     let _count = Count;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|payload| Err(panic_error(origin, what, payload)))
+        .unwrap_or_else(|payload| Err(panic_error(context, payload)))
 }
 
 #[cfg(test)]
@@ -550,7 +552,7 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_an_error_naming_the_file() {
-        let r: Result<(), Error> = guard("m.gguf", "the model", || {
+        let r: Result<(), Error> = guard("m.gguf: the model could not be read", || {
             let v: Vec<u8> = Vec::new();
             let i = v.len() + 3;
             Err(Error::Runtime(format!("{}", v[i])))

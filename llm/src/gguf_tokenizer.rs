@@ -96,10 +96,13 @@ impl GgufTokenizer {
         mut reader: R,
         origin: &str,
     ) -> Result<GgufTokenizer, Error> {
-        crate::gguf::guard(origin, "the tokenizer", || {
-            let content = crate::gguf::read_content(&mut reader, origin)?;
-            GgufTokenizer::from_metadata(&content.metadata, origin)
-        })
+        crate::gguf::guard(
+            &format!("{origin}: the tokenizer could not be read"),
+            || {
+                let content = crate::gguf::read_content(&mut reader, origin)?;
+                GgufTokenizer::from_metadata(&content.metadata, origin)
+            },
+        )
     }
 
     /// Builds the tokenizer from GGUF metadata; `origin` names it in errors.

@@ -430,7 +430,7 @@ impl Model {
         origin: &str,
         precision: Precision,
     ) -> Result<Model, Error> {
-        crate::gguf::guard(origin, "the model", || {
+        crate::gguf::guard(&format!("{origin}: the model could not be read"), || {
             Model::read(reader, origin, precision)
         })
     }

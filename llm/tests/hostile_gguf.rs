@@ -278,7 +278,7 @@ fn every_prefix_of_a_valid_file_is_an_error() {
     gguf::read_content(&mut Cursor::new(&bytes), "whole.gguf").unwrap();
     // The same through a file on disk: a truncated real model.
     let real = std::fs::read(data("tiny/tiny-llama.gguf")).unwrap();
-    let dir = tempfile_dir();
+    let dir = Scratch::new("prefix");
     let path = dir.join("truncated.gguf");
     std::fs::write(&path, &real[..real.len() - 1]).unwrap();
     let e = Runtime::load(&path, "t").err().unwrap().to_string();
@@ -286,10 +286,26 @@ fn every_prefix_of_a_valid_file_is_an_error() {
     assert!(e.starts_with(&path.display().to_string()), "{e}");
 }
 
-fn tempfile_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("provmark-hostile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("provmark-hostile-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
@@ -375,7 +391,8 @@ fn tensor_data_beyond_the_end_is_refused() {
 
 #[test]
 fn malformed_tensor_infos_are_refused() {
-    let cases: Vec<(Box<dyn Fn(&mut GgufWriter)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut GgufWriter)>;
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|w| w.tensor_mut("output_norm.weight").dtype = 99),
             "tensor output_norm.weight: unknown or unsupported ggml type 99",
@@ -588,7 +605,7 @@ fn a_hostile_template_runs_out_of_fuel_quickly() {
     // Through a model carrying it: loading is fine, every chat is refused.
     let mut w = tiny_llama(1);
     w.set_str("tokenizer.chat_template", NESTED_RANGES);
-    let dir = tempfile_dir();
+    let dir = Scratch::new("template");
     let path = dir.join("hostile-template.gguf");
     std::fs::write(&path, w.bytes()).unwrap();
     let rt = Runtime::load(&path, "hostile").unwrap();
