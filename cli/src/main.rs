@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    quiet_caught_panics();
     match args::Cli::parse().run() {
         Ok(code) => code,
         Err(err) => {
@@ -23,4 +24,21 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A panic inside a guarded load of an untrusted file (a suspect's GGUF,
+/// its tokenizer or chat template: `provmark_llm::gguf::guard`) is caught
+/// and reported as an error naming the file, then exit 2; the default hook
+/// would first print "thread 'main' panicked at …" as if provmark had
+/// crashed. So while a guarded call runs, the hook stays quiet, unless
+/// `RUST_BACKTRACE` is set (a developer chasing the bug gets the full
+/// report). Panics anywhere else are reported as usual.
+fn quiet_caught_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if provmark_llm::gguf::guarded() && std::env::var_os("RUST_BACKTRACE").is_none() {
+            return;
+        }
+        default(info)
+    }));
 }

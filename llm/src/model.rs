@@ -9,8 +9,9 @@
 //! next-token logits of each sequence's last new token, which is where the
 //! watermark embedder takes over.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -160,14 +161,46 @@ pub struct Step<'a> {
     pub tokens: &'a [u32],
 }
 
+/// Largest `context_length` accepted (16,777,216 positions; real models
+/// train on up to about a million). Caches grow with the positions used,
+/// not with this figure, but the context bounds every request.
+pub const MAX_CONTEXT: usize = 1 << 24;
+
+/// Largest head count (query or key/value) accepted: real models have at
+/// most a few hundred.
+pub const MAX_HEADS: usize = 1 << 14;
+
 fn md_u32(md: &HashMap<String, Value>, key: &str, origin: &str) -> Result<usize, Error> {
     let v = md
         .get(key)
         .ok_or_else(|| Error::Gguf(format!("{origin}: metadata field {key} is missing")))?;
     v.to_u32()
-        .map(|x| x as usize)
-        .or_else(|_| v.to_u64().map(|x| x as usize))
+        .map(u64::from)
+        .or_else(|_| v.to_u64())
         .map_err(|e| Error::Gguf(format!("{origin}: metadata field {key}: {e}")))
+        .and_then(|x| {
+            usize::try_from(x).map_err(|_| {
+                Error::Gguf(format!("{origin}: metadata field {key}: {x} is too large"))
+            })
+        })
+}
+
+/// `value` of metadata field `key` unless it lies outside `lo..=hi`.
+fn in_range(value: usize, lo: usize, hi: usize, key: &str, origin: &str) -> Result<usize, Error> {
+    if (lo..=hi).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::Gguf(format!(
+            "{origin}: metadata field {key} is {value}; it must be from {lo} to {hi}"
+        )))
+    }
+}
+
+/// The transformer blocks the tensors hold: every `N` of a `blk.N.` name.
+fn blocks_present<'a>(names: impl Iterator<Item = &'a String>) -> BTreeSet<usize> {
+    names
+        .filter_map(|n| n.strip_prefix("blk.")?.split_once('.')?.0.parse().ok())
+        .collect()
 }
 
 fn md_f32(md: &HashMap<String, Value>, key: &str, origin: &str) -> Result<Option<f32>, Error> {
@@ -180,7 +213,15 @@ fn md_f32(md: &HashMap<String, Value>, key: &str, origin: &str) -> Result<Option
 }
 
 impl Config {
-    fn from_metadata(md: &HashMap<String, Value>, origin: &str) -> Result<Config, Error> {
+    /// The hyper-parameters of `content`, each bounded: `block_count` must
+    /// be the number of `blk.N` blocks the tensors hold (0 to N − 1, at
+    /// least one), head counts 1 to [`MAX_HEADS`] with the query heads a
+    /// multiple of the key/value heads, the head size even and at least 2,
+    /// the hidden and feed-forward sizes at least 1, the context 1 to
+    /// [`MAX_CONTEXT`], epsilon and rotary base finite and positive. Sizes
+    /// are then checked against the tensors' shapes as each is loaded.
+    fn from_content(content: &Content, origin: &str) -> Result<Config, Error> {
+        let md = &content.metadata;
         let arch_name = md
             .get("general.architecture")
             .and_then(|v| v.to_string().ok())
@@ -195,26 +236,65 @@ impl Config {
             ))
         })?;
         let a = arch.name();
-        let hidden = md_u32(md, &format!("{a}.embedding_length"), origin)?;
-        let heads = md_u32(md, &format!("{a}.attention.head_count"), origin)?;
-        let kv_heads = md_u32(md, &format!("{a}.attention.head_count_kv"), origin).unwrap_or(heads);
-        let head_dim = md_u32(md, &format!("{a}.attention.key_length"), origin)
-            .unwrap_or(hidden / heads.max(1));
+        let key = |k: &str| format!("{a}.{k}");
+        let field = |k: &str, lo: usize, hi: usize| -> Result<usize, Error> {
+            in_range(md_u32(md, &key(k), origin)?, lo, hi, &key(k), origin)
+        };
+        let blocks = blocks_present(content.tensor_infos.keys());
+        let layers = md_u32(md, &key("block_count"), origin)?;
+        let held = blocks.len();
+        if layers == 0 || layers != held || blocks.last().is_some_and(|&b| b + 1 != held) {
+            let range = match (blocks.first(), blocks.last()) {
+                (Some(f), Some(l)) => format!("blk.{f} to blk.{l}"),
+                _ => "none".to_string(),
+            };
+            return Err(Error::Gguf(format!(
+                "{origin}: metadata field {} is {layers} but the file holds tensors for {held} blocks ({range}); \
+                 they must agree, numbered from blk.0",
+                key("block_count")
+            )));
+        }
+        let hidden = field("embedding_length", 1, usize::MAX)?;
+        let heads = field("attention.head_count", 1, MAX_HEADS)?;
+        let kv_heads = match md.get(&key("attention.head_count_kv")) {
+            Some(_) => field("attention.head_count_kv", 1, MAX_HEADS)?,
+            None => heads,
+        };
+        let head_dim = match md.get(&key("attention.key_length")) {
+            Some(_) => md_u32(md, &key("attention.key_length"), origin)?,
+            None => hidden / heads,
+        };
+        let eps = md_f32(md, &key("attention.layer_norm_rms_epsilon"), origin)?.unwrap_or(1e-6);
+        let rope_base = md_f32(md, &key("rope.freq_base"), origin)?.unwrap_or(10_000.0);
+        for (k, v) in [
+            ("attention.layer_norm_rms_epsilon", eps),
+            ("rope.freq_base", rope_base),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::Gguf(format!(
+                    "{origin}: metadata field {} is {v}; it must be finite and positive",
+                    key(k)
+                )));
+            }
+        }
         let config = Config {
             arch,
-            layers: md_u32(md, &format!("{a}.block_count"), origin)?,
+            layers,
             hidden,
             heads,
             kv_heads,
             head_dim,
-            ffn: md_u32(md, &format!("{a}.feed_forward_length"), origin)?,
+            ffn: field("feed_forward_length", 1, usize::MAX)?,
             vocab: 0,
-            context: md_u32(md, &format!("{a}.context_length"), origin)?,
-            eps: md_f32(md, &format!("{a}.attention.layer_norm_rms_epsilon"), origin)?
-                .unwrap_or(1e-6),
-            rope_base: md_f32(md, &format!("{a}.rope.freq_base"), origin)?.unwrap_or(10_000.0),
+            context: field("context_length", 1, MAX_CONTEXT)?,
+            eps,
+            rope_base,
         };
-        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || head_dim % 2 != 0 {
+        if heads % kv_heads != 0
+            || head_dim < 2
+            || head_dim % 2 != 0
+            || heads.checked_mul(head_dim).is_none()
+        {
             return Err(Error::Gguf(format!(
                 "{origin}: unsupported attention shape ({heads} heads, {kv_heads} kv heads, head size {head_dim})"
             )));
@@ -224,15 +304,15 @@ impl Config {
 }
 
 /// Reads tensors from an open GGUF file.
-struct Loader<'a> {
+struct Loader<'a, R> {
     content: &'a Content,
-    file: File,
+    file: R,
     origin: &'a str,
     precision: Precision,
     formats: Vec<(WeightFormat, usize)>,
 }
 
-impl Loader<'_> {
+impl<R: Read + Seek> Loader<'_, R> {
     fn tensor(&mut self, name: &str) -> Result<QTensor, Error> {
         self.content
             .tensor(&mut self.file, name, &Device::Cpu)
@@ -328,13 +408,41 @@ impl Model {
     }
 
     /// Loads a GGUF model at the given precision. Errors name the file and
-    /// the tensor or field.
+    /// the tensor or field; a file that breaks a bound of [`crate::gguf`]
+    /// or of the hyper-parameters (see [`Model::from_reader`]) is refused
+    /// before anything is allocated for it.
     pub fn load_with(path: &Path, precision: Precision) -> Result<Model, Error> {
         let origin = path.display().to_string();
-        let mut file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
-        let content = Content::read(&mut file)
-            .map_err(|e| Error::Gguf(format!("{origin}: not a readable GGUF file: {e}")))?;
-        let mut config = Config::from_metadata(&content.metadata, &origin)?;
+        let file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
+        Model::from_reader(file, &origin, precision)
+    }
+
+    /// Loads a GGUF model from any reader (`origin` names it in errors):
+    /// what [`Model::load_with`] does with a file. The container is
+    /// checked by [`crate::gguf::read_content`]; `block_count` must match
+    /// the `blk.N` tensors present, head counts are at most [`MAX_HEADS`],
+    /// the context at most [`MAX_CONTEXT`] positions, and every size is
+    /// checked against the tensors' shapes. A panic while loading (a
+    /// malformed file that slipped past the checks) is returned as
+    /// [`Error::Gguf`] naming `origin` ([`crate::gguf::guard`]).
+    pub fn from_reader<R: Read + Seek>(
+        reader: R,
+        origin: &str,
+        precision: Precision,
+    ) -> Result<Model, Error> {
+        crate::gguf::guard(&format!("{origin}: the model could not be read"), || {
+            Model::read(reader, origin, precision)
+        })
+    }
+
+    fn read<R: Read + Seek>(
+        mut file: R,
+        origin: &str,
+        precision: Precision,
+    ) -> Result<Model, Error> {
+        let origin = origin.to_string();
+        let content = crate::gguf::read_content(&mut file, &origin)?;
+        let mut config = Config::from_content(&content, &origin)?;
         let mut l = Loader {
             content: &content,
             file,
@@ -351,7 +459,10 @@ impl Model {
             None
         };
         let output_norm = l.vector("output_norm.weight", h)?;
+        // Checked in from_content: heads × head size does not overflow, and
+        // kv_heads ≤ heads.
         let (q_rows, kv_rows) = (config.heads * hd, config.kv_heads * hd);
+        // Bounded by the blocks the tensors hold.
         let mut layers = Vec::with_capacity(config.layers);
         for i in 0..config.layers {
             let n = |s: &str| format!("blk.{i}.{s}");

@@ -120,7 +120,7 @@ impl QMatrix {
 
     /// Quantizes f32 weights (row-major) to Q8_0 the way ggml does.
     pub fn quantize_q8_0(rows: usize, cols: usize, values: &[f32]) -> Result<QMatrix, String> {
-        if values.len() != rows * cols || cols % BLOCK != 0 {
+        if rows.checked_mul(cols) != Some(values.len()) || cols % BLOCK != 0 {
             return Err(format!(
                 "cannot quantize {} values as a {rows}×{cols} matrix (columns must be a multiple of {BLOCK})",
                 values.len()
@@ -150,7 +150,7 @@ impl QMatrix {
         if parts.iter().any(|p| p.cols != cols) {
             return Err("stacked matrices differ in column count".into());
         }
-        let rows = parts.iter().map(|p| p.rows).sum();
+        let rows: usize = parts.iter().map(|p| p.rows).sum();
         let all_q4 = parts.iter().all(|p| matches!(p.blocks, Blocks::Q4_1(_)));
         let all_q8 = parts.iter().all(|p| matches!(p.blocks, Blocks::Q8_0(_)));
         let blocks = if all_q4 {
@@ -171,7 +171,7 @@ impl QMatrix {
             Blocks::Q8_0(v)
         } else {
             // Mixed storage: bring everything to Q8_0.
-            let mut values = Vec::with_capacity(rows * cols);
+            let mut values = Vec::with_capacity(rows.saturating_mul(cols));
             for p in &parts {
                 for r in 0..p.rows {
                     values.extend(p.row(r));
@@ -274,7 +274,10 @@ impl QMatrix {
 }
 
 fn check_shape(rows: usize, cols: usize, len: usize, block_bytes: usize) -> Result<(), String> {
-    if cols % BLOCK != 0 || len != rows * cols / BLOCK * block_bytes {
+    let need = rows
+        .checked_mul(cols / BLOCK)
+        .and_then(|blocks| blocks.checked_mul(block_bytes));
+    if cols % BLOCK != 0 || need != Some(len) {
         return Err(format!(
             "{len} bytes do not hold a {rows}×{cols} matrix of {block_bytes}-byte blocks"
         ));

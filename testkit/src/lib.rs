@@ -4,6 +4,7 @@
 //!   tokenizer trained on it;
 //! - [`synthetic`] and [`generate`]: a seeded language model of chosen
 //!   entropy, and generation from it through the real embedding API;
+//! - [`gguf`]: a GGUF writer for well-formed and malformed model files;
 //! - [`fixtures`]: seeded keys, profiles, detectors and embedders, random
 //!   token streams, exact null-size helpers;
 //! - [`vectors`]: the spec's test vectors (`spec/vectors/provmark-wm-1.json`);
@@ -12,6 +13,7 @@
 
 pub mod corpus;
 pub mod fixtures;
+pub mod gguf;
 pub mod http;
 pub mod lab;
 pub mod synthetic;
