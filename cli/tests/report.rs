@@ -412,9 +412,10 @@ fn audit_reports_verify_and_signatures_catch_tampering() {
     let out = verify_merged(d);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("results.statistic:"), "{text}");
     assert!(
-        text.contains("decision.verdict: \"attributed\" ≠ recomputed \"not_attributed\""),
+        text.contains(
+            "partial part1.json: shard 1/2 recomputed from the corpus files differs: statistic:"
+        ),
         "{text}"
     );
 }

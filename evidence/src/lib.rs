@@ -244,6 +244,10 @@ pub enum Error {
     /// Recomputation: inputs or profiles the command does not take.
     #[error("{0}")]
     Recipe(String),
+    /// Recomputation of a merged report: a partial file given is not the
+    /// shard the corpus files give.
+    #[error("partial {name}: {detail}")]
+    PartialDiffers { name: String, detail: String },
     /// Recomputation needs the default model's tokenizer, which is not
     /// cached; verification never downloads.
     #[error(

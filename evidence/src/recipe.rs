@@ -501,7 +501,7 @@ struct MergeParameters {
 }
 
 /// The most shards a merged report may ask a verifier to recompute.
-pub const MAX_SHARDS: u32 = 4096;
+pub const MAX_SHARDS: u32 = 1024;
 
 impl MergeRecipe {
     /// Reads the partial files (each at most 256 MiB).
@@ -605,24 +605,90 @@ fn recompute_merge(report: &Report, keys: &[KeyFile], files: &Files<'_>) -> Resu
         locations: locations.clone(),
     };
     attribution::check_levels(p.alpha, p.null_keys)?;
-    let lab = corpus.lab.lab()?;
-    let binding = corpus.binding()?;
-    let mut parts = Vec::new();
-    for i in 0..p.shards {
-        let shard = Shard::new(i, p.shards).expect("index below a count of at least 1");
-        let config = corpus.config(corpus.tokenizer(&mut |_| {})?, shard);
-        let mut totals = provmark_audit::corpus::run(&lab, &config, &Silent)?.suspect;
-        totals.binding = Some(binding.clone());
-        parts.push((format!("shard {i}/{}", p.shards), totals));
-    }
-    MergeRecipe {
+    let merge = MergeRecipe {
         alpha: p.alpha,
         profile: corpus.lab.profile.clone(),
         profile_name: "profile 0".into(),
         parts: files.role("partial"),
         locations,
+    };
+    // The partials given must be this audit's shards, one each, before
+    // anything is computed: their count, their binding (key, settings,
+    // files) and their shard numbers.
+    if merge.parts.len() != p.shards as usize {
+        return Err(Error::Recipe(format!(
+            "audit merge: the report records {} partial file(s) for {} shards (one per shard)",
+            merge.parts.len(),
+            p.shards
+        )));
     }
-    .compute_from(&parts)
+    let parts = merge.read_parts()?;
+    let binding = corpus.binding()?;
+    let mut by_shard: Vec<Option<&(String, Totals)>> = vec![None; p.shards as usize];
+    for part in &parts {
+        let (name, t) = part;
+        let slot = (t.shard_count == p.shards)
+            .then(|| by_shard.get_mut(t.shard_index as usize))
+            .flatten()
+            .filter(|slot| slot.is_none());
+        match slot {
+            Some(slot) if t.binding.as_ref() == Some(&binding) => *slot = Some(part),
+            _ => {
+                return Err(Error::PartialDiffers {
+                    name: name.clone(),
+                    detail: format!(
+                        "not one of the {} shards of this audit (its shard number, key, settings or files differ)",
+                        p.shards
+                    ),
+                })
+            }
+        }
+    }
+    // Each shard recomputed from the corpus files must be its partial, bit
+    // for bit; one shard's totals are held at a time.
+    let lab = corpus.lab.lab()?;
+    for (i, given) in by_shard.iter().enumerate() {
+        let (name, given) = given.expect("every shard placed: as many partials as shards");
+        let shard = Shard::new(i as u32, p.shards).expect("index below a count of at least 1");
+        let config = corpus.config(corpus.tokenizer(&mut |_| {})?, shard);
+        let mut totals = provmark_audit::corpus::run(&lab, &config, &Silent)?.suspect;
+        totals.binding = Some(binding.clone());
+        if &totals != given {
+            return Err(Error::PartialDiffers {
+                name: name.clone(),
+                detail: format!(
+                    "shard {i}/{} recomputed from the corpus files differs: {}",
+                    p.shards,
+                    first_difference(given, &totals)
+                ),
+            });
+        }
+    }
+    merge.compute_from(&parts)
+}
+
+/// The first member (in the partial format's order) where two partials
+/// differ, as `member: recorded ≠ recomputed`.
+fn first_difference(given: &Totals, recomputed: &Totals) -> String {
+    let (a, b) = (json!(given), json!(recomputed));
+    let (Value::Object(a), Value::Object(b)) = (&a, &b) else {
+        return String::from("the partial");
+    };
+    for (k, x) in a {
+        let y = b.get(k).unwrap_or(&Value::Null);
+        if x != y {
+            let short = |v: &Value| {
+                let s = v.to_string();
+                if s.chars().count() > 40 {
+                    format!("{}…", s.chars().take(40).collect::<String>())
+                } else {
+                    s
+                }
+            };
+            return format!("{k}: {} ≠ recomputed {}", short(x), short(y));
+        }
+    }
+    String::from("the partial")
 }
 
 /// The verifier's files sorted by the roles the report records for them.

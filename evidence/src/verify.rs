@@ -92,6 +92,9 @@ pub enum Difference {
         recorded: Option<Value>,
         recomputed: Option<Value>,
     },
+    /// A merged report's partial file `name` is not the shard its corpus
+    /// files give (spec/report.md §6).
+    Partial { name: String, detail: String },
     /// Not recomputed because a key or a file differs.
     NotRecomputed,
     /// The report's command, parameters or input roles are not ones the
@@ -182,6 +185,7 @@ impl fmt::Display for Difference {
                 recomputed: Some(new),
             } => write!(f, "{path}: {} ≠ recomputed {}", short(old), short(new)),
             Difference::Field { path, .. } => write!(f, "{path}"),
+            Difference::Partial { name, detail } => write!(f, "partial {name}: {detail}"),
             Difference::NotRecomputed => write!(
                 f,
                 "computation: not recomputed (the report's integrity, the key or the inputs fail)"
@@ -409,6 +413,9 @@ fn verify_with(
             ) => problems.push(Difference::NotRecomputable {
                 reason: crate::error_chain(&e),
             }),
+            Err(Error::PartialDiffers { name, detail }) => {
+                problems.push(Difference::Partial { name, detail })
+            }
             Err(e) => return Err(e),
         }
     } else {

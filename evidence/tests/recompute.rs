@@ -202,9 +202,54 @@ fn merged_shards_verify_from_the_corpus_files() {
     let report = merge_of(&lab, parts.clone()).compute().unwrap();
     let out = verified(&lab, &report);
     let paths: Vec<String> = out.differences.iter().map(|d| d.to_string()).collect();
+    assert_eq!(paths.len(), 1, "{paths:?}");
     assert!(
-        paths.iter().any(|p| p.starts_with("results.statistic:")),
+        paths[0].starts_with(&format!(
+            "partial {}: shard 1/3 recomputed from the corpus files differs: statistic:",
+            parts[1]
+        )),
         "{paths:?}"
+    );
+    // A merged report must name one partial per shard: fewer, or files
+    // that are not this audit's shards, are refused before computing.
+    let honest = merge_of(&lab, shard_partials(&lab, &recipe, 3, "again"))
+        .compute()
+        .unwrap();
+    let (keys, mut inputs) = given(&lab, &honest);
+    let n = inputs.len();
+    inputs[n - 1] = inputs[n - 3].clone();
+    let out = verify(&honest, &keys, &inputs, None, &recompute).unwrap();
+    assert!(
+        out.differences
+            .iter()
+            .any(|d| matches!(d, provmark_evidence::Difference::InputDigest { .. })),
+        "{:?}",
+        out.differences
+    );
+    let mut fewer = honest.clone();
+    fewer.inputs.pop();
+    fewer.inputs_merkle_root = provmark_evidence::merkle_root(
+        &fewer
+            .inputs
+            .iter()
+            .map(|i| {
+                let mut d = [0u8; 32];
+                for (k, b) in d.iter_mut().enumerate() {
+                    *b = u8::from_str_radix(&i.sha256[2 * k..2 * k + 2], 16).unwrap();
+                }
+                d
+            })
+            .collect::<Vec<_>>(),
+    );
+    fewer.digest = fewer.computed_digest();
+    let (keys, inputs) = given(&lab, &fewer);
+    let out = verify(&fewer, &keys, &inputs, None, &recompute).unwrap();
+    let lines: Vec<String> = out.differences.iter().map(|d| d.to_string()).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("records 2 partial file(s) for 3 shards")),
+        "{lines:?}"
     );
 
     // A shard of another corpus (same counts or not) is refused by the merge.
