@@ -145,6 +145,15 @@ pub enum Error {
     #[error("{path}: {reason}; not a report provmark makes, refusing to show it")]
     Content { path: String, reason: String },
 
+    #[error("its signature does not verify; refusing to render it")]
+    BadSignature {
+        #[source]
+        source: SignatureError,
+    },
+
+    #[error("it does not verify against the given key and files (provmark report verify names what differs); refusing to render it")]
+    Unverified,
+
     #[error("its content does not match its digest; refusing to {action} an edited report")]
     Edited { action: &'static str },
     /// A key or profile from the watermark crate.

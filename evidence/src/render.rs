@@ -13,7 +13,7 @@ use provmark_watermark::{Profile, Scheme};
 use serde_json::Value;
 
 use crate::report::Report;
-use crate::{Difference, Error, KeyFile};
+use crate::{Difference, Error, KeyFile, VerifyOutcome};
 
 /// What the token view of a detect report needs: the key and the input
 /// files (checked against the report before anything is shown).
@@ -303,10 +303,61 @@ pub fn render_html(
     name: &str,
     view: Option<&TokenView<'_>>,
 ) -> Result<String, Error> {
+    render_page(report, name, view, &Standing::Unverified)
+}
+
+/// What a page says of its report's standing, beside the verdict.
+#[derive(Clone, Copy, Debug)]
+pub enum Standing<'a> {
+    /// Not recomputed here: the page shows what the report says.
+    Unverified,
+    /// Verified here (`report verify`'s checks, recomputation included)
+    /// with a MATCH; only such an outcome is accepted.
+    Verified(&'a VerifyOutcome),
+}
+
+/// [`render_html`] with the report's `standing` stated beside the verdict:
+/// who signed (the signature is checked; a signature that does not hold is
+/// refused) and whether the numbers were recomputed for this page.
+///
+/// Errors: as [`render_html`]; [`Error::Unverified`] for a `Verified`
+/// outcome that is not a MATCH, and [`Error::BadSignature`] for a
+/// signature that does not verify.
+pub fn render_page(
+    report: &Report,
+    name: &str,
+    view: Option<&TokenView<'_>>,
+    standing: &Standing<'_>,
+) -> Result<String, Error> {
     if !report.digest_matches() {
         return Err(Error::Edited { action: "render" });
     }
     crate::validate::validate(report)?;
+    let signer = match &report.signature {
+        Some(sig) => match crate::sign::check(sig, &report.digest, None) {
+            Ok(()) => Some(sig.public_key.to_ascii_lowercase()),
+            Err(source) => return Err(Error::BadSignature { source }),
+        },
+        None => None,
+    };
+    if let Standing::Verified(outcome) = standing {
+        if !outcome.matched() {
+            return Err(Error::Unverified);
+        }
+    }
+    let signed = match &signer {
+        Some(key) => format!("Signed by the ed25519 key <code>{}</code>.", esc(key)),
+        None => "<strong>Unsigned</strong>: anyone can write a report like this one.".into(),
+    };
+    let standing_html = match standing {
+        Standing::Verified(outcome) => format!(
+            "<p class=\"verdict yes\" id=\"standing\">Verified for this page: recomputed from the given key and files, every recomputed member agrees (MATCH). {signed} Taken as recorded: {}.</p>",
+            esc(&outcome.not_recomputed.join(", "))
+        ),
+        Standing::Unverified => format!(
+            "<p class=\"verdict warn\" id=\"standing\"><strong>Not verified</strong>: this page shows what the report says; nothing in it was recomputed. {signed} Run <code>provmark report verify</code> (or render with --key and --inputs) to recompute it.</p>"
+        ),
+    };
     let (sentence, class) = headline(report);
     let mut page = String::new();
     let _ = write!(
@@ -316,7 +367,7 @@ pub fn render_html(
     );
     let _ = write!(
         page,
-        "<h1>provmark evidence report</h1><p class=\"verdict {class}\" id=\"verdict\">{}</p>",
+        "<h1>provmark evidence report</h1><p class=\"verdict {class}\" id=\"verdict\">{}</p>{standing_html}",
         esc(&sentence)
     );
     let _ = write!(

@@ -411,3 +411,43 @@ fn an_endless_signing_key_file_is_refused_after_a_few_bytes() {
         "the signing key /dev/zero must be 64 hex characters"
     );
 }
+
+#[test]
+fn a_page_says_whether_it_was_verified_and_who_signed() {
+    use provmark_evidence::render::{render_page, Standing};
+    let lab = lab();
+    let report = detect_report(&lab);
+    // The breaker's case: a forged, unsigned report drawn without checks
+    // must not read as proven.
+    let page = render_html(&report, "r.json", None).unwrap();
+    assert!(page.contains("<strong>Not verified</strong>"), "{page}");
+    assert!(page.contains("<strong>Unsigned</strong>"));
+    let given: Vec<PathBuf> = report
+        .inputs
+        .iter()
+        .map(|i| i.name.clone().into())
+        .collect();
+    let out = verify(&report, &[lab.key_file()], &given, None, &recompute).unwrap();
+    let page = render_page(&report, "r.json", None, &Standing::Verified(&out)).unwrap();
+    assert!(page.contains("Verified for this page"));
+    // A MISMATCH is never drawn as verified; a broken signature not at all.
+    let mut forged = report.clone();
+    forged.results["texts"][0]["log10_p"] = json!(-50.0);
+    forged.digest = forged.computed_digest();
+    let out = verify(&forged, &[lab.key_file()], &given, None, &recompute).unwrap();
+    assert!(!out.matched());
+    assert!(matches!(
+        render_page(&forged, "f.json", None, &Standing::Verified(&out)),
+        Err(Error::Unverified)
+    ));
+    let mut signed = report.clone();
+    AuditorKey::generate().unwrap().sign(&mut signed).unwrap();
+    let page = render_html(&signed, "s.json", None).unwrap();
+    assert!(page.contains(&signed.signature.as_ref().unwrap().public_key));
+    let mut broken = signed.clone();
+    broken.signature.as_mut().unwrap().value = "00".repeat(64);
+    assert!(matches!(
+        render_html(&broken, "b.json", None),
+        Err(Error::BadSignature { .. })
+    ));
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use provmark_evidence::render::{render_html, TokenView};
+use provmark_evidence::render::{render_page, Standing, TokenView};
 use provmark_evidence::{Error as EvidenceError, KeyFile};
 
 /// Prints `html` to `pdf` with headless Chromium.
@@ -93,13 +93,41 @@ pub fn render(
     if !report.digest_matches() {
         return Err(edited(EvidenceError::Edited { action: "render" }));
     }
+    // With the key and the files, the page is verified first (the same
+    // checks and recomputation as report verify): a report that does not
+    // verify is not drawn, and one that does says so beside its verdict.
+    let outcome = match key {
+        Some(k) if !inputs.is_empty() && report.keyed_profiles().count() == 1 => {
+            let outcome = provmark_evidence::verify_file(
+                path,
+                &[k.to_path_buf()],
+                inputs,
+                None,
+                &provmark_evidence::recompute,
+            )?;
+            if !outcome.matched() {
+                let first = outcome
+                    .differences
+                    .first()
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+                bail!("{name}: refusing to render a report that does not verify ({first}; provmark report verify lists every difference)");
+            }
+            Some(outcome)
+        }
+        _ => None,
+    };
+    let standing = match &outcome {
+        Some(o) => Standing::Verified(o),
+        None => Standing::Unverified,
+    };
     let key = key.map(KeyFile::load).transpose()?;
     let view = key.as_ref().map(|key| TokenView {
         key,
         inputs,
         max_texts,
     });
-    let page = render_html(&report, &name, view.as_ref()).map_err(edited)?;
+    let page = render_page(&report, &name, view.as_ref(), &standing).map_err(edited)?;
     std::fs::write(html, page).with_context(|| format!("cannot write {}", html.display()))?;
     eprintln!("provmark: wrote {}", html.display());
     if let Some(pdf) = pdf {
