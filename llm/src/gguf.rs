@@ -546,6 +546,23 @@ pub fn guard<T>(context: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T
         .unwrap_or_else(|payload| Err(panic_error(context, payload)))
 }
 
+/// Opens a GGUF file that must be a regular file: a device such as
+/// /dev/zero or a pipe would be read without end.
+///
+/// Errors: [`Error::Gguf`] naming the file.
+pub fn open_regular(path: &std::path::Path) -> Result<std::fs::File, Error> {
+    let origin = path.display();
+    let file = std::fs::File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
+        Ok(_) => Err(Error::Gguf(format!(
+            "{origin}: {}",
+            provmark_watermark::not_regular()
+        ))),
+        Err(e) => Err(Error::Gguf(format!("{origin}: {e}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,6 @@
 //! are matched in both, as llama.cpp does.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
@@ -82,7 +81,7 @@ impl GgufTokenizer {
     /// [`GgufTokenizer::from_reader`].
     pub fn from_file(path: &Path) -> Result<GgufTokenizer, Error> {
         let origin = path.display().to_string();
-        let file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
+        let file = crate::gguf::open_regular(path)?;
         GgufTokenizer::from_reader(file, &origin)
     }
 

@@ -10,7 +10,6 @@
 //! watermark embedder takes over.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
@@ -413,7 +412,7 @@ impl Model {
     /// before anything is allocated for it.
     pub fn load_with(path: &Path, precision: Precision) -> Result<Model, Error> {
         let origin = path.display().to_string();
-        let file = File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
+        let file = crate::gguf::open_regular(path)?;
         Model::from_reader(file, &origin, precision)
     }
 

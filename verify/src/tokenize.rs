@@ -9,6 +9,10 @@ use crate::Error;
 /// A token's byte range `[start, end)` in its text.
 pub type ByteRange = (usize, usize);
 
+/// The largest tokenizer.json read: 64 MiB (the largest published ones
+/// are a few tens of MB).
+pub const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
+
 /// A tokenizer and the digest of the file it came from.
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
@@ -18,11 +22,26 @@ pub struct TextTokenizer {
 impl TextTokenizer {
     /// Loads a `tokenizer.json` file.
     pub fn load(path: &Path) -> Result<TextTokenizer, Error> {
+        use std::io::Read as _;
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|io| Error::TokenizerRead {
+        let read = |io| Error::TokenizerRead {
             origin: origin.clone(),
             io,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read)?;
+        if !file.metadata().map_err(read)?.is_file() {
+            return Err(read(provmark_watermark::not_regular()));
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_TOKENIZER_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_TOKENIZER_BYTES {
+            return Err(read(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("larger than the {MAX_TOKENIZER_BYTES}-byte limit of a tokenizer.json"),
+            )));
+        }
         TextTokenizer::from_bytes(&bytes, &origin)
     }
 

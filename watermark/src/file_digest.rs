@@ -41,13 +41,30 @@ pub enum FileDigestError {
     },
 }
 
-/// The SHA-256 and length of a file, read in 1 MiB blocks (memory stays
-/// bounded whatever the file's size).
+/// The error for a path that is not a regular file.
+pub fn not_regular() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "not a regular file (a device, pipe or directory has no fixed bytes to read)",
+    )
+}
+
+/// The SHA-256 and length of a regular file, read in 1 MiB blocks (memory
+/// stays bounded whatever the file's size); anything else is refused as a
+/// [`FileDigestError::Read`] ([`not_regular`]).
 pub fn file_sha256(path: &Path) -> Result<FileDigest, FileDigestError> {
     let mut f = std::fs::File::open(path).map_err(|source| FileDigestError::Open {
         path: path.to_path_buf(),
         source,
     })?;
+    // A device, pipe or directory has no fixed bytes to bind (and /dev/zero
+    // never ends): refused before reading.
+    if !f.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(FileDigestError::Read {
+            path: path.to_path_buf(),
+            source: not_regular(),
+        });
+    }
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
