@@ -15,7 +15,7 @@ use crate::audit::Output;
 /// Runs the detection, `batch` texts at a time: each result printed as it
 /// comes, then the summary line on stderr and the report.
 pub fn run(recipe: &DetectRecipe, batch: usize, output: Output) -> Result<ExitCode> {
-    let mut config = recipe.config(&mut |line| eprintln!("provmark: {line}"))?;
+    let mut config = recipe.config(&mut |line| errln!("provmark: {line}"))?;
     config.batch = batch;
     let recorder = output.recorder(|| recipe.recorder(&config))?;
     let config = &config;
@@ -34,7 +34,7 @@ pub fn run(recipe: &DetectRecipe, batch: usize, output: Output) -> Result<ExitCo
     let recording = recorder.is_some();
     let counts = scan::run(config, &recipe.inputs, |result: TextResult| -> Result<()> {
         if let Err(e) = &result.outcome {
-            eprintln!("provmark: {e}");
+            errln!("provmark: {e}");
         }
         let value = result.to_json(config);
         if output.json {
@@ -50,7 +50,7 @@ pub fn run(recipe: &DetectRecipe, batch: usize, output: Output) -> Result<ExitCo
     })?;
     out.flush()?;
     progress.finish_and_clear();
-    eprintln!(
+    errln!(
         "provmark: {} texts: {} watermarked, {} not detected, {} too short, {} errors (alpha {})",
         counts.total(),
         counts.watermarked,

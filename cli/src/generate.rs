@@ -15,11 +15,11 @@ use provmark_llm::serving::{Serving, ServingConfig};
 /// exit status 1 when some answers failed.
 pub fn run(prompts: &Path, serving: &ServingConfig, config: &GenerateConfig) -> Result<ExitCode> {
     let prompts = provmark_llm::prompts::read(prompts)?;
-    let serving = Serving::start(serving, &mut |l| eprintln!("provmark: {l}"))?;
+    let serving = Serving::start(serving, &mut |l| errln!("provmark: {l}"))?;
     let applied = config.served_sampling(&serving)?;
     if !applied.raised.is_empty() {
         let s = applied.sampling;
-        eprintln!(
+        errln!(
             "provmark: answering at temperature {}, top_p {}, top_k {}: the watermark's floor (--sampling-policy)",
             s.temperature(),
             s.top_p(),
@@ -38,11 +38,11 @@ pub fn run(prompts: &Path, serving: &ServingConfig, config: &GenerateConfig) -> 
     let mut tokens = 0u64;
     let summary = generate::run(&serving, &prompts, config, &mut |p| match p {
         Progress::DroppedPartialLine { bytes } => {
-            eprintln!("provmark: {}", jsonl::dropped_line(&config.out, bytes))
+            errln!("provmark: {}", jsonl::dropped_line(&config.out, bytes))
         }
         Progress::Planned { done, to_go } => {
             if done > 0 {
-                eprintln!("provmark: {out}: {done} answers already there, {to_go} to go");
+                errln!("provmark: {out}: {done} answers already there, {to_go} to go");
             }
             progress.set_length(to_go as u64);
             progress.set_draw_target(ProgressDrawTarget::stderr());
@@ -57,20 +57,20 @@ pub fn run(prompts: &Path, serving: &ServingConfig, config: &GenerateConfig) -> 
         }
         Progress::Answer(_) => progress.inc(1),
         Progress::Failed { id, error } => {
-            progress.suspend(|| eprintln!("provmark: prompt {id}: {error}"));
+            progress.suspend(|| errln!("provmark: prompt {id}: {error}"));
             progress.inc(1);
         }
     })?;
     progress.finish_and_clear();
     let elapsed = summary.elapsed_s;
-    eprintln!(
+    errln!(
         "provmark: {} answers, {} tokens in {elapsed:.1} s ({:.1} tokens/s) → {out}",
         summary.answers,
         summary.tokens,
         summary.tokens as f64 / elapsed.max(1e-9),
     );
     if summary.failed > 0 {
-        eprintln!(
+        errln!(
             "provmark: {} prompts failed; re-run the same command to retry them",
             summary.failed
         );

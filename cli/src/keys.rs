@@ -11,13 +11,13 @@ use serde_json::json;
 pub fn keygen(out: &Path, json: bool) -> Result<ExitCode> {
     let key = Key::generate()?;
     write_secret_file(out, &key.to_hex_file())?;
-    print_info(&key, out, json);
+    print_info(&key, out, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// `key info`: prints a key file's id and commitment.
 pub fn info(path: &Path, json: bool) -> Result<ExitCode> {
-    print_info(&Key::load(path)?, path, json);
+    print_info(&Key::load(path)?, path, json)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -29,10 +29,10 @@ pub fn verify_commitment(path: &Path, commitment: &str) -> Result<ExitCode> {
         bail!("--commitment must be 64 hex characters");
     }
     if k.commitment() == given {
-        println!("MATCH  {} is the key of commitment {given}", path.display());
+        outln!("MATCH  {} is the key of commitment {given}", path.display());
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
+        outln!(
             "MISMATCH  {} has commitment {}, not {given}",
             path.display(),
             k.commitment()
@@ -41,16 +41,17 @@ pub fn verify_commitment(path: &Path, commitment: &str) -> Result<ExitCode> {
     }
 }
 
-fn print_info(key: &Key, path: &Path, as_json: bool) {
+fn print_info(key: &Key, path: &Path, as_json: bool) -> Result<()> {
     if as_json {
-        println!(
+        outln!(
             "{}",
             json!({"file": path.display().to_string(), "key_id": key.id(), "commitment": key.commitment()})
         );
     } else {
-        println!("key file    {}", path.display());
-        println!("key id      {}", key.id());
-        println!("commitment  {}", key.commitment());
-        println!("Publish the commitment; keep the key file secret.");
+        outln!("key file    {}", path.display());
+        outln!("key id      {}", key.id());
+        outln!("commitment  {}", key.commitment());
+        outln!("Publish the commitment; keep the key file secret.");
     }
+    Ok(())
 }

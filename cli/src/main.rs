@@ -1,6 +1,26 @@
 //! `provmark`: keys, watermark profiles and detection from the command line.
 //! The command line is [`args`]; the other modules do the commands' work.
 
+/// `println!` that hands a failed write back as an error instead of
+/// panicking: `provmark … | head` closes standard output early, and that is
+/// an ordinary error (exit 2), not a crash.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+            .map_err(|e| anyhow::anyhow!("cannot write to standard output: {e}"))?
+    }};
+}
+
+/// `eprintln!` that never panics: a diagnostic lost to a closed standard
+/// error must not stop the work (a server keeps serving).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod args;
 mod audit;
 mod detect;
@@ -20,7 +40,7 @@ fn main() -> ExitCode {
     match args::Cli::parse().run() {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("provmark: error: {err:#}");
+            errln!("provmark: error: {err:#}");
             ExitCode::from(2)
         }
     }

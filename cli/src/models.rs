@@ -7,12 +7,12 @@ use anyhow::{bail, Context, Result};
 use provmark_llm::default_model;
 
 fn log(line: &str) {
-    eprintln!("provmark: {line}");
+    errln!("provmark: {line}");
 }
 
 /// `model fetch`: prints the default model's path, fetching it if needed.
 pub fn fetch() -> Result<ExitCode> {
-    println!("{}", default_model::ensure(&mut log)?.display());
+    outln!("{}", default_model::ensure(&mut log)?.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -28,7 +28,7 @@ pub fn export_tokenizer(model: Option<&Path>, out: &Path, force: bool) -> Result
     let gguf = provmark_audit::tokenizer::gguf_tokenizer(model, &mut log)?;
     std::fs::write(out, gguf.to_json())
         .with_context(|| format!("cannot write {}", out.display()))?;
-    println!("tokenizer  {}", out.display());
-    println!("digest     {}", gguf.digest());
+    outln!("tokenizer  {}", out.display());
+    outln!("digest     {}", gguf.digest());
     Ok(ExitCode::SUCCESS)
 }

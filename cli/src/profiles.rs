@@ -24,22 +24,22 @@ pub fn new(
         );
     }
     let key = Key::load(key)?;
-    let log = &mut |l: &str| eprintln!("provmark: {l}");
+    let log = &mut |l: &str| errln!("provmark: {l}");
     let tokenizer = provmark_audit::tokenizer::tokenizer_digest(tokenizer, model, log)?;
     let profile = Profile::new(scheme?, context, tokenizer, &key)?;
     profile.check_embeddable()?;
     let mut text = serde_json::to_string_pretty(&profile.to_json())?;
     text.push('\n');
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("profile  {}", out.display());
-    println!("digest   {}", profile.digest());
+    outln!("profile  {}", out.display());
+    outln!("digest   {}", profile.digest());
     Ok(ExitCode::SUCCESS)
 }
 
 /// `profile show`: prints a profile's canonical form and digest.
 pub fn show(path: &Path) -> Result<ExitCode> {
     let p = Profile::load(path)?;
-    println!("{}", p.canonical_json());
-    println!("digest {}", p.digest());
+    outln!("{}", p.canonical_json());
+    outln!("digest {}", p.digest());
     Ok(ExitCode::SUCCESS)
 }

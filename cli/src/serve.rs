@@ -14,7 +14,7 @@ pub fn run(
     config: ServeConfig,
     listen: ListenConfig,
 ) -> Result<ExitCode> {
-    let serving = Serving::start(serving, &mut |l| eprintln!("provmark: {l}"))?;
+    let serving = Serving::start(serving, &mut |l| errln!("provmark: {l}"))?;
     let model_id = config.model_id_for(&serving.model_name);
     let mark = serving
         .profile
@@ -31,9 +31,16 @@ pub fn run(
         )
         .init();
     provmark_serve::transport::serve_until_signal(addr, app, listen, |at| {
-        println!("provmark: serving {model_id} on http://{at} ({mark})");
-        eprintln!("provmark: Ctrl-C stops; running answers get --shutdown-timeout to finish");
+        // Announced on stdout; a closed stdout must not stop the server.
+        let _ = {
+            use std::io::Write as _;
+            writeln!(
+                std::io::stdout().lock(),
+                "provmark: serving {model_id} on http://{at} ({mark})"
+            )
+        };
+        errln!("provmark: Ctrl-C stops; running answers get --shutdown-timeout to finish");
     })?;
-    eprintln!("provmark: stopped");
+    errln!("provmark: stopped");
     Ok(ExitCode::SUCCESS)
 }

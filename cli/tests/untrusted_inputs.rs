@@ -396,3 +396,35 @@ fn an_endless_prompt_file_is_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_closed_standard_output_is_an_error_not_a_crash() {
+    // `provmark … | head -c0`: the reader is gone before anything is
+    // written. Every command that prints says so and exits 2, no panic.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: [&[&str]; 3] = [
+        &["keygen", "--out", "k.key"],
+        &["report", "keygen", "--out", "a.ed25519"],
+        &["key", "info", "--key", "k.key"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_provmark"))
+            .current_dir(d)
+            .args(args)
+            .env_remove("RUST_BACKTRACE")
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot write to standard output"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -335,7 +335,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
         AuditCommand::Api(a) => {
             let key = a.common.key()?;
             let lab = a.common.keyed(&key)?;
-            let log = &mut |l: &str| eprintln!("provmark: {l}");
+            let log = &mut |l: &str| errln!("provmark: {l}");
             let tokenizer = text_tokenizer(a.tokenizer.as_deref(), None, log)?;
             tokenizer.check_profile(&lab.profile, false)?;
             ApiAuditConfig::check_counts(a.samples_per_prompt, a.max_tokens, a.concurrency)?;

@@ -101,8 +101,8 @@ impl Bars {
     /// A line on stderr, above the bar when one is shown.
     fn say(&self, line: &str) {
         match self.bar.lock().expect("progress lock").as_ref() {
-            Some(b) => b.suspend(|| eprintln!("provmark: {line}")),
-            None => eprintln!("provmark: {line}"),
+            Some(b) => b.suspend(|| errln!("provmark: {line}")),
+            None => errln!("provmark: {line}"),
         }
     }
 }
@@ -240,7 +240,7 @@ pub fn corpus(
     out: Output,
 ) -> Result<ExitCode> {
     let lab = recipe.lab.lab()?;
-    let tokenizer = recipe.tokenizer(&mut |line| eprintln!("provmark: {line}"))?;
+    let tokenizer = recipe.tokenizer(&mut |line| errln!("provmark: {line}"))?;
     let recorder = out.recorder(|| recipe.recorder())?;
     let config = recipe.config(tokenizer, shard);
     let totals = provmark_audit::corpus::run(&lab, &config, &Bars::default())?;
@@ -252,7 +252,7 @@ pub fn corpus(
             let text = serde_json::to_string(&shard_totals)? + "\n";
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!(
+            errln!(
                 "provmark: shard {}/{} written to {}; combine all shards with provmark audit merge",
                 shard.index(),
                 shard.count(),

@@ -50,7 +50,7 @@ pub fn verify(
     let problems: Vec<String> = outcome.differences.iter().map(|d| d.to_string()).collect();
     let recorded = &outcome.digest;
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "report": name,
@@ -63,21 +63,21 @@ pub fn verify(
             })
         );
     } else if matched {
-        println!("MATCH  {name}");
-        println!("digest          {recorded}");
+        outln!("MATCH  {name}");
+        outln!("digest          {recorded}");
         match &outcome.signer {
-            Some(key) => println!("signed by       ed25519 {key}"),
-            None => println!(
+            Some(key) => outln!("signed by       ed25519 {key}"),
+            None => outln!(
                 "signed by       nobody (unsigned: anyone can write such a report; give --signer \
                  to require the auditor's key)"
             ),
         }
-        println!(
+        outln!(
             "recomputed      from {} input(s) and {} key(s): every recomputed member agrees",
             inputs.len(),
             keys.len()
         );
-        println!(
+        outln!(
             "not recomputed  {} (taken as recorded{})",
             outcome.not_recomputed.join(", "),
             if outcome.signer.is_some() {
@@ -87,9 +87,9 @@ pub fn verify(
             }
         );
     } else {
-        println!("MISMATCH  {name}");
+        outln!("MISMATCH  {name}");
         for p in &problems {
-            println!("  {p}");
+            outln!("  {p}");
         }
     }
     Ok(if matched {
@@ -102,6 +102,6 @@ pub fn verify(
 /// Writes a finished command's report and names it on stderr.
 pub fn write(path: &Path, report: &Report) -> Result<()> {
     provmark_evidence::write(path, report)?;
-    eprintln!("provmark: report {} ({})", path.display(), report.digest);
+    errln!("provmark: report {} ({})", path.display(), report.digest);
     Ok(())
 }

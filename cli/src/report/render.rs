@@ -58,7 +58,7 @@ fn print_pdf(html: &Path, pdf: &Path) -> Result<()> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    eprintln!("provmark: wrote {}", pdf.display());
+    errln!("provmark: wrote {}", pdf.display());
     Ok(())
 }
 
@@ -129,7 +129,7 @@ pub fn render(
     });
     let page = render_page(&report, &name, view.as_ref(), &standing).map_err(edited)?;
     std::fs::write(html, page).with_context(|| format!("cannot write {}", html.display()))?;
-    eprintln!("provmark: wrote {}", html.display());
+    errln!("provmark: wrote {}", html.display());
     if let Some(pdf) = pdf {
         print_pdf(html, pdf)?;
     }

@@ -11,9 +11,9 @@ use provmark_evidence::{AuditorKey, Error as EvidenceError};
 pub fn keygen(out: &Path) -> Result<ExitCode> {
     let key = AuditorKey::generate()?;
     key.write_new(out)?;
-    println!("signing key {}", out.display());
-    println!("public key  {}", key.public_hex());
-    println!("Publish the public key; keep the signing key file secret.");
+    outln!("signing key {}", out.display());
+    outln!("public key  {}", key.public_hex());
+    outln!("Publish the public key; keep the signing key file secret.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -34,7 +34,7 @@ pub fn sign(report_path: &Path, signing_key: &Path, out: Option<&Path>) -> Resul
         path: out.to_path_buf(),
         source,
     })?;
-    println!("signed {} ({})", out.display(), report.digest);
-    println!("public key {}", key.public_hex());
+    outln!("signed {} ({})", out.display(), report.digest);
+    outln!("public key {}", key.public_hex());
     Ok(ExitCode::SUCCESS)
 }
