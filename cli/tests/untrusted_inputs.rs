@@ -428,3 +428,65 @@ fn a_closed_standard_output_is_an_error_not_a_crash() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn outputs_never_overwrite_inputs_or_keys() {
+    let lab = common::lab_builder().tokenizer(1000).build();
+    let d = lab.path();
+    std::fs::write(
+        d.join("victim.jsonl"),
+        "{\"text\": \"words to keep, not overwrite\"}\n",
+    )
+    .unwrap();
+    let key_before = std::fs::read(d.join("lab.key")).unwrap();
+    let input_before = std::fs::read(d.join("victim.jsonl")).unwrap();
+    for target in ["victim.jsonl", "lab.key"] {
+        let out = detect(d, &["--report", target, "victim.jsonl"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refusing to overwrite"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(std::fs::read(d.join("lab.key")).unwrap(), key_before);
+    assert_eq!(std::fs::read(d.join("victim.jsonl")).unwrap(), input_before);
+    // A rerun replaces its own report.
+    for _ in 0..2 {
+        let out = detect(d, &["--report", "r.json", "victim.jsonl"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    // The page is not written over the report (nor a PDF over anything else).
+    let out = run(d, &["report", "render", "r.json", "--html", "r.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not a page provmark rendered"));
+    let out = run(d, &["report", "render", "r.json", "--html", "r.html"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(d, &["report", "render", "r.json", "--html", "r.html"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A partial is not written over an input either.
+    let out = run(
+        d,
+        &[
+            "audit",
+            "corpus",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--tokenizer",
+            "tokenizer.json",
+            "--null-keys",
+            "9",
+            "--alpha",
+            "0.1",
+            "--shard",
+            "0/2",
+            "--partial",
+            "victim.jsonl",
+            "victim.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(std::fs::read(d.join("victim.jsonl")).unwrap(), input_before);
+}

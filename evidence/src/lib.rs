@@ -38,8 +38,8 @@ pub use recipe::{
 };
 pub use recorder::Recorder;
 pub use report::{
-    canonical_offset, parse, read, read_text, write, Command, Host, InputEntry, ProfileEntry,
-    Report, Run, Signature, Tool,
+    canonical_offset, parse, read, read_text, write, write_atomic, Command, Host, InputEntry,
+    ProfileEntry, Report, Run, Signature, Tool,
 };
 pub use sign::{AuditorKey, SignatureError};
 pub use verify::{
@@ -144,6 +144,9 @@ pub enum Error {
 
     #[error("{path}: {reason}; not a report provmark makes, refusing to show it")]
     Content { path: String, reason: String },
+
+    #[error("{} exists and is not {what}: refusing to overwrite it (give another path)", path.display())]
+    WouldOverwrite { path: PathBuf, what: &'static str },
 
     #[error("its signature does not verify; refusing to render it")]
     BadSignature {

@@ -266,10 +266,38 @@ pub fn read(path: &Path) -> Result<Report, Error> {
 }
 
 /// Writes a report in canonical form: its JCS bytes and one line feed.
+///
+/// An existing file at `path` is replaced only when it is itself a report
+/// (a rerun); anything else (the command's own input, a key) is refused with
+/// [`Error::WouldOverwrite`]. The bytes go to a temporary file beside it that
+/// is renamed into place, so a reader never sees half a report.
 pub fn write(path: &Path, report: &Report) -> Result<(), Error> {
-    std::fs::write(path, report.canonical_file()).map_err(|source| Error::WriteReport {
+    if path.exists() && !read_text(path).is_ok_and(|t| parse(&t, "existing").is_ok()) {
+        return Err(Error::WouldOverwrite {
+            path: path.to_path_buf(),
+            what: "a provmark report",
+        });
+    }
+    write_atomic(path, report.canonical_file().as_bytes()).map_err(|source| Error::WriteReport {
         path: path.to_path_buf(),
         source,
+    })
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over
+/// `path` (atomic on one file system).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
     })
 }
 

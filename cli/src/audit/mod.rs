@@ -6,7 +6,7 @@
 pub mod api;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 
@@ -250,7 +250,18 @@ pub fn corpus(
             let mut shard_totals = totals.suspect.clone();
             shard_totals.binding = Some(recipe.binding()?);
             let text = serde_json::to_string(&shard_totals)? + "\n";
-            std::fs::write(&path, text)
+            let is_partial = |p: &Path| {
+                provmark_evidence::read_text(p).is_ok_and(|t| {
+                    provmark_verify::attribution::Totals::parse_partial("existing", &t).is_ok()
+                })
+            };
+            if path.exists() && !is_partial(&path) {
+                anyhow::bail!(
+                    "{} exists and is not a partial result: refusing to overwrite it (give another path)",
+                    path.display()
+                );
+            }
+            provmark_evidence::write_atomic(&path, text.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
             errln!(
                 "provmark: shard {}/{} written to {}; combine all shards with provmark audit merge",

@@ -62,6 +62,28 @@ fn print_pdf(html: &Path, pdf: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to replace an existing `path` unless its first bytes pass
+/// `is_ours` (a rerun replacing its own output): never a report, an input
+/// or a key given by mistake.
+fn refuse_overwriting(path: &Path, what: &str, is_ours: impl Fn(&[u8]) -> bool) -> Result<()> {
+    use std::io::Read as _;
+    if !path.exists() {
+        return Ok(());
+    }
+    let mut head = Vec::new();
+    let ours = std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .is_ok()
+        && is_ours(&head);
+    if !ours {
+        bail!(
+            "{} exists and is not {what}: refusing to overwrite it (give another path)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Whether this process runs as root (Chromium's sandbox refuses to start
 /// then): the owner of `/proc/self` is the process's effective user.
 #[cfg(unix)]
@@ -128,7 +150,15 @@ pub fn render(
         max_texts,
     });
     let page = render_page(&report, &name, view.as_ref(), &standing).map_err(edited)?;
-    std::fs::write(html, page).with_context(|| format!("cannot write {}", html.display()))?;
+    refuse_overwriting(html, "a page provmark rendered", |bytes| {
+        bytes.starts_with(b"<!DOCTYPE html>")
+            && bytes.windows(17).any(|w| w == b"provmark evidence")
+    })?;
+    if let Some(pdf) = pdf {
+        refuse_overwriting(pdf, "a PDF", |bytes| bytes.starts_with(b"%PDF"))?;
+    }
+    provmark_evidence::write_atomic(html, page.as_bytes())
+        .with_context(|| format!("cannot write {}", html.display()))?;
     errln!("provmark: wrote {}", html.display());
     if let Some(pdf) = pdf {
         print_pdf(html, pdf)?;

@@ -30,10 +30,7 @@ pub fn sign(report_path: &Path, signing_key: &Path, out: Option<&Path>) -> Resul
     let key = AuditorKey::load(signing_key)?;
     key.sign(&mut report)?;
     let out = out.unwrap_or(report_path);
-    std::fs::write(out, report.canonical_file()).map_err(|source| EvidenceError::Write {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    provmark_evidence::write(out, &report)?;
     outln!("signed {} ({})", out.display(), report.digest);
     outln!("public key {}", key.public_hex());
     Ok(ExitCode::SUCCESS)
