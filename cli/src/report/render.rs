@@ -19,12 +19,9 @@ fn print_pdf(html: &Path, pdf: &Path) -> Result<()> {
                 .is_ok_and(|o| o.status.success())
         })
         .context("--pdf needs Chromium (e.g. apt-get install chromium)")?;
-    let url = format!(
-        "file://{}",
-        std::fs::canonicalize(html)
-            .with_context(|| format!("cannot find {}", html.display()))?
-            .display()
-    );
+    let absolute =
+        std::fs::canonicalize(html).with_context(|| format!("cannot find {}", html.display()))?;
+    let url = file_url(&absolute);
     // The page is validated and escaped and carries a Content-Security-Policy
     // that forbids scripts and fetches; Chromium runs without extensions or
     // background network services, on a throw-away profile. (Its
@@ -82,6 +79,28 @@ fn refuse_overwriting(path: &Path, what: &str, is_ours: impl Fn(&[u8]) -> bool) 
         );
     }
     Ok(())
+}
+
+/// The `file://` URL of an absolute path, every byte outside the URL's
+/// unreserved set percent-encoded (`#`, `?`, `%` and spaces in a name
+/// would otherwise make Chromium load another file).
+fn file_url(path: &Path) -> String {
+    #[cfg(unix)]
+    let bytes = {
+        use std::os::unix::ffi::OsStrExt;
+        path.as_os_str().as_bytes().to_vec()
+    };
+    #[cfg(not(unix))]
+    let bytes = path.to_string_lossy().into_owned().into_bytes();
+    let mut url = String::from("file://");
+    for b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            url.push(b as char);
+        } else {
+            url.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url
 }
 
 /// Whether this process runs as root (Chromium's sandbox refuses to start
@@ -164,4 +183,13 @@ pub fn render(
         print_pdf(html, pdf)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_urls_encode_what_a_url_would_misread() {
+        let url = super::file_url(std::path::Path::new("/tmp/r#x y%?.html"));
+        assert_eq!(url, "file:///tmp/r%23x%20y%25%3F.html");
+    }
 }
