@@ -126,8 +126,8 @@ pub enum Error {
     },
     /// Standard input named as a report input.
     #[error(
-        "--report needs every input as a file (standard input cannot be digested \
-         and given again to a verifier)"
+        "a report's inputs are files: standard input (-) cannot be digested and given again \
+         to a verifier"
     )]
     StandardInput,
     /// The report's content does not hash to its `digest`; `action` is what

@@ -504,13 +504,14 @@ struct MergeParameters {
 pub const MAX_SHARDS: u32 = 1024;
 
 impl MergeRecipe {
-    /// Reads the partial files (each at most 256 MiB).
+    /// Reads the partial files (each at most [`crate::report::MAX_PARTIAL_BYTES`]).
     ///
     /// Errors: [`Error::Read`], [`Error::TooLarge`], or the partial's parse error.
     pub fn read_parts(&self) -> Result<Vec<(String, Totals)>, Error> {
         let mut parts: Vec<(String, Totals)> = Vec::new();
         for name in &self.parts {
-            let text = crate::report::read_text(self.locations.path(name))?;
+            let path = self.locations.path(name);
+            let text = crate::report::read_text_at_most(path, crate::report::MAX_PARTIAL_BYTES)?;
             parts.push((name.clone(), Totals::parse_partial(name, &text)?));
         }
         Ok(parts)

@@ -212,28 +212,41 @@ pub fn parse(text: &str, name: &str) -> Result<Report, Error> {
     })
 }
 
-/// The largest report file read: 256 MiB (a detect report of about a
-/// million texts). A larger file is refused before it is parsed.
-pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+/// The largest report file read: 64 MiB (a detect report of about 250,000
+/// texts). Parsing takes about 25 times a file's size in memory, so this
+/// keeps a hostile report under about 1.6 GB; a larger file is refused
+/// before it is parsed.
+pub const MAX_REPORT_BYTES: u64 = 64 << 20;
+
+/// The largest partial result read: 256 MiB (its null statistics, about 9
+/// bytes a key, read straight into numbers).
+pub const MAX_PARTIAL_BYTES: u64 = 256 << 20;
 
 /// A report file's text, read at most [`MAX_REPORT_BYTES`].
 ///
-/// Errors: [`Error::Read`] (unreadable, not UTF-8), [`Error::TooLarge`].
+/// Errors: [`Error::Read`] (unreadable, not a regular file, not UTF-8),
+/// [`Error::TooLarge`].
 pub fn read_text(path: &Path) -> Result<String, Error> {
+    read_text_at_most(path, MAX_REPORT_BYTES)
+}
+
+/// A regular file's text, read at most `limit` bytes (see [`read_text`]).
+pub fn read_text_at_most(path: &Path, limit: u64) -> Result<String, Error> {
     use std::io::Read as _;
     let read = |source| Error::Read {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::open(path).map_err(read)?;
+    if !file.metadata().map_err(read)?.is_file() {
+        return Err(read(provmark_watermark::not_regular()));
+    }
     let mut bytes = Vec::new();
-    file.take(MAX_REPORT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read)?;
-    if bytes.len() as u64 > MAX_REPORT_BYTES {
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(read)?;
+    if bytes.len() as u64 > limit {
         return Err(Error::TooLarge {
             path: path.to_path_buf(),
-            limit: MAX_REPORT_BYTES,
+            limit,
         });
     }
     String::from_utf8(bytes)

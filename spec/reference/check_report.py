@@ -23,7 +23,9 @@ UNDIGESTED = ("digest", "run", "signature")
 def es_number(x):
     """ECMAScript Number::toString, as RFC 8785 requires."""
     if isinstance(x, int):
-        return str(x)
+        # Every JSON number is a binary64 (RFC 8785 §3.2.2.3): integers
+        # beyond 2^53 are written as the double they round to.
+        return str(x) if abs(x) <= 2**53 else es_number(float(x))
     if math.isnan(x) or math.isinf(x):
         raise ValueError("JSON has no NaN or infinity")
     if x == 0:

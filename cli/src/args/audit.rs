@@ -43,7 +43,7 @@ pub struct AuditCommon {
     #[arg(long, default_value_t = 999, value_name = "M")]
     null_keys: usize,
     /// Public seed the null keys are derived from (recorded in the output).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = super::exact_integer::<u64>)]
     null_seed: u64,
     /// Level for attribution (both p-values must reach it).
     #[arg(long, default_value_t = 1e-3)]

@@ -58,7 +58,8 @@ pub struct DetectArgs {
     /// Largest accepted JSONL line or text file, in bytes (refused while
     /// reading, never held). Each thread holds at most one record: about 125
     /// times its size while tokenized (0.5 GB at the default 4 MiB).
-    #[arg(long, default_value_t = DEFAULT_MAX_RECORD_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = DEFAULT_MAX_RECORD_BYTES, value_name = "BYTES",
+          value_parser = super::exact_integer::<usize>)]
     max_record_bytes: usize,
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]

@@ -118,3 +118,19 @@ impl Cli {
         }
     }
 }
+
+/// An integer a report records exactly: at most 2^53 (RFC 8785 writes
+/// numbers as binary64, so a larger one would be recorded rounded and the
+/// report would not verify).
+pub fn exact_integer<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    const EXACT: u64 = 1 << 53;
+    let n: u64 = text
+        .parse()
+        .map_err(|e| format!("{text:?} is not a non-negative integer: {e}"))?;
+    if n > EXACT {
+        return Err(format!(
+            "{n} is above 2^53 = {EXACT}, the largest integer a report records exactly"
+        ));
+    }
+    T::try_from(n).map_err(|_| format!("{n} does not fit this machine"))
+}

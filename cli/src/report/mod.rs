@@ -36,11 +36,18 @@ pub fn verify(
         EvidenceError::InputCount { expected, .. } => anyhow!(
             "{name} lists {} input file(s) ({}); give exactly those with --inputs, in that order",
             expected.len(),
-            expected
-                .iter()
-                .map(|(role, file)| format!("{role} {file}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            {
+                // A forged report may list any number: name the first few.
+                let mut listed: Vec<String> = expected
+                    .iter()
+                    .take(20)
+                    .map(|(role, file)| format!("{role} {}", short_name(file)))
+                    .collect();
+                if expected.len() > 20 {
+                    listed.push(format!("… and {} more", expected.len() - 20));
+                }
+                listed.join(", ")
+            }
         ),
         EvidenceError::InvalidProfile { index, source } => anyhow::Error::new(source)
             .context(format!("{name}: profile {index} is not a valid profile")),
@@ -104,4 +111,13 @@ pub fn write(path: &Path, report: &Report) -> Result<()> {
     provmark_evidence::write(path, report)?;
     errln!("provmark: report {} ({})", path.display(), report.digest);
     Ok(())
+}
+
+/// A recorded name as shown in a message: at most 80 characters.
+fn short_name(name: &str) -> String {
+    if name.chars().count() > 80 {
+        format!("{}…", name.chars().take(80).collect::<String>())
+    } else {
+        name.to_string()
+    }
 }
