@@ -23,7 +23,7 @@ pub fn run(
     let app = provmark_serve::router(serving, config)?;
     // One line per answer on stderr (RUST_LOG overrides the level).
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -43,4 +43,21 @@ pub fn run(
     })?;
     errln!("provmark: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Standard error for the request log, where a failed write is dropped:
+/// tracing-subscriber reports a failing writer with eprintln!, which panics
+/// (and took the request's worker with it) when stderr is a closed pipe.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }

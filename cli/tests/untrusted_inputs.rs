@@ -490,3 +490,78 @@ fn outputs_never_overwrite_inputs_or_keys() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(std::fs::read(d.join("victim.jsonl")).unwrap(), input_before);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_refused_not_waited_on() {
+    let lab = common::lab_builder().tokenizer(1000).build();
+    let d = lab.path();
+    std::fs::write(d.join("t.jsonl"), "{\"text\": \"a few words to test\"}\n").unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(d.join("ff"))
+        .status()
+        .unwrap()
+        .success());
+    let limit = Duration::from_secs(20);
+    let mut with_key = DETECT.to_vec();
+    with_key[4] = "ff";
+    with_key.push("t.jsonl");
+    let mut with_report = DETECT.to_vec();
+    with_report.extend_from_slice(&["--report", "ff", "t.jsonl"]);
+    let cases: [Vec<&str>; 5] = [
+        vec!["report", "verify", "ff"],
+        vec!["profile", "show", "ff"],
+        vec!["report", "sign", "ff", "--signing-key", "ff"],
+        with_key,
+        with_report,
+    ];
+    for args in cases {
+        let out = run_within(d, &args, limit);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    // An output may not be one of the run's own inputs, even a report.
+    let out = detect(d, &["--report", "r.json", "t.jsonl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = detect(d, &["--report", "r.json", "r.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is one of the report's own inputs"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        d,
+        &[
+            "report", "render", "r.json", "--html", "p.html", "--pdf", "p.html",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Integers a report records exactly, and the shard count it can verify.
+    let mut big = DETECT.to_vec();
+    big.extend_from_slice(&["--windows", "--window-min", "9007199254740993", "t.jsonl"]);
+    assert_eq!(run(d, &big).status.code(), Some(2));
+    let out = run(
+        d,
+        &[
+            "audit",
+            "corpus",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--tokenizer",
+            "tokenizer.json",
+            "--shard",
+            "0/1025",
+            "--partial",
+            "p.json",
+            "t.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("at most 1024 shards"),
+        "{}",
+        stderr(&out)
+    );
+}

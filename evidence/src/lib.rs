@@ -34,12 +34,12 @@ use std::path::PathBuf;
 pub use digest::{file_sha256, jcs, merkle_root, FileDigest};
 pub use recipe::{
     finish_audit, recompute, AuditSettings, CorpusRecipe, DetectRecipe, Keyed, MergeRecipe,
-    WeightsRecipe,
+    WeightsRecipe, MAX_SHARDS,
 };
 pub use recorder::Recorder;
 pub use report::{
-    canonical_offset, parse, read, read_text, write, write_atomic, Command, Host, InputEntry,
-    ProfileEntry, Report, Run, Signature, Tool,
+    canonical_offset, parse, read, read_text, same_file, write, write_atomic, Command, Host,
+    InputEntry, ProfileEntry, Report, Run, Signature, Tool,
 };
 pub use sign::{AuditorKey, SignatureError};
 pub use verify::{
@@ -145,7 +145,7 @@ pub enum Error {
     #[error("{path}: {reason}; not a report provmark makes, refusing to show it")]
     Content { path: String, reason: String },
 
-    #[error("{} exists and is not {what}: refusing to overwrite it (give another path)", path.display())]
+    #[error("{} exists and is {}{what}: refusing to overwrite it (give another path)", path.display(), if what.starts_with("one of") { "" } else { "not " })]
     WouldOverwrite { path: PathBuf, what: &'static str },
 
     #[error("its signature does not verify; refusing to render it")]

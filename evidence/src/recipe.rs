@@ -633,12 +633,18 @@ fn recompute_merge(report: &Report, keys: &[KeyFile], files: &Files<'_>) -> Resu
             .flatten()
             .filter(|slot| slot.is_none());
         match slot {
-            Some(slot) if t.binding.as_ref() == Some(&binding) => *slot = Some(part),
+            Some(slot)
+                if t.binding.as_ref() == Some(&binding)
+                    && t.profile_digest == corpus.lab.profile.digest()
+                    && t.null_statistics.len() == p.null_keys =>
+            {
+                *slot = Some(part)
+            }
             _ => {
                 return Err(Error::PartialDiffers {
                     name: name.clone(),
                     detail: format!(
-                        "not one of the {} shards of this audit (its shard number, key, settings or files differ)",
+                        "not one of the {} shards of this audit (its shard number, profile, key, settings, files or null keys differ)",
                         p.shards
                     ),
                 })

@@ -237,10 +237,7 @@ pub fn read_text_at_most(path: &Path, limit: u64) -> Result<String, Error> {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read)?;
-    if !file.metadata().map_err(read)?.is_file() {
-        return Err(read(provmark_watermark::not_regular()));
-    }
+    let file = provmark_watermark::open_regular(path).map_err(read)?;
     let mut bytes = Vec::new();
     file.take(limit + 1).read_to_end(&mut bytes).map_err(read)?;
     if bytes.len() as u64 > limit {
@@ -291,10 +288,38 @@ pub fn write(path: &Path, report: &Report) -> Result<(), Error> {
             what: "a provmark report",
         });
     }
+    // Nor one of the files the report was made from (its digest would
+    // record bytes that no longer exist).
+    if report
+        .inputs
+        .iter()
+        .any(|i| same_file(path, Path::new(&i.name)))
+    {
+        return Err(Error::WouldOverwrite {
+            path: path.to_path_buf(),
+            what: "one of the report's own inputs",
+        });
+    }
     write_atomic(path, report.canonical_file().as_bytes()).map_err(|source| Error::WriteReport {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Whether `a` and `b` name one existing file (same device and inode).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+    }
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over

@@ -84,7 +84,7 @@ impl AuditorKey {
             source,
         };
         let mut raw = Vec::new();
-        std::fs::File::open(path)
+        provmark_watermark::open_regular(path)
             .map_err(read)?
             .take(MAX_SIGNING_KEY_FILE_BYTES + 1)
             .read_to_end(&mut raw)

@@ -551,16 +551,8 @@ pub fn guard<T>(context: &str, f: impl FnOnce() -> Result<T, Error>) -> Result<T
 ///
 /// Errors: [`Error::Gguf`] naming the file.
 pub fn open_regular(path: &std::path::Path) -> Result<std::fs::File, Error> {
-    let origin = path.display();
-    let file = std::fs::File::open(path).map_err(|e| Error::Gguf(format!("{origin}: {e}")))?;
-    match file.metadata() {
-        Ok(m) if m.is_file() => Ok(file),
-        Ok(_) => Err(Error::Gguf(format!(
-            "{origin}: {}",
-            provmark_watermark::not_regular()
-        ))),
-        Err(e) => Err(Error::Gguf(format!("{origin}: {e}"))),
-    }
+    provmark_watermark::open_regular(path)
+        .map_err(|e| Error::Gguf(format!("{}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -28,10 +28,7 @@ impl TextTokenizer {
             origin: origin.clone(),
             io,
         };
-        let file = std::fs::File::open(path).map_err(read)?;
-        if !file.metadata().map_err(read)?.is_file() {
-            return Err(read(provmark_watermark::not_regular()));
-        }
+        let file = provmark_watermark::open_regular(path).map_err(read)?;
         let mut bytes = Vec::new();
         file.take(MAX_TOKENIZER_BYTES + 1)
             .read_to_end(&mut bytes)

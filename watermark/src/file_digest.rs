@@ -49,22 +49,34 @@ pub fn not_regular() -> std::io::Error {
     )
 }
 
+/// Opens `path` for reading only if it is a regular file, checked before
+/// opening: a FIFO would block the open itself, and a device such as
+/// /dev/zero never ends.
+///
+/// Errors: the file's metadata or open error, or [`not_regular`].
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    std::fs::File::open(path)
+}
+
 /// The SHA-256 and length of a regular file, read in 1 MiB blocks (memory
 /// stays bounded whatever the file's size); anything else is refused as a
 /// [`FileDigestError::Read`] ([`not_regular`]).
 pub fn file_sha256(path: &Path) -> Result<FileDigest, FileDigestError> {
-    let mut f = std::fs::File::open(path).map_err(|source| FileDigestError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
     // A device, pipe or directory has no fixed bytes to bind (and /dev/zero
     // never ends): refused before reading.
-    if !f.metadata().is_ok_and(|m| m.is_file()) {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         return Err(FileDigestError::Read {
             path: path.to_path_buf(),
             source: not_regular(),
         });
     }
+    let mut f = std::fs::File::open(path).map_err(|source| FileDigestError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;

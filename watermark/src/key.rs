@@ -109,6 +109,14 @@ impl Key {
     pub fn load(path: &Path) -> Result<Key, Error> {
         let origin = path.display().to_string();
         let io_error = |e: std::io::Error| Error::Key(format!("{origin}: {e}"));
+        // A FIFO would block the open itself; devices are read bounded below.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+                return Err(io_error(crate::not_regular()));
+            }
+        }
         let file = std::fs::File::open(path).map_err(io_error)?;
         let mut raw = Vec::with_capacity(MAX_KEY_FILE_BYTES + 1);
         file.take(MAX_KEY_FILE_BYTES as u64 + 1)

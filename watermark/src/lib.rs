@@ -42,7 +42,7 @@ mod scoring;
 mod secret_file;
 
 pub use embed::{Embedder, RepeatedWindows, ResponseEmbedder};
-pub use file_digest::{file_sha256, not_regular, FileDigest, FileDigestError};
+pub use file_digest::{file_sha256, not_regular, open_regular, FileDigest, FileDigestError};
 pub use key::{exposure_warning, hex, Key, KEY_LEN, MAX_KEY_FILE_BYTES};
 pub use policy::{Applied, BelowFloor, PolicyMode, SamplingFloor, SamplingParam, SamplingPolicy};
 pub use profile::{

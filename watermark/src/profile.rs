@@ -205,6 +205,9 @@ impl fmt::Display for TokenizerDigest {
     }
 }
 
+/// The largest profile file read (a profile is a few hundred bytes).
+pub const MAX_PROFILE_FILE_BYTES: u64 = 1 << 20;
+
 /// A validated watermark profile (spec §3).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {
@@ -383,9 +386,22 @@ impl Profile {
 
     /// Reads a profile file.
     pub fn load(path: &Path) -> Result<Profile, Error> {
+        use std::io::Read as _;
         let origin = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| Error::Profile(format!("{origin}: {e}")))?;
+        let fail = |e: std::io::Error| Error::Profile(format!("{origin}: {e}"));
+        let mut raw = Vec::new();
+        crate::open_regular(path)
+            .map_err(fail)?
+            .take(MAX_PROFILE_FILE_BYTES + 1)
+            .read_to_end(&mut raw)
+            .map_err(fail)?;
+        if raw.len() as u64 > MAX_PROFILE_FILE_BYTES {
+            return Err(Error::Profile(format!(
+                "{origin}: larger than the {MAX_PROFILE_FILE_BYTES}-byte limit of a profile file"
+            )));
+        }
+        let text = String::from_utf8(raw)
+            .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         Profile::from_json_str(&text, &origin)
     }
 

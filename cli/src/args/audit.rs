@@ -376,5 +376,9 @@ fn parse_shard(text: &str) -> Result<Shard> {
     let (i, n) = text.split_once('/').ok_or_else(bad)?;
     let i: u32 = i.trim().parse().map_err(|_| bad())?;
     let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let most = provmark_evidence::MAX_SHARDS;
+    if n > most {
+        anyhow::bail!("--shard: at most {most} shards (a merged report is recomputed shard by shard), got {n}");
+    }
     Shard::new(i, n).ok_or_else(bad)
 }

@@ -53,7 +53,7 @@ pub struct DetectArgs {
     #[arg(long)]
     windows: bool,
     /// Shortest window, in scored tokens (doubling up to the text length).
-    #[arg(long, default_value_t = DEFAULT_WINDOW_MIN, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_WINDOW_MIN, value_name = "N", value_parser = super::exact_integer::<usize>)]
     window_min: usize,
     /// Largest accepted JSONL line or text file, in bytes (refused while
     /// reading, never held). Each thread holds at most one record: about 125

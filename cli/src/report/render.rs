@@ -68,7 +68,7 @@ fn refuse_overwriting(path: &Path, what: &str, is_ours: impl Fn(&[u8]) -> bool) 
         return Ok(());
     }
     let mut head = Vec::new();
-    let ours = std::fs::File::open(path)
+    let ours = provmark_watermark::open_regular(path)
         .and_then(|f| f.take(4096).read_to_end(&mut head))
         .is_ok()
         && is_ours(&head);
@@ -174,7 +174,21 @@ pub fn render(
             && bytes.windows(17).any(|w| w == b"provmark evidence")
     })?;
     if let Some(pdf) = pdf {
+        if provmark_evidence::same_file(pdf, html) || pdf == html {
+            bail!(
+                "--pdf and --html name one file ({}): give two paths",
+                pdf.display()
+            );
+        }
         refuse_overwriting(pdf, "a PDF", |bytes| bytes.starts_with(b"%PDF"))?;
+    }
+    if provmark_evidence::same_file(html, path)
+        || inputs.iter().any(|i| provmark_evidence::same_file(html, i))
+    {
+        bail!(
+            "{}: the page would overwrite the report or one of its inputs",
+            html.display()
+        );
     }
     provmark_evidence::write_atomic(html, page.as_bytes())
         .with_context(|| format!("cannot write {}", html.display()))?;
