@@ -132,19 +132,6 @@ impl Recorder {
         });
     }
 
-    /// A profile used without its key (e.g. audit merge).
-    pub fn profile_only(&mut self, profile: &Profile) {
-        let n = self.profiles.len();
-        self.replay.push("--profile".into());
-        self.replay.push(format!("@profile:{n}"));
-        self.profiles.push(ProfileEntry {
-            profile: profile.to_json(),
-            digest: profile.digest(),
-            key_id: profile.key_id().to_string(),
-            key_commitment: None,
-        });
-    }
-
     /// A profile with its key's commitment only (a merge holds no key but
     /// its shards were made under one): replayed as `--profile @profile:N`.
     pub fn profile_committed(&mut self, profile: &Profile, key_commitment: &str) {
