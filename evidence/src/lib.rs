@@ -19,6 +19,7 @@
 //! or parameter (never key material).
 
 pub mod digest;
+pub mod output;
 mod recipe;
 mod recorder;
 mod report;

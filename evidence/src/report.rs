@@ -282,12 +282,7 @@ pub fn read(path: &Path) -> Result<Report, Error> {
 /// [`Error::WouldOverwrite`]. The bytes go to a temporary file beside it that
 /// is renamed into place, so a reader never sees half a report.
 pub fn write(path: &Path, report: &Report) -> Result<(), Error> {
-    if path.exists() && !read_text(path).is_ok_and(|t| parse(&t, "existing").is_ok()) {
-        return Err(Error::WouldOverwrite {
-            path: path.to_path_buf(),
-            what: "a provmark report",
-        });
-    }
+    crate::output::check_replaceable(path, crate::output::OutputKind::Report)?;
     // Nor one of the files the report was made from (its digest would
     // record bytes that no longer exist).
     if report

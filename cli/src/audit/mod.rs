@@ -6,7 +6,7 @@
 pub mod api;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use provmark_audit::corpus::AuditTotals;
 use provmark_audit::Event;
+use provmark_evidence::output::OutputKind;
 use provmark_evidence::{finish_audit, CorpusRecipe, MergeRecipe, Recorder, WeightsRecipe};
 use provmark_verify::attribution::decide;
 use provmark_verify::corpus::Shard;
@@ -250,17 +251,7 @@ pub fn corpus(
             let mut shard_totals = totals.suspect.clone();
             shard_totals.binding = Some(recipe.binding()?);
             let text = serde_json::to_string(&shard_totals)? + "\n";
-            let is_partial = |p: &Path| {
-                provmark_evidence::read_text(p).is_ok_and(|t| {
-                    provmark_verify::attribution::Totals::parse_partial("existing", &t).is_ok()
-                })
-            };
-            if path.exists() && !is_partial(&path) {
-                anyhow::bail!(
-                    "{} exists and is not a partial result: refusing to overwrite it (give another path)",
-                    path.display()
-                );
-            }
+            provmark_evidence::output::check_replaceable(&path, OutputKind::Partial)?;
             provmark_evidence::write_atomic(&path, text.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
             errln!(

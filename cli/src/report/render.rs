@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
+use provmark_evidence::output::{check_replaceable, OutputKind};
 use provmark_evidence::render::{render_page, Standing, TokenView};
 use provmark_evidence::{Error as EvidenceError, KeyFile};
 
@@ -56,28 +57,6 @@ fn print_pdf(html: &Path, pdf: &Path) -> Result<()> {
         );
     }
     errln!("provmark: wrote {}", pdf.display());
-    Ok(())
-}
-
-/// Refuses to replace an existing `path` unless its first bytes pass
-/// `is_ours` (a rerun replacing its own output): never a report, an input
-/// or a key given by mistake.
-fn refuse_overwriting(path: &Path, what: &str, is_ours: impl Fn(&[u8]) -> bool) -> Result<()> {
-    use std::io::Read as _;
-    if !path.exists() {
-        return Ok(());
-    }
-    let mut head = Vec::new();
-    let ours = provmark_watermark::open_regular(path)
-        .and_then(|f| f.take(4096).read_to_end(&mut head))
-        .is_ok()
-        && is_ours(&head);
-    if !ours {
-        bail!(
-            "{} exists and is not {what}: refusing to overwrite it (give another path)",
-            path.display()
-        );
-    }
     Ok(())
 }
 
@@ -169,10 +148,7 @@ pub fn render(
         max_texts,
     });
     let page = render_page(&report, &name, view.as_ref(), &standing).map_err(edited)?;
-    refuse_overwriting(html, "a page provmark rendered", |bytes| {
-        bytes.starts_with(b"<!DOCTYPE html>")
-            && bytes.windows(17).any(|w| w == b"provmark evidence")
-    })?;
+    check_replaceable(html, OutputKind::Page)?;
     if let Some(pdf) = pdf {
         if provmark_evidence::same_file(pdf, html) || pdf == html {
             bail!(
@@ -180,7 +156,7 @@ pub fn render(
                 pdf.display()
             );
         }
-        refuse_overwriting(pdf, "a PDF", |bytes| bytes.starts_with(b"%PDF"))?;
+        check_replaceable(pdf, OutputKind::Pdf)?;
     }
     if provmark_evidence::same_file(html, path)
         || inputs.iter().any(|i| provmark_evidence::same_file(html, i))
