@@ -24,6 +24,7 @@ mod recipe;
 mod recorder;
 mod report;
 pub mod sign;
+pub mod tolerance;
 pub mod validate;
 mod verify;
 

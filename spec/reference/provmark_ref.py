@@ -116,9 +116,24 @@ def gumbel_j(seed_bytes, token):
     return dword(seed_bytes, 2 * token) >> 12
 
 
+GUMBEL_UNITS = 2**16
+
+
+def gumbel_units(j):
+    """Spec §7 (revision 7): floor(2^16 * -ln(1 - r)), an exact integer.
+    -ln(1 - r) is never a multiple of 2^-16 (Lindemann), so 60 digits decide it;
+    the assertion guards the margin."""
+    one_minus_r = mpmath.mpf(2 * ((1 << 52) - 1 - j) + 1) / 2**53
+    y = -mpmath.log(one_minus_r) * GUMBEL_UNITS
+    units = int(mpmath.floor(y))
+    assert min(y - units, units + 1 - y) > mpmath.mpf(10) ** -40
+    return units
+
+
 def gumbel_score(j):
-    one_minus_r = (2 * ((1 << 52) - 1 - j) + 1) / 2**53
-    return -math.log(one_minus_r)
+    """The fixed-point score units / 2^16: exact in binary64, so sums of scores
+    are exact (order-free) while below 2^37."""
+    return gumbel_units(j) / GUMBEL_UNITS
 
 
 def token_score(profile, seed_bytes, token):
@@ -425,6 +440,20 @@ def main():
             for t in [0, 1, 2, 17, 49151, 151935, 255999, 2**32 - 1]:
                 out["token_values"].append({"profile_index": i, "window": window, "token": t,
                                             "score": token_score(p, sd, t)})
+    # Gumbel fixed-point scores (§7, revision 7): random j, the extremes, and j
+    # whose -ln(1 - r) lies within about 2^-36 of a multiple of 2^-16 (found by
+    # inverting the boundary: 1 - r = exp(-q / 2^16) rounded to the 2^-52 grid;
+    # that comes close for q up to about 5e5, where the grid is still fine).
+    out["gumbel_scores"] = []
+    jr = random.Random(7)  # its own generator: the other vectors keep their draws
+    js = [0, 1, (1 << 52) - 1, (1 << 52) - 2, 1 << 51] + [jr.randrange(1 << 52) for _ in range(12)]
+    for q in [1, 2, 3, 1000, 45426, 65535, 65536, 65537, 131072, 300000, 1000000, 2000000, 2400000]:
+        k = int(mpmath.nint((mpmath.exp(-mpmath.mpf(q) / GUMBEL_UNITS) * 2**53 - 1) / 2))
+        for kk in (k - 1, k, k + 1):
+            if 0 <= kk < (1 << 52):
+                js.append((1 << 52) - 1 - kk)
+    for j in js:
+        out["gumbel_scores"].append({"j": j, "units": gumbel_units(j), "score": gumbel_score(j)})
     for n, k, p in [(10, 3, 0.25), (200, 50, 0.25), (200, 80, 0.25), (200, 200, 0.25),
                     (1000, 600, 0.25), (5000, 5000, 0.5), (3000, 2990, 0.25),
                     (100000, 26000, 0.25), (6000, 3500, 0.5), (1000000, 250400, 0.25),

@@ -105,6 +105,10 @@ pub enum Error {
         /// Shard count.
         count: u32,
     },
+    /// The merged statistic reached 2^37, beyond exact binary64 sums
+    /// (spec §8).
+    #[error("the merged statistic reached 2^37, beyond what this version sums exactly (spec §8)")]
+    StatisticTooLarge,
     /// A shard without its partial.
     #[error("shard {index}/{count} is missing: every shard is needed for an exact result")]
     ShardMissing {
@@ -387,8 +391,8 @@ pub fn merge(parts: &[(String, Totals)], digest: &str, profile: &str) -> Result<
             count,
         });
     }
-    // Summed in shard order, so that the merged numbers do not depend on
-    // the order the partials were given in (floating-point sums).
+    // Summed in shard order (the sums are exact, spec §7, so the order only
+    // matters for partials not made by a conforming implementation).
     let mut ordered: Vec<&Totals> = parts.iter().map(|(_, t)| t).collect();
     ordered.sort_by_key(|t| t.shard_index);
     let mut total = ordered[0].clone();
@@ -402,6 +406,13 @@ pub fn merge(parts: &[(String, Totals)], digest: &str, profile: &str) -> Result<
         for (a, b) in total.null_statistics.iter_mut().zip(&t.null_statistics) {
             *a += b;
         }
+    }
+    let sums = std::iter::once(&total.statistic).chain(&total.null_statistics);
+    if !sums
+        .into_iter()
+        .all(|s| crate::corpus::is_exact_statistic(*s))
+    {
+        return Err(Error::StatisticTooLarge);
     }
     Ok(total)
 }

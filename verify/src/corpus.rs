@@ -317,10 +317,25 @@ pub fn score_tuples(detector: &Detector, tuples: &DistinctTuples) -> Result<Corp
             sum
         })
         .collect();
+    let statistic: f64 = sums.iter().sum();
+    if !is_exact_statistic(statistic) {
+        return Err(Error::StatisticTooLarge);
+    }
     Ok(CorpusScore {
         scored: tuples.tuples.len() as u64,
-        statistic: sums.iter().sum(),
+        statistic,
     })
+}
+
+/// The largest statistic a binary64 sum holds exactly: every score is a
+/// multiple of 2^−16 (spec §7, revision 7), so sums below 2^37 are exact
+/// in any order.
+pub const MAX_EXACT_STATISTIC: f64 = (1u64 << 37) as f64;
+
+/// Whether `statistic` is below [`MAX_EXACT_STATISTIC`], so that it (and
+/// any sum of its parts) is the exact value spec §8 requires.
+pub fn is_exact_statistic(statistic: f64) -> bool {
+    statistic.abs() < MAX_EXACT_STATISTIC
 }
 
 /// Windows seen in the lab's own watermarked outputs: the filter Φ of a

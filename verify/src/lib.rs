@@ -99,6 +99,10 @@ pub enum Error {
         /// Shard of the other set.
         other_shard: corpus::Shard,
     },
+    /// A statistic too large to hold exactly in binary64 (spec §8: at least
+    /// 2^37, some 3.7 · 10^9 positions or more): split the corpus.
+    #[error("the statistic reached 2^37, beyond what this version sums exactly (spec §8); split the corpus into separate audits")]
+    StatisticTooLarge,
     /// Tuples collected with another context width than the profile's.
     #[error("the tuples were collected with h = {tuples} but the profile has h = {profile}")]
     TuplesContextMismatch {

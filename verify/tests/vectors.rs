@@ -72,10 +72,11 @@ fn full_detections_match_reference() {
             case["duplicates"].as_u64().unwrap(),
             "case {i}"
         );
-        close(
+        // Exact (spec §7, revision 7).
+        assert_eq!(
             d.statistic,
             case["statistic"].as_f64().unwrap(),
-            &format!("case {i} statistic"),
+            "case {i} statistic"
         );
         match (d.test, case.get("log10_p")) {
             (None, None) => {}
@@ -124,20 +125,18 @@ fn corpus_tests_match_reference() {
         )
         .unwrap();
         for (k, (got, want)) in swap.statistics.iter().zip(nulls).enumerate() {
-            close(
-                *got,
-                want.as_f64().unwrap(),
-                &format!("corpus {i} null key {k}"),
-            );
+            // Exact (spec §7, revision 7).
+            assert_eq!(*got, want.as_f64().unwrap(), "corpus {i} null key {k}");
         }
         assert_eq!(
             swap.at_least as u64,
             case["swap_at_least"].as_u64().unwrap()
         );
-        close(
+        // Exact (spec §7, revision 7).
+        assert_eq!(
             score.statistic,
             case["statistic"].as_f64().unwrap(),
-            &format!("corpus {i} statistic"),
+            "corpus {i} statistic"
         );
         let log10_p = score.test(&detector).unwrap().p.log10();
         close(
@@ -167,10 +166,11 @@ fn reading_mode_tests_match_reference() {
             case["scored"].as_u64().unwrap(),
             "reading {i}"
         );
-        close(
+        // Exact (spec §7, revision 7).
+        assert_eq!(
             score.statistic,
             case["statistic"].as_f64().unwrap(),
-            &format!("reading {i} statistic"),
+            "reading {i} statistic"
         );
         // h = 0: every window repeats the first position's; nothing is scored.
         match score.test(&detector) {

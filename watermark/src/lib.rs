@@ -32,6 +32,7 @@
 
 mod embed;
 mod file_digest;
+mod gumbel_score;
 mod key;
 mod keystream;
 mod policy;
@@ -43,6 +44,7 @@ mod secret_file;
 
 pub use embed::{Embedder, RepeatedWindows, ResponseEmbedder};
 pub use file_digest::{file_sha256, not_regular, open_regular, FileDigest, FileDigestError};
+pub use gumbel_score::GUMBEL_SCORE_UNITS;
 pub use key::{exposure_warning, hex, Key, KEY_LEN, MAX_KEY_FILE_BYTES};
 pub use policy::{Applied, BelowFloor, PolicyMode, SamplingFloor, SamplingParam, SamplingPolicy};
 pub use profile::{

@@ -280,9 +280,15 @@ impl GumbelUniform {
     pub fn one_minus_r(self) -> f64 {
         (2 * ((1u64 << 52) - 1 - self.j) + 1) as f64 * (1.0 / 9007199254740992.0)
     }
-    /// Detection score −ln(1 − r): Exp(1) under the null.
+    /// Detection score (spec §7, revision 7): −ln(1 − r) rounded down to a
+    /// multiple of 2^−16, exactly ([`crate::gumbel_score`]). Exp(1) under
+    /// the null to within 2^−16, never above it.
     pub fn score(self) -> f64 {
-        -self.one_minus_r().ln()
+        self.score_units() as f64 / crate::GUMBEL_SCORE_UNITS as f64
+    }
+    /// The score in units of 2^−16: `floor(2^16 · (−ln(1 − r)))`.
+    pub fn score_units(self) -> u64 {
+        crate::gumbel_score::score_units((1u64 << 52) - 1 - self.j)
     }
 }
 

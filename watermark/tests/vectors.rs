@@ -56,9 +56,11 @@ fn per_token_scores() {
         let mut values = schedule.values(&window);
         let token = case["token"].as_u64().unwrap() as u32;
         let got = schedule.token_score(&mut values, token);
+        // Scores are exact (gumbel in fixed point, spec §7 revision 7).
         let want = case["score"].as_f64().unwrap();
-        assert!(
-            (got - want).abs() <= 1e-15 * want.abs(),
+        assert_eq!(
+            got.to_bits(),
+            want.to_bits(),
             "token {token}: {got} vs {want}"
         );
         // The batched path gives the same score.
@@ -66,5 +68,20 @@ fn per_token_scores() {
         let mut batched = Vec::new();
         schedule.score_tuples([tuple.as_slice()], &mut batched);
         assert_eq!(batched, [got], "token {token}, batched");
+    }
+}
+
+#[test]
+fn gumbel_fixed_point_scores() {
+    // Random values, the extremes and values within ~2^-36 of a unit boundary
+    // (the reference's 60-digit floor), through the public uniform type.
+    let v = vectors();
+    let cases = v["gumbel_scores"].as_array().unwrap();
+    assert!(cases.len() > 40);
+    for case in cases {
+        let j = case["j"].as_u64().unwrap();
+        let u = provmark_watermark::GumbelUniform::from_u64(j << 12);
+        assert_eq!(u.score_units(), case["units"].as_u64().unwrap(), "j = {j}");
+        assert_eq!(u.score(), case["score"].as_f64().unwrap(), "j = {j}");
     }
 }
