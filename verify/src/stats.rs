@@ -53,6 +53,10 @@ const SMALL_LN: f64 = -707.7;
 impl Term {
     fn ln(&self) -> f64 {
         let l = self.ln_tail + (self.factor as f64).ln();
+        // Certainly above 1 (the fast error is below the bound): capped.
+        if l > precise::ln_error_bound(self.ln_tail) + 1e-12 {
+            return 0.0;
+        }
         if self.factor > 1 && l > NEAR_ONE_LN && !self.tail.is_zero() {
             precise::ln_scaled(self.factor, &self.tail)
         } else {
