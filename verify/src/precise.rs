@@ -418,7 +418,7 @@ impl Quantity {
     fn dyadic_exp(&self) -> Option<u64> {
         match *self {
             Quantity::Scaled { tail, .. } => tail.dyadic_exp(),
-            Quantity::Const(v) if v == 0.0 => Some(0),
+            Quantity::Const(0.0) => Some(0),
             Quantity::Const(v) => Some((-decompose(v).1).max(0) as u64),
         }
     }
