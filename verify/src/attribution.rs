@@ -433,7 +433,7 @@ pub fn judge(scheme: &Scheme, t: &Totals, alpha: f64) -> Judgement {
     let test = null_test(scheme, t.scored, t.statistic);
     let swap = key_swap_p(&t.null_statistics, t.statistic);
     Judgement {
-        attributed: test.is_some_and(|x| x.p.value() <= alpha) && swap.p_value <= alpha,
+        attributed: test.is_some_and(|x| x.p.le(alpha)) && swap.p_value <= alpha,
         test,
         swap,
     }

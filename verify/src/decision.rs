@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::detect::Detection;
-use crate::stats::{holm_adjust, PValue};
+use crate::stats::{holm_adjust, holm_rejects, PValue};
 use crate::window::WindowResult;
 
 /// The verdict on one text. Serialises as today's strings: `watermarked`,
@@ -27,13 +27,14 @@ pub enum Verdict {
 
 impl Verdict {
     /// The verdict of decision p-value `p` at level `alpha`: `None` (no
-    /// test) is [`Verdict::TooShort`]; ln p ≤ ln alpha is
-    /// [`Verdict::Watermarked`] (compared in log space, so p-values below
-    /// 1e-308 decide correctly).
+    /// test) is [`Verdict::TooShort`]; `p ≤ alpha` is
+    /// [`Verdict::Watermarked`], decided on the exact p (spec §8, revision
+    /// 7: [`PValue::le`]), so p-values below 1e-308 and p-values within
+    /// rounding of alpha decide correctly.
     pub fn at(p: Option<PValue>, alpha: f64) -> Verdict {
         match p {
             None => Verdict::TooShort,
-            Some(p) if p.ln() <= alpha.ln() => Verdict::Watermarked,
+            Some(p) if p.le(alpha) => Verdict::Watermarked,
             Some(_) => Verdict::NotDetected,
         }
     }
@@ -57,10 +58,12 @@ impl fmt::Display for Verdict {
 
 /// The decision p-value of one text when a best window was also searched:
 /// min(1, 2·min(p_text, p_window)), valid under any dependence between the
-/// two tests (spec §9). Without a window it is `p_text`.
+/// two tests (spec §9). Without a window it is `p_text`. The exact form
+/// `min(1, 2·p_text, 2W·p_raw)` is kept, so the verdict is exact and a
+/// value near 1 keeps its accuracy.
 pub fn combine_text_window(p_text: PValue, window: Option<&WindowResult>) -> PValue {
     match window {
-        Some(w) => PValue::from_ln(p_text.ln().min(w.p.ln())).times(2.0),
+        Some(w) => p_text.min(w.p).times_count(2),
         None => p_text,
     }
 }
@@ -102,6 +105,8 @@ pub struct FamilyDecision {
     pub adjusted: Vec<Option<PValue>>,
     /// The smallest adjusted p-value, `None` when no profile had a test.
     pub p: Option<PValue>,
+    /// The decision p-values the family was formed from.
+    decisions: Vec<Option<PValue>>,
 }
 
 impl FamilyDecision {
@@ -125,13 +130,48 @@ impl FamilyDecision {
             .fold(None, |best: Option<PValue>, p| {
                 Some(best.map_or(p, |b| if p.ln() < b.ln() { p } else { b }))
             });
-        FamilyDecision { adjusted, p }
+        FamilyDecision {
+            adjusted,
+            p,
+            decisions: decisions.to_vec(),
+        }
+    }
+
+    /// Which profiles Holm's procedure rejects at `alpha`, decided on the
+    /// exact p-values ([`holm_rejects`]); `None` where the profile had no
+    /// test.
+    pub fn rejected(&self, alpha: f64) -> Vec<Option<bool>> {
+        let tested: Vec<PValue> = self.decisions.iter().flatten().copied().collect();
+        let mut flags = holm_rejects(&tested, alpha).into_iter();
+        self.decisions
+            .iter()
+            .map(|d| d.map(|_| flags.next().unwrap_or(false)))
+            .collect()
+    }
+
+    /// The verdict of profile `i` at `alpha`: watermarked iff Holm rejects
+    /// its hypothesis (its adjusted p-value is ≤ alpha, exactly).
+    pub fn profile_verdict(&self, i: usize, alpha: f64) -> Verdict {
+        match self.rejected(alpha).get(i).copied().flatten() {
+            None => Verdict::TooShort,
+            Some(true) => Verdict::Watermarked,
+            Some(false) => Verdict::NotDetected,
+        }
     }
 
     /// The family-wise verdict at `alpha`: some profile's hypothesis is
-    /// rejected while controlling the family-wise error at `alpha`.
+    /// rejected while controlling the family-wise error at `alpha`
+    /// (decided exactly: some `K·p_j ≤ alpha`).
     pub fn verdict(&self, alpha: f64) -> Verdict {
-        Verdict::at(self.p, alpha)
+        let tested: Vec<PValue> = self.decisions.iter().flatten().copied().collect();
+        if tested.is_empty() {
+            return Verdict::TooShort;
+        }
+        if holm_rejects(&tested, alpha).iter().any(|&r| r) {
+            Verdict::Watermarked
+        } else {
+            Verdict::NotDetected
+        }
     }
 }
 

@@ -35,9 +35,10 @@ pub struct ScoredText {
 }
 
 impl ScoredText {
-    /// Sum of the scores in text order: the test statistic.
+    /// Sum of the scores in text order: the test statistic; `0` (never
+    /// `−0`, which Rust's empty float sum gives) when nothing is scored.
     pub fn statistic(&self) -> f64 {
-        self.scores.iter().sum()
+        self.scores.iter().sum::<f64>() + 0.0
     }
 }
 

@@ -14,6 +14,7 @@ pub mod decision;
 pub mod detect;
 pub mod expected;
 pub mod input;
+pub mod precise;
 pub mod print;
 pub mod scan;
 pub mod stats;

@@ -258,7 +258,8 @@ impl TextResult {
                 .iter()
                 .zip(targets)
                 .zip(&outcome.family.adjusted)
-                .map(|((o, t), h)| {
+                .enumerate()
+                .map(|(i, ((o, t), h))| {
                     let mut r = Map::new();
                     r.insert("key_id".into(), json!(t.profile.key_id()));
                     r.insert("profile".into(), json!(t.profile.digest()));
@@ -270,7 +271,7 @@ impl TextResult {
                     );
                     r.insert(
                         "verdict".into(),
-                        json!(Verdict::at(*h, config.alpha).as_str()),
+                        json!(outcome.family.profile_verdict(i, config.alpha).as_str()),
                     );
                     Value::Object(r)
                 })
