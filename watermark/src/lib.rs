@@ -32,6 +32,7 @@
 
 mod embed;
 mod file_digest;
+mod json_members;
 mod key;
 mod keystream;
 mod policy;
