@@ -349,9 +349,8 @@ pub fn read_content_with_tokenizer_digest<R: Read + Seek>(
     reader: &mut R,
     origin: &str,
 ) -> Result<(Content, TokenizerDigest), Error> {
-    read_checked(reader, origin, true).map(|(content, digest)| {
-        (content, digest.expect("asked for the tokenizer digest"))
-    })
+    read_checked(reader, origin, true)
+        .map(|(content, digest)| (content, digest.expect("asked for the tokenizer digest")))
 }
 
 /// The tokenizer digest of raw metadata entries `(key, entry bytes)`.
@@ -567,7 +566,10 @@ fn read_checked<R: Read + Seek>(
         tensor_infos,
         tensor_data_offset: data_start,
     };
-    Ok((content, want_digest.then(|| tokenizer_digest(tokenizer_entries))))
+    Ok((
+        content,
+        want_digest.then(|| tokenizer_digest(tokenizer_entries)),
+    ))
 }
 
 /// Where a panic was caught: `context` (which names the file) and the

@@ -222,7 +222,10 @@ fn watermarked_engines_check_the_tokenizer_and_never_mix_profiles() {
     let json = GgufTokenizer::from_file(&tiny()).unwrap().to_json();
     let legacy = TokenizerDigest::of_bytes(json.as_bytes());
     assert_ne!(digest, legacy);
-    assert_eq!(GgufTokenizer::from_file(&tiny()).unwrap().legacy_digest(), legacy);
+    assert_eq!(
+        GgufTokenizer::from_file(&tiny()).unwrap().legacy_digest(),
+        legacy
+    );
     let kgw = || Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap());
     let write_profile = |name: &str, digest: TokenizerDigest| {
         let p = Profile::new(kgw(), 2, digest, &key).unwrap();

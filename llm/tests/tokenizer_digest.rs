@@ -54,7 +54,10 @@ fn the_digest_is_the_reference_implementations() {
         std::fs::write(&path, &bytes).unwrap();
     }
     let committed = std::fs::read(&path).unwrap();
-    assert!(committed == bytes, "testkit writes the committed vector file");
+    assert!(
+        committed == bytes,
+        "testkit writes the committed vector file"
+    );
     let vector: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(vectors().join("gguf-tokenizer.json")).unwrap(),
     )
@@ -104,7 +107,11 @@ fn the_digest_covers_the_tokenizer_entries_only() {
         }),
         Box::new(|w| {
             // The same value under another type is another entry.
-            w.set_raw("tokenizer.ggml.eos_token_id", tag::U64, 10u64.to_le_bytes().to_vec());
+            w.set_raw(
+                "tokenizer.ggml.eos_token_id",
+                tag::U64,
+                10u64.to_le_bytes().to_vec(),
+            );
         }),
     ];
     for (i, change) in changes.iter().enumerate() {
@@ -133,4 +140,30 @@ fn profiles_made_before_revision_7_are_still_accepted() {
     assert_eq!(text.digest_for([&old]), &legacy);
     assert_eq!(text.digest_for([&new]), &t.digest());
     assert!(text.check_profile(&old, false).is_ok() && text.check_profile(&new, false).is_ok());
+}
+
+/// The committed tiny models (real llama.cpp-style metadata: BOS/EOS,
+/// token types, merges) against the digests the Python reference's GGUF
+/// reader computes for them (`provmark_ref.gguf_tokenizer_digest`).
+#[test]
+fn tiny_models_digests_are_the_reference_implementations() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny");
+    for (file, want) in [
+        (
+            "tiny-llama.gguf",
+            "sha256:5c15fdf128d4890374743a18bf3f112f77a6f293863317286cdadeed5b1e0cde",
+        ),
+        // The two Qwen files share one tokenizer, so one digest.
+        (
+            "tiny-qwen2.gguf",
+            "sha256:bfdfee696de30ef895545d88cd88f69cec639e6aaba75060c3d19ec0001f7e0a",
+        ),
+        (
+            "tiny-qwen3.gguf",
+            "sha256:bfdfee696de30ef895545d88cd88f69cec639e6aaba75060c3d19ec0001f7e0a",
+        ),
+    ] {
+        let t = GgufTokenizer::from_file(&data.join(file)).unwrap();
+        assert_eq!(t.digest().as_str(), want, "{file}");
+    }
 }

@@ -89,7 +89,10 @@ impl TextTokenizer {
     /// `profiles`: the legacy digest when one of them records it (so a
     /// report made before revision 7 recomputes to the same bytes), else
     /// [`digest`](Self::digest).
-    pub fn digest_for<'a>(&'a self, profiles: impl IntoIterator<Item = &'a Profile>) -> &'a TokenizerDigest {
+    pub fn digest_for<'a>(
+        &'a self,
+        profiles: impl IntoIterator<Item = &'a Profile>,
+    ) -> &'a TokenizerDigest {
         match &self.legacy {
             Some(l) if profiles.into_iter().any(|p| p.tokenizer() == l) => l,
             _ => &self.digest,
