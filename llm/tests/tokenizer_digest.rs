@@ -87,7 +87,7 @@ fn the_digest_covers_the_tokenizer_entries_only() {
     let changes: Vec<Box<dyn Fn(&mut GgufWriter)>> = vec![
         Box::new(|w| {
             let mut t = byte_tokens();
-            t.push("Ġu".into());
+            t.extend(["Ġt".to_string(), "Ġu".to_string()]);
             w.set_str_array("tokenizer.ggml.tokens", &t);
         }),
         Box::new(|w| {
