@@ -45,15 +45,12 @@ pub fn text_tokenizer(
     if let Some(path) = tokenizer {
         return Ok(TextTokenizer::load(path)?);
     }
-    let gguf = gguf_tokenizer(model, log)?;
-    Ok(TextTokenizer::from_bytes(
-        gguf.to_json().as_bytes(),
-        "GGUF tokenizer",
-    )?)
+    Ok(gguf_tokenizer(model, log)?.text_tokenizer("GGUF tokenizer")?)
 }
 
 /// The digest of the `tokenizer` file, else of the GGUF `model`'s
-/// tokenizer, else of the default model's (spec §3).
+/// tokenizer (its metadata digest), else of the default model's (spec §3):
+/// what a new profile records.
 pub fn tokenizer_digest(
     tokenizer: Option<&Path>,
     model: Option<&Path>,

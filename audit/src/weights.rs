@@ -138,8 +138,8 @@ fn load(
     // The suspect's own weights (F32 kept, F16/BF16 widened), not a Q8_0
     // re-quantization: an inherited bias of a few 1e-4 is below that noise.
     let runtime = Runtime::load_with(path, &name, provmark_llm::model::Precision::AsStored)?;
-    let tokenizer = TextTokenizer::from_bytes(runtime.tokenizer.to_json().as_bytes(), &name)?;
-    let map = if tokenizer.digest() == lab.profile.tokenizer() {
+    let tokenizer = runtime.tokenizer.text_tokenizer(&name)?;
+    let map = if tokenizer.accepts(lab.profile.tokenizer()) {
         None
     } else if cross {
         Some(VocabMap::new(&tokenizer, lab_tokenizer))
@@ -165,13 +165,13 @@ fn load(
 fn lab_tokenizer(lab: &Lab, config: &WeightsAuditConfig) -> Result<TextTokenizer, Error> {
     let name = config.suspect.display().to_string();
     let own = provmark_llm::gguf_tokenizer::GgufTokenizer::from_file(&config.suspect)?;
-    let own = TextTokenizer::from_bytes(own.to_json().as_bytes(), &name)?;
-    if !config.cross_tokenizer || own.digest() == lab.profile.tokenizer() {
+    let own = own.text_tokenizer(&name)?;
+    if !config.cross_tokenizer || own.accepts(lab.profile.tokenizer()) {
         return Ok(own);
     }
     let tokenizer =
         crate::tokenizer::text_tokenizer(config.lab_tokenizer.as_deref(), None, &mut |_| {})?;
-    if tokenizer.digest() != lab.profile.tokenizer() {
+    if !tokenizer.accepts(lab.profile.tokenizer()) {
         return Err(Error::LabTokenizer {
             name: match &config.lab_tokenizer {
                 Some(p) => p.display().to_string(),

@@ -17,7 +17,7 @@ pub fn fetch() -> Result<ExitCode> {
 }
 
 /// `tokenizer export`: writes a GGUF model's tokenizer as tokenizer.json
-/// and prints its digest.
+/// and prints its digest (spec §3) and the written file's (legacy) one.
 pub fn export_tokenizer(model: Option<&Path>, out: &Path, force: bool) -> Result<ExitCode> {
     if out.exists() && !force {
         bail!(
@@ -29,6 +29,10 @@ pub fn export_tokenizer(model: Option<&Path>, out: &Path, force: bool) -> Result
     std::fs::write(out, gguf.to_json())
         .with_context(|| format!("cannot write {}", out.display()))?;
     outln!("tokenizer  {}", out.display());
+    // What new profiles record (the GGUF metadata digest, spec §3), and the
+    // exported file's own digest (the legacy form; a profile that records
+    // it matches this file given as --tokenizer).
     outln!("digest     {}", gguf.digest());
+    outln!("file       {}", gguf.legacy_digest());
     Ok(ExitCode::SUCCESS)
 }

@@ -202,7 +202,8 @@ impl DetectRecipe<'_> {
             r.profile(&keyed.profile, keyed.key);
         }
         for t in &config.tokenizers {
-            r.tokenizer(t.digest().as_str());
+            let profiles = self.profiles.iter().map(|k| &k.profile);
+            r.tokenizer(t.digest_for(profiles).as_str());
         }
         let at = &self.locations;
         for p in &self.tokenizers {

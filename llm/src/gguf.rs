@@ -36,6 +36,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use candle_core::quantized::gguf_file::{Content, TensorInfo, Value, VersionedMagic};
 use candle_core::quantized::GgmlDType;
+use provmark_watermark::TokenizerDigest;
 
 use crate::Error;
 
@@ -181,6 +182,9 @@ struct Cursor<R> {
     origin: String,
     /// Array elements read so far (all arrays).
     values: u64,
+    /// When set, every byte read is appended here (the raw bytes of one
+    /// metadata entry, for the tokenizer digest).
+    capture: Option<Vec<u8>>,
 }
 
 impl<R: Read> Cursor<R> {
@@ -204,6 +208,9 @@ impl<R: Read> Cursor<R> {
             .read_exact(&mut b)
             .map_err(|e| self.err(format_args!("reading {what} at byte {}: {e}", self.pos)))?;
         self.pos += N as u64;
+        if let Some(c) = &mut self.capture {
+            c.extend_from_slice(&b);
+        }
         Ok(b)
     }
 
@@ -235,6 +242,9 @@ impl<R: Read> Cursor<R> {
             .read_exact(&mut v)
             .map_err(|e| self.err(format_args!("reading {what} at byte {}: {e}", self.pos)))?;
         self.pos += len;
+        if let Some(c) = &mut self.capture {
+            c.extend_from_slice(&v);
+        }
         while v.last() == Some(&0) {
             v.pop();
         }
@@ -315,6 +325,51 @@ impl<R: Read> Cursor<R> {
 /// the file's own bytes and the caps allow. Tensor data is not read, only
 /// its place checked; read it with [`Content::tensor`].
 pub fn read_content<R: Read + Seek>(reader: &mut R, origin: &str) -> Result<Content, Error> {
+    read_checked(reader, origin, false).map(|(content, _)| content)
+}
+
+/// The domain of the GGUF tokenizer digest (spec §3).
+pub const TOKENIZER_DIGEST_DOMAIN: &[u8] = b"provmark-wm/1/gguf-tokenizer";
+
+/// The metadata keys a GGUF tokenizer digest covers: those that start with
+/// these bytes (spec §3).
+pub const TOKENIZER_KEY_PREFIX: &[u8] = b"tokenizer.ggml.";
+
+/// As [`read_content`], with the file's tokenizer digest (spec §3): with
+/// `e_1 … e_k` the metadata entries whose key starts with
+/// [`TOKENIZER_KEY_PREFIX`], each exactly as the file stores it
+/// (`u64le(key length) ‖ key ‖ u32le(type) ‖ value`, GGUF v2/v3
+/// little-endian encoding) and sorted by key bytes, the digest is
+/// `"sha256:" ‖ hex(SHA-256(TOKENIZER_DIGEST_DOMAIN ‖ 0x00 ‖ u64le(k) ‖
+/// e_1 ‖ … ‖ e_k))`. Anyone with the file and a GGUF reader can recompute
+/// it; it does not depend on how provmark builds a tokenizer from it.
+///
+/// Errors: those of [`read_content`].
+pub fn read_content_with_tokenizer_digest<R: Read + Seek>(
+    reader: &mut R,
+    origin: &str,
+) -> Result<(Content, TokenizerDigest), Error> {
+    read_checked(reader, origin, true)
+        .map(|(content, digest)| (content, digest.expect("asked for the tokenizer digest")))
+}
+
+/// The tokenizer digest of raw metadata entries `(key, entry bytes)`.
+fn tokenizer_digest(mut entries: Vec<(Vec<u8>, Vec<u8>)>) -> TokenizerDigest {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut pre = TOKENIZER_DIGEST_DOMAIN.to_vec();
+    pre.push(0);
+    pre.extend((entries.len() as u64).to_le_bytes());
+    for (_, e) in &entries {
+        pre.extend_from_slice(e);
+    }
+    TokenizerDigest::of_bytes(&pre)
+}
+
+fn read_checked<R: Read + Seek>(
+    reader: &mut R,
+    origin: &str,
+    want_digest: bool,
+) -> Result<(Content, Option<TokenizerDigest>), Error> {
     let io = |e: std::io::Error| Error::Gguf(format!("{origin}: {e}"));
     let start = reader.stream_position().map_err(io)?;
     let end = reader.seek(SeekFrom::End(0)).map_err(io)?;
@@ -325,6 +380,7 @@ pub fn read_content<R: Read + Seek>(reader: &mut R, origin: &str) -> Result<Cont
         len: end,
         origin: origin.to_string(),
         values: 0,
+        capture: None,
     };
     let magic = c.bytes::<4>("the magic number")?;
     if magic != GGUF_MAGIC {
@@ -364,7 +420,11 @@ pub fn read_content<R: Read + Seek>(reader: &mut R, origin: &str) -> Result<Cont
         )));
     }
     let mut metadata = HashMap::with_capacity(entries as usize);
+    let mut tokenizer_entries = Vec::new();
     for i in 0..entries {
+        if want_digest {
+            c.capture = Some(Vec::new());
+        }
         let key = c.string(&format!("the key of metadata entry {i}"), MAX_KEY_BYTES)?;
         let tag = c.u32(&key)?;
         let kind = Kind::from_tag(tag).ok_or_else(|| {
@@ -373,6 +433,14 @@ pub fn read_content<R: Read + Seek>(reader: &mut R, origin: &str) -> Result<Cont
             ))
         })?;
         let value = c.value(kind, &key, 0)?;
+        if let Some(raw) = c.capture.take() {
+            // The key's raw bytes follow its u64 length (read above).
+            let len = u64::from_le_bytes(raw[..8].try_into().expect("8 bytes")) as usize;
+            let raw_key = raw[8..8 + len].to_vec();
+            if raw_key.starts_with(TOKENIZER_KEY_PREFIX) {
+                tokenizer_entries.push((raw_key, raw));
+            }
+        }
         if metadata.contains_key(&key) {
             return Err(c.err(format_args!("metadata field {key} appears twice")));
         }
@@ -492,12 +560,16 @@ pub fn read_content<R: Read + Seek>(reader: &mut R, origin: &str) -> Result<Cont
             (name, info)
         })
         .collect();
-    Ok(Content {
+    let content = Content {
         magic,
         metadata,
         tensor_infos,
         tensor_data_offset: data_start,
-    })
+    };
+    Ok((
+        content,
+        want_digest.then(|| tokenizer_digest(tokenizer_entries)),
+    ))
 }
 
 /// Where a panic was caught: `context` (which names the file) and the

@@ -62,6 +62,8 @@ pub struct GgufTokenizer {
     control: Vec<(String, u32)>,
     /// The control tokens' ids.
     control_ids: HashSet<u32>,
+    /// The digest of the file's `tokenizer.ggml.*` metadata (spec §3).
+    metadata_digest: TokenizerDigest,
 }
 
 /// A piece of text to tokenize: see [`GgufTokenizer::encode_spans`].
@@ -98,15 +100,19 @@ impl GgufTokenizer {
         crate::gguf::guard(
             &format!("{origin}: the tokenizer could not be read"),
             || {
-                let content = crate::gguf::read_content(&mut reader, origin)?;
-                GgufTokenizer::from_metadata(&content.metadata, origin)
+                let (content, digest) =
+                    crate::gguf::read_content_with_tokenizer_digest(&mut reader, origin)?;
+                GgufTokenizer::from_metadata(&content.metadata, digest, origin)
             },
         )
     }
 
-    /// Builds the tokenizer from GGUF metadata; `origin` names it in errors.
+    /// Builds the tokenizer from GGUF metadata whose tokenizer digest
+    /// (spec §3, [`crate::gguf::read_content_with_tokenizer_digest`]) is
+    /// `metadata_digest`; `origin` names it in errors.
     pub fn from_metadata(
         md: &HashMap<String, Value>,
+        metadata_digest: TokenizerDigest,
         origin: &str,
     ) -> Result<GgufTokenizer, Error> {
         let field = |key: &str| {
@@ -234,6 +240,7 @@ impl GgufTokenizer {
             plain,
             control,
             control_ids,
+            metadata_digest,
             pre,
             bos: id("tokenizer.ggml.bos_token_id")?,
             eos: id("tokenizer.ggml.eos_token_id")?,
@@ -325,18 +332,48 @@ impl GgufTokenizer {
         Ok(())
     }
 
-    /// The tokenizer as `tokenizer.json` text; its SHA-256 is the digest a
-    /// profile records.
+    /// The tokenizer as `tokenizer.json` text (what `provmark tokenizer
+    /// export` writes); its SHA-256 is the [legacy digest](Self::legacy_digest).
     pub fn to_json(&self) -> String {
         self.tokenizer
             .to_string(false)
             .expect("a built tokenizer always serialises")
     }
 
-    /// The digest a profile records for this tokenizer: SHA-256 of
-    /// [`to_json`](Self::to_json), the same value as hashing an exported
-    /// `tokenizer.json` (spec/SPEC.md, profiles).
+    /// The digest a profile records for this tokenizer (spec §3): SHA-256
+    /// over the GGUF's own `tokenizer.ggml.*` metadata entries, which an
+    /// independent party can recompute from the file.
     pub fn digest(&self) -> TokenizerDigest {
+        self.metadata_digest.clone()
+    }
+
+    /// The digest profiles made before revision 7 of the spec record: the
+    /// SHA-256 of [`to_json`](Self::to_json) (the same value as hashing an
+    /// exported `tokenizer.json`). Only provmark can re-derive it; it is
+    /// still accepted ([`accepts`](Self::accepts)).
+    pub fn legacy_digest(&self) -> TokenizerDigest {
         TokenizerDigest::of_bytes(self.to_json().as_bytes())
+    }
+
+    /// Whether a profile recording `digest` was made for this tokenizer:
+    /// `digest` is its [digest](Self::digest) or its
+    /// [legacy digest](Self::legacy_digest) (spec §3).
+    pub fn accepts(&self, digest: &TokenizerDigest) -> bool {
+        *digest == self.metadata_digest || *digest == self.legacy_digest()
+    }
+
+    /// This tokenizer for detection: a [`TextTokenizer`] that carries both
+    /// digests, so that it matches profiles of either form and reports
+    /// record the form the profile names. `origin` names it in errors.
+    ///
+    /// Errors: [`Error::Runtime`] if the exported JSON does not parse back
+    /// (it always does).
+    pub fn text_tokenizer(&self, origin: &str) -> Result<provmark_verify::TextTokenizer, Error> {
+        provmark_verify::TextTokenizer::from_gguf_json(
+            self.to_json().as_bytes(),
+            origin,
+            self.digest(),
+        )
+        .map_err(|e| Error::Runtime(format!("{origin}: {e}")))
     }
 }

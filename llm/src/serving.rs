@@ -133,7 +133,7 @@ impl Serving {
         let (profile, embedder) = match watermark {
             Some((profile, embedder, profile_path)) => {
                 let got = runtime.tokenizer.digest();
-                if !config.force_tokenizer && got != *profile.tokenizer() {
+                if !config.force_tokenizer && !runtime.tokenizer.accepts(profile.tokenizer()) {
                     return Err(ServingError::TokenizerMismatch {
                         profile: profile_path.clone(),
                         model: path,

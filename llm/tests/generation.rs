@@ -217,9 +217,15 @@ fn watermarked_engines_check_the_tokenizer_and_never_mix_profiles() {
     let key = Key::generate().unwrap();
     std::fs::write(dir.join("lab.key"), key.to_hex_file()).unwrap();
     let digest = GgufTokenizer::from_file(&tiny()).unwrap().digest();
-    // The digest is the hash of the exported tokenizer.json.
+    // The digest is the GGUF metadata digest (spec §3, revision 7); the
+    // hash of the exported tokenizer.json is the legacy form.
     let json = GgufTokenizer::from_file(&tiny()).unwrap().to_json();
-    assert_eq!(digest, TokenizerDigest::of_bytes(json.as_bytes()));
+    let legacy = TokenizerDigest::of_bytes(json.as_bytes());
+    assert_ne!(digest, legacy);
+    assert_eq!(
+        GgufTokenizer::from_file(&tiny()).unwrap().legacy_digest(),
+        legacy
+    );
     let kgw = || Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap());
     let write_profile = |name: &str, digest: TokenizerDigest| {
         let p = Profile::new(kgw(), 2, digest, &key).unwrap();

@@ -583,3 +583,73 @@ def main():
 
 if __name__ == "__main__":
     main()
+
+
+# --- GGUF tokenizer digest (spec §3, revision 7) -------------------------
+# A small GGUF metadata reader, written from the GGUF format description
+# (version 2/3, little-endian) and SPEC.md §3 alone. Run with
+#   python3 -c "import sys; sys.path.insert(0, 'spec/reference'); \
+#     import provmark_ref; provmark_ref.gguf_vectors_main()" \
+#     > spec/vectors/gguf-tokenizer.json
+# (it reads spec/vectors/gguf-tokenizer.gguf).
+GGUF_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+GGUF_STRING, GGUF_ARRAY = 8, 9
+GGUF_TOKENIZER_DOMAIN = b"provmark-wm/1/gguf-tokenizer"
+GGUF_TOKENIZER_PREFIX = b"tokenizer.ggml."
+
+
+def _gguf_value_end(buf, at, tag):
+    """Offset just past a value of type `tag` starting at `at`."""
+    if tag in GGUF_FIXED:
+        return at + GGUF_FIXED[tag]
+    if tag == GGUF_STRING:
+        (n,) = struct.unpack_from("<Q", buf, at)
+        return at + 8 + n
+    if tag == GGUF_ARRAY:
+        inner, count = struct.unpack_from("<IQ", buf, at)
+        at += 12
+        for _ in range(count):
+            at = _gguf_value_end(buf, at, inner)
+        return at
+    raise ValueError(f"unknown GGUF value type {tag}")
+
+
+def gguf_metadata_entries(buf):
+    """The metadata entries of a GGUF file as (key bytes, raw entry bytes)."""
+    magic, version, _tensors, count = struct.unpack_from("<4sIQQ", buf, 0)
+    if magic != b"GGUF" or version not in (2, 3):
+        raise ValueError("not a GGUF v2/v3 file")
+    at, out = 24, []
+    for _ in range(count):
+        start = at
+        (n,) = struct.unpack_from("<Q", buf, at)
+        key = bytes(buf[at + 8:at + 8 + n])
+        (tag,) = struct.unpack_from("<I", buf, at + 8 + n)
+        at = _gguf_value_end(buf, at + 12 + n, tag)
+        if at > len(buf):
+            raise ValueError("the file ends inside its metadata")
+        out.append((key, bytes(buf[start:at])))
+    keys = [k for k, _ in out]
+    if len(set(keys)) != len(keys):
+        raise ValueError("a metadata key appears twice")
+    return out
+
+
+def gguf_tokenizer_digest(buf):
+    """SPEC §3: SHA-256 over the sorted tokenizer.ggml.* entries."""
+    entries = sorted((k, e) for k, e in gguf_metadata_entries(buf)
+                     if k.startswith(GGUF_TOKENIZER_PREFIX))
+    pre = GGUF_TOKENIZER_DOMAIN + b"\0" + struct.pack("<Q", len(entries))
+    pre += b"".join(e for _, e in entries)
+    return "sha256:" + hashlib.sha256(pre).hexdigest(), [k.decode() for k, _ in entries]
+
+
+def gguf_vectors_main(path="spec/vectors/gguf-tokenizer.gguf"):
+    with open(path, "rb") as f:
+        buf = f.read()
+    digest, keys = gguf_tokenizer_digest(buf)
+    out = {"spec": SPEC, "generator": "spec/reference/provmark_ref.py (gguf_vectors_main)",
+           "file": path.rsplit("/", 1)[-1], "sha256": hashlib.sha256(buf).hexdigest(),
+           "bytes": len(buf), "keys": keys, "tokenizer_digest": digest}
+    json.dump(out, sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")

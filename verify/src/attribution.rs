@@ -365,6 +365,7 @@ pub fn merge(parts: &[(String, Totals)], digest: &str, profile: &str) -> Result<
             && t.null_seed == first.null_seed
             && t.null_statistics.len() == first.null_statistics.len()
             && t.texts == first.texts
+            && t.unreadable == first.unreadable
             && t.positions == first.positions
             && t.filter_windows == first.filter_windows;
         if !same {
@@ -811,6 +812,11 @@ mod tests {
         assert!(matches!(run(&p), Err(Error::DifferentAudits { .. })));
         let mut p = shards(2);
         p[1].1.texts += 1;
+        assert!(matches!(run(&p), Err(Error::DifferentAudits { .. })));
+        // Every shard reads the whole corpus (spec §8.1), so its
+        // unreadable records are the corpus's too.
+        let mut p = shards(2);
+        p[1].1.unreadable += 1;
         assert!(matches!(run(&p), Err(Error::DifferentAudits { .. })));
         // A shard of another corpus with matching counts, or made under
         // another key, is not a shard of this audit.

@@ -275,11 +275,16 @@ impl RecordReader {
                 self.name, limit
             ))
         } else {
+            // Spec §5: one leading byte order mark is the encoding's
+            // signature, not text (as in a JSONL file); everything else,
+            // CR, NUL and other control characters included, is text.
+            let bom = if starts_with_bom(&buf) { BOM.len() } else { 0 };
+            buf.drain(..bom);
             String::from_utf8(buf).map_err(|e| {
                 format!(
                     "{}: not valid UTF-8 (first bad byte at offset {})",
                     self.name,
-                    e.utf8_error().valid_up_to()
+                    bom + e.utf8_error().valid_up_to()
                 )
             })
         };
@@ -374,7 +379,7 @@ pub fn parse_jsonl_line(line: &[u8], here: &str, field: &str) -> Record {
     };
     let id = match obj.get("id") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Number(n)) => number_id(n),
         _ => here.to_string(),
     };
     let text = match obj.get(field) {
@@ -387,6 +392,17 @@ pub fn parse_jsonl_line(line: &[u8], here: &str, field: &str) -> Record {
         text,
         ids: None,
     }
+}
+
+/// A numeric `id` as a record id (spec §5): an integer (that JSON parses
+/// as one, within 64 bits) in decimal, any other number in its RFC 8785
+/// form (ECMAScript shortest round-trip: `1.5`, `1000`, `1e+21`), so two
+/// implementations name a record alike.
+fn number_id(n: &serde_json::Number) -> String {
+    if n.is_i64() || n.is_u64() {
+        return n.to_string();
+    }
+    serde_jcs::to_string(n).unwrap_or_else(|_| n.to_string())
 }
 
 impl Iterator for RecordReader {
@@ -456,6 +472,72 @@ mod tests {
             .unwrap_err()
             .contains("in.jsonl:1: line longer"));
         assert_eq!(recs[1].text.as_deref(), Ok("ok"));
+    }
+
+    /// Spec §5: how the bytes of an input become the text that is
+    /// tokenized, for plain-text inputs and JSONL fields alike.
+    #[test]
+    fn text_files_are_their_bytes_less_one_leading_bom() {
+        let text = |data: &[u8]| read(InputFormat::Text, data, 1000)[0].text.clone();
+        assert_eq!(text(b"\xef\xbb\xbfhello").as_deref(), Ok("hello"));
+        assert_eq!(
+            text(b"\xef\xbb\xbf\xef\xbb\xbfhi").as_deref(),
+            Ok("\u{feff}hi"),
+            "only one BOM is the signature; a second is text"
+        );
+        assert_eq!(text(b"a\xef\xbb\xbfb").as_deref(), Ok("a\u{feff}b"));
+        assert_eq!(text(b"a\r\nb\r").as_deref(), Ok("a\r\nb\r"), "CR kept");
+        assert_eq!(text(b"a\0b").as_deref(), Ok("a\0b"), "NUL is text");
+        assert_eq!(text(b"").as_deref(), Ok(""));
+        assert_eq!(text(b"\xef\xbb\xbf").as_deref(), Ok(""));
+        let err = text(b"\xef\xbb\xbfab\xc3").unwrap_err();
+        assert!(err.contains("offset 5"), "the file's offset: {err}");
+    }
+
+    #[test]
+    fn jsonl_fields_are_their_decoded_strings() {
+        let data = b"\xef\xbb\xbf{\"text\":\"a\\r\\nb\"}\r\n{\"text\":\"\\ufeffx\\u0000y\"}\n  \t\r\n{\"text\":\"\"}\n{\"text\":\"\\ud800\"}\n{\"text\":\"\xef\xbb\xbfz\"}";
+        let recs = read(InputFormat::Jsonl, data, 1000);
+        assert_eq!(recs.len(), 5, "the blank line is no record");
+        assert_eq!(
+            recs[0].text.as_deref(),
+            Ok("a\r\nb"),
+            "escapes decoded; CR LF ends the line"
+        );
+        assert_eq!(
+            recs[1].text.as_deref(),
+            Ok("\u{feff}x\0y"),
+            "a BOM inside a string is text"
+        );
+        assert_eq!(recs[2].text.as_deref(), Ok(""));
+        assert_eq!(
+            recs[3].id, "in.jsonl:5",
+            "physical lines, blank ones counted"
+        );
+        assert!(recs[3].text.is_err(), "an unpaired surrogate is no text");
+        assert_eq!(recs[4].text.as_deref(), Ok("\u{feff}z"));
+    }
+
+    #[test]
+    fn numeric_ids_are_written_as_integers_or_in_jcs_form() {
+        let data = b"{\"id\":7,\"text\":\"\"}\n{\"id\":-3,\"text\":\"\"}\n{\"id\":1.5,\"text\":\"\"}\n{\"id\":1e3,\"text\":\"\"}\n{\"id\":1e21,\"text\":\"\"}\n{\"id\":18446744073709551615,\"text\":\"\"}\n{\"id\":null,\"text\":\"\"}\n{\"id\":true,\"text\":\"\"}";
+        let ids: Vec<String> = read(InputFormat::Jsonl, data, 1000)
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "7",
+                "-3",
+                "1.5",
+                "1000",
+                "1e+21",
+                "18446744073709551615",
+                "in.jsonl:7",
+                "in.jsonl:8"
+            ]
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct Target {
 pub fn matching_tokenizer(tokenizers: &[TextTokenizer], profile: &Profile) -> Option<usize> {
     tokenizers
         .iter()
-        .position(|t| t.digest() == profile.tokenizer())
+        .position(|t| t.accepts(profile.tokenizer()))
 }
 
 /// Everything that decides a detect run's results (plain data).

@@ -17,6 +17,9 @@ pub const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
     digest: TokenizerDigest,
+    /// A GGUF tokenizer's legacy digest (the SHA-256 of its exported
+    /// JSON, spec §3), also accepted.
+    legacy: Option<TokenizerDigest>,
 }
 
 impl TextTokenizer {
@@ -52,19 +55,55 @@ impl TextTokenizer {
         Ok(TextTokenizer {
             inner,
             digest: TokenizerDigest::of_bytes(bytes),
+            legacy: None,
         })
     }
 
-    /// Digest of the tokenizer file (what profiles record).
+    /// A GGUF model's tokenizer from its exported `tokenizer.json` bytes
+    /// `json`, identified by the GGUF metadata digest `digest` (spec §3);
+    /// the SHA-256 of `json` is kept as its legacy digest, which profiles
+    /// made before revision 7 record. `origin` names it in errors.
+    pub fn from_gguf_json(
+        json: &[u8],
+        origin: &str,
+        digest: TokenizerDigest,
+    ) -> Result<TextTokenizer, Error> {
+        let mut t = TextTokenizer::from_bytes(json, origin)?;
+        t.legacy = Some(std::mem::replace(&mut t.digest, digest));
+        Ok(t)
+    }
+
+    /// Digest of the tokenizer (what profiles made now record): the
+    /// SHA-256 of a `tokenizer.json` file, or a GGUF's metadata digest.
     pub fn digest(&self) -> &TokenizerDigest {
         &self.digest
+    }
+
+    /// Whether a profile recording `digest` names this tokenizer: its
+    /// [digest](Self::digest), or a GGUF tokenizer's legacy digest.
+    pub fn accepts(&self, digest: &TokenizerDigest) -> bool {
+        self.digest == *digest || self.legacy.as_ref() == Some(digest)
+    }
+
+    /// The digest a report records for this tokenizer used with
+    /// `profiles`: the legacy digest when one of them records it (so a
+    /// report made before revision 7 recomputes to the same bytes), else
+    /// [`digest`](Self::digest).
+    pub fn digest_for<'a>(
+        &'a self,
+        profiles: impl IntoIterator<Item = &'a Profile>,
+    ) -> &'a TokenizerDigest {
+        match &self.legacy {
+            Some(l) if profiles.into_iter().any(|p| p.tokenizer() == l) => l,
+            _ => &self.digest,
+        }
     }
 
     /// Fails with [`Error::TokenizerMismatch`] unless this is the tokenizer
     /// the profile was made for; `force` turns the failure into acceptance
     /// (the caller should warn).
     pub fn check_profile(&self, profile: &Profile, force: bool) -> Result<(), Error> {
-        if force || self.digest == *profile.tokenizer() {
+        if force || self.accepts(profile.tokenizer()) {
             return Ok(());
         }
         Err(Error::TokenizerMismatch {

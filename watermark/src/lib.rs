@@ -33,6 +33,7 @@
 mod embed;
 mod file_digest;
 mod gumbel_score;
+mod json_members;
 mod key;
 mod keystream;
 mod policy;

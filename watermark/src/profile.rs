@@ -160,15 +160,29 @@ impl Scheme {
             _ => {
                 let layers = params
                     .get("layers")
-                    .ok_or_else(|| Error::Profile("params.layers is missing".into()))?
-                    .as_u64()
-                    .ok_or_else(|| {
-                        Error::Profile("params.layers must be a positive integer".into())
+                    .ok_or_else(|| Error::Profile("params.layers is missing".into()))
+                    .and_then(|v| {
+                        integer(v).ok_or_else(|| {
+                            Error::Profile("params.layers must be a positive integer".into())
+                        })
                     })?;
                 Scheme::SynthId(SynthIdParams::new(layers.min(u32::MAX as u64) as u32)?)
             }
         })
     }
+}
+
+/// The value of an integer member (spec §3): any JSON number whose
+/// binary64 value is a non-negative integer up to 2^53, so `2`, `2.0`,
+/// `2e0` and `-0` are the integers 2, 2, 2 and 0 (the canonical form and
+/// the profile digest see them as the same number); `2.5`, `-1` and
+/// non-numbers are not integers.
+fn integer(value: &Value) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    let x = value.as_f64()?;
+    (x >= 0.0 && x.fract() == 0.0 && x <= 9_007_199_254_740_992.0).then_some(x as u64)
 }
 
 /// SHA-256 of a tokenizer file's bytes, written `sha256:<64 hex>`.
@@ -329,18 +343,29 @@ impl Profile {
     }
 
     /// Parses and validates a profile document. `origin` names it in errors.
+    ///
+    /// Errors ([`Error::Profile`], prefixed with `origin`): not JSON; a
+    /// member that appears twice in one object, named by its path
+    /// (`params.gamma`), because parsers disagree on which of the two they
+    /// keep (spec §3); and every error of [`Profile::from_json`].
     pub fn from_json_str(text: &str, origin: &str) -> Result<Profile, Error> {
         let wrap = |e: Error| match e {
             Error::Profile(m) => Error::Profile(format!("{origin}: {m}")),
             other => other,
         };
-        let value: Value = serde_json::from_str(text).map_err(|e| {
+        let not_json = |e: serde_json::Error| {
             Error::Profile(format!(
                 "{origin}: not valid JSON (line {}, column {}): {e}",
                 e.line(),
                 e.column()
             ))
-        })?;
+        };
+        if let Some(path) = crate::json_members::first_duplicate(text).map_err(not_json)? {
+            return Err(Error::Profile(format!(
+                "{origin}: member {path:?} appears twice; a profile names each member once"
+            )));
+        }
+        let value: Value = serde_json::from_str(text).map_err(not_json)?;
         Profile::from_json(&value).map_err(wrap)
     }
 
@@ -373,8 +398,8 @@ impl Profile {
         let scheme = Scheme::from_json(string("scheme")?, params)?;
         let context = obj
             .get("context")
-            .ok_or_else(|| Error::Profile("field \"context\" is missing".into()))?
-            .as_u64()
+            .ok_or_else(|| Error::Profile("field \"context\" is missing".into()))
+            .map(integer)?
             .ok_or_else(|| {
                 Error::Profile("field \"context\" must be a non-negative integer".into())
             })?;
@@ -511,6 +536,129 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("x.json") && err.contains("line 1"), "{err}");
+    }
+
+    /// Spec §3: an integer member is any number whose value is an
+    /// integer, so `2.0` is the integer 2 (the canonical form writes `2`
+    /// and the digest is the same); a non-integer is refused.
+    #[test]
+    fn integer_members_accept_integral_numbers_only() {
+        let p = Profile::new(
+            Scheme::SynthId(SynthIdParams::new(30).unwrap()),
+            2,
+            tok(),
+            &key(),
+        )
+        .unwrap();
+        let c = p.canonical_json();
+        for (from, to) in [
+            ("\"context\":2", "\"context\":2.0"),
+            ("\"context\":2", "\"context\":2e0"),
+            ("\"context\":2", "\"context\":0.2e1"),
+            ("\"layers\":30", "\"layers\":30.000"),
+        ] {
+            let text = c.replace(from, to);
+            assert_ne!(text, c);
+            let q = Profile::from_json_str(&text, "p").unwrap();
+            assert_eq!(q, p, "{to}");
+            assert_eq!(q.digest(), p.digest());
+            assert_eq!(q.canonical_json(), c, "written back as an integer");
+        }
+        let zero = c.replace("\"context\":2", "\"context\":-0.0");
+        assert_eq!(Profile::from_json_str(&zero, "p").unwrap().context(), 0);
+        for (from, to, message) in [
+            (
+                "\"context\":2",
+                "\"context\":2.5",
+                "\"context\" must be a non-negative integer",
+            ),
+            (
+                "\"context\":2",
+                "\"context\":-2",
+                "\"context\" must be a non-negative integer",
+            ),
+            (
+                "\"context\":2",
+                "\"context\":\"2\"",
+                "\"context\" must be a non-negative integer",
+            ),
+            (
+                "\"context\":2",
+                "\"context\":1e300",
+                "\"context\" must be a non-negative integer",
+            ),
+            (
+                "\"context\":2",
+                "\"context\":17.0",
+                "context must be between",
+            ),
+            (
+                "\"layers\":30",
+                "\"layers\":29.5",
+                "params.layers must be a positive integer",
+            ),
+        ] {
+            let err = Profile::from_json_str(&c.replace(from, to), "p")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(message), "{to}: {err}");
+        }
+    }
+
+    /// Spec §3: a member given twice is refused, naming it, whichever
+    /// object it is in (serde_json alone would keep the last).
+    #[test]
+    fn duplicate_members_are_refused_by_name() {
+        let p = Profile::new(
+            Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap()),
+            2,
+            tok(),
+            &key(),
+        )
+        .unwrap();
+        let c = p.canonical_json();
+        let twice = c.replace("\"context\":2", "\"context\":2,\"context\":3");
+        let err = Profile::from_json_str(&twice, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("p.json") && err.contains("\"context\" appears twice"),
+            "{err}"
+        );
+        let inner = c.replace("\"gamma\":0.25", "\"gamma\":0.25,\"gamma\":0.5");
+        let err = Profile::from_json_str(&inner, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"params.gamma\" appears twice"), "{err}");
+        // Equal values are refused too: the rule is about the document.
+        let same = c.replace("\"context\":2", "\"context\":2,\"context\":2");
+        assert!(Profile::from_json_str(&same, "p").is_err());
+    }
+
+    /// Spec §3: `key_id` is exactly 16 lowercase hexadecimal digits.
+    #[test]
+    fn key_id_must_be_16_lowercase_hex_digits() {
+        let good = Profile::new(Scheme::Gumbel, 2, tok(), &key())
+            .unwrap()
+            .to_json();
+        let id = good["key_id"].as_str().unwrap().to_string();
+        assert!(Profile::from_json(&good).is_ok());
+        for bad in [
+            id.to_uppercase(),
+            id[..15].to_string(),
+            format!("{id}0"),
+            format!("0x{}", &id[2..]),
+            format!(" {}", &id[1..]),
+            "g".repeat(16),
+        ] {
+            let mut v = good.clone();
+            v["key_id"] = json!(bad);
+            let err = Profile::from_json(&v).unwrap_err().to_string();
+            assert!(
+                err.contains("key_id must be 16 lowercase hex digits"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

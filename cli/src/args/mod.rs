@@ -85,7 +85,9 @@ pub enum ModelCommand {
 
 #[derive(Subcommand)]
 pub enum TokenizerCommand {
-    /// Write a GGUF model's own tokenizer as tokenizer.json and print its digest.
+    /// Write a GGUF model's own tokenizer as tokenizer.json; print the GGUF tokenizer
+    /// digest new profiles record (spec §3) and the written file's digest (the legacy
+    /// form: only profiles that record it match the file given as --tokenizer).
     Export {
         /// The GGUF model (default: the default model, fetched if needed).
         #[arg(long, value_name = "GGUF")]
