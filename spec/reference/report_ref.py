@@ -50,6 +50,7 @@ TOOL = {"name": "provmark-ref", "version": "report_ref/1", "commit": "unknown"}
 DEFAULT_MAX_RECORD_BYTES = 4 << 20   # report.md §7.1: the audits' fixed limit
 DEFAULT_WINDOW_MIN = 32
 MAX_CORPUS_CONTEXT = 3
+TOKENIZERS_VERSION = "0.23.2"  # the tokenizers crate of Cargo.lock
 UNDIGESTED = ("digest", "run", "signature")
 NOT_COMPARED = ("digest", "run", "signature", "tool", "collection")
 
@@ -173,6 +174,9 @@ class Tokenizer:
 
     def __init__(self, path):
         import tokenizers
+        if tokenizers.__version__ != TOKENIZERS_VERSION:
+            print(f"report_ref.py: warning: tokenizers {tokenizers.__version__}, not the "
+                  f"{TOKENIZERS_VERSION} provmark links; token ids may differ", file=sys.stderr)
         data = pathlib.Path(path).read_bytes()
         self.digest = "sha256:" + hashlib.sha256(data).hexdigest()
         self.inner = tokenizers.Tokenizer.from_str(data.decode("utf-8"))
