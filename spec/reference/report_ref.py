@@ -20,8 +20,11 @@ step 5 (counts exactly, real-valued members within the stated tolerance).
 
 `verify` prints MATCH or MISMATCH and each difference by JSON path, and
 exits 0 (MATCH), 1 (MISMATCH) or 2 (bad usage or input, or a report this
-script cannot recompute: GGUF `model` inputs, `audit weights`, `audit api`
-collection, `audit merge`).
+script cannot recompute: GGUF `model` inputs, `audit weights`). It
+recomputes `detect`, `audit corpus`, `audit api` (the corpus audit of its
+kept answers; `collection` is taken as recorded) and `audit merge` (from
+the bound corpus files: disjoint shards of exact statistics add up to the
+whole audit).
 
 Needs Python 3.9+, mpmath==1.3.0 and the Hugging Face tokenizers package
 at the version provmark links (tokenizers==0.23.2). The scheduling and
@@ -758,7 +761,55 @@ def recompute(report, keys, files):
             raise Usage("audit corpus: one tokenizer.json and one keyed profile expected")
         return corpus_report(params, keyed[0][0], keyed[0][1], tok[0], role("filter"),
                              role("reference"), role("input"))
-    raise Usage(f"{name!r}: this script recomputes detect and audit corpus reports only")
+    if name == "audit api":
+        # report.md §7.5: the corpus audit of the kept answers, renamed.
+        want = {"alpha", "null_keys", "null_seed", "field"}
+        if set(params) != want or any(r not in ("tokenizer", "filter", "reference", "input")
+                                      for r, _, _ in named):
+            raise Usage("audit api: unexpected parameters or input roles")
+        tok = role("tokenizer")
+        if len(tok) != 1 or len(keyed) != 1:
+            raise Usage("audit api: one tokenizer.json and one keyed profile expected")
+        mine = corpus_report(params, keyed[0][0], keyed[0][1], tok[0], role("filter"),
+                             role("reference"), role("input"))
+        mine["command"]["name"] = "audit api"
+        return mine
+    if name == "audit merge":
+        return merge_report(params, keyed, named, inputs)
+    raise Usage(f"{name!r}: this script recomputes detect, audit corpus, audit api and audit merge")
+
+
+def merge_report(params, keyed, named, recorded):
+    """report.md §6, §7.5: the shards of a corpus audit add up exactly to
+    the whole audit (disjoint shards, exact statistics), so the merged
+    numbers are those of the corpus audit of the bound files."""
+    want = {"alpha", "shards", "null_keys", "null_seed", "field"}
+    if set(params) != want or any(r not in ("tokenizer", "filter", "input", "partial")
+                                  for r, _, _ in named):
+        raise Usage("audit merge: unexpected parameters or input roles")
+    if len(keyed) != 1:
+        raise Usage("audit merge: one keyed profile expected")
+    tok = [(n, f) for r, n, f in named if r == "tokenizer"]
+    if len(tok) != 1:
+        raise Usage("audit merge: one tokenizer.json expected")
+    partials = [(n, f) for r, n, f in named if r == "partial"]
+    if len(partials) != params["shards"]:
+        raise Usage("audit merge: one partial per shard expected")
+    corpus = {k: params[k] for k in ("alpha", "null_keys", "null_seed", "field")}
+    profile, key = keyed[0]
+    results, decision, tokenizers = run_corpus(
+        corpus, profile, key, tok[0], [(n, f) for r, n, f in named if r == "filter"], [],
+        [(n, f) for r, n, f in named if r == "input"])
+    files = [(None, r, n, f) for r, n, f in named if r != "partial"]
+    report = assemble("audit merge", params, [("alpha", params["alpha"])], [], files + [
+        (None, "partial", n, f) for n, f in partials], results, decision, tokenizers)
+    # The bound corpus files have no word in the replay (§7.5), and the
+    # profile is given without its key.
+    skip = {f"@input:{i}" for i in range(len(files))}
+    replay = [w for w in report["command"]["replay"] if w not in skip]
+    report["command"]["replay"] = replay[:4] + ["--profile", "@profile:0"] + replay[4:]
+    report["profiles"] = [profile_entry(profile, key)]
+    return report
 
 
 def verify(path, key_paths, files):
