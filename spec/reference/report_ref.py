@@ -238,6 +238,8 @@ def records(name, path, jsonl, field, max_bytes):
             continue
         try:
             value = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+            if _has_surrogate(value):
+                raise ValueError("lone surrogate in a string (not a Unicode scalar value)")
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
             msg = f"{here}: malformed JSON: {e}"
             if line.startswith(b"\xef\xbb\xbf"):
@@ -255,6 +257,18 @@ def records(name, path, jsonl, field, max_bytes):
             yield rid, None, f"{here}: field {json.dumps(field)} must be a string"
         else:
             yield rid, text, None
+
+
+def _has_surrogate(v):
+    """JSON escapes such as \\ud800 give strings that are not Unicode text;
+    such a line is malformed (report.md §7.2)."""
+    if isinstance(v, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in v)
+    if isinstance(v, dict):
+        return any(_has_surrogate(k) or _has_surrogate(x) for k, x in v.items())
+    if isinstance(v, list):
+        return any(_has_surrogate(x) for x in v)
+    return False
 
 
 def _no_constant(c):
