@@ -3,7 +3,8 @@
 //! `spec/report.md` (`spec/reference/report_ref.py`) recomputes every
 //! member of reports this binary writes (detect with one and several
 //! profiles, with and without windows; audit corpus with a filter and a
-//! clean reference; kgw, synthid and gumbel), writes the same reports
+//! clean reference; kgw and synthid, and gumbel once its score is the
+//! fixed-point one of revision 7), writes the same reports
 //! itself for `provmark report verify`, and both sides must find a changed
 //! count, a p-value moved outside the tolerance of report.md §4 and a
 //! flipped verdict, and accept a p-value moved within it. The work is done
