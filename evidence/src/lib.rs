@@ -45,7 +45,8 @@ pub use report::{
 };
 pub use sign::{AuditorKey, SignatureError};
 pub use verify::{
-    verify, verify_file, Difference, KeyFile, Recompute, VerifyOutcome, MAX_FIELD_DIFFERENCES,
+    differing_members, verify, verify_file, Difference, KeyFile, Recompute, VerifyOutcome,
+    MAX_FIELD_DIFFERENCES,
 };
 
 /// The format string of this report version.

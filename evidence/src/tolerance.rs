@@ -58,8 +58,8 @@ pub fn comparison(place: Place<'_>) -> Comparison {
 const LOG10_P: f64 = 1e-11;
 const RELATIVE: f64 = 1e-11;
 const P_VALUE: f64 = 1e-10;
-/// 2^−1074, the smallest subnormal.
-const ONE_SUBNORMAL: f64 = 4.940_656_458_412_465_4e-324;
+/// 2^−1074, the smallest subnormal (5e−324 is its shortest decimal).
+const ONE_SUBNORMAL: f64 = 5e-324;
 
 /// Whether `a` and `b` agree under `how`.
 pub fn agree(how: Comparison, a: f64, b: f64) -> bool {

@@ -230,6 +230,20 @@ fn differences(old: &Value, new: &Value, path: &str, out: &mut Vec<Difference>, 
     differences_at(old, new, path, Place::default(), out, limit)
 }
 
+/// The JSON paths where `new` differs from `old` under the comparison rule
+/// of spec/report.md §4 step 5 (exact, or within SPEC §8's tolerance for
+/// the approximations of real numbers), at most [`MAX_FIELD_DIFFERENCES`].
+pub fn differing_members(old: &Value, new: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    differences(old, new, "", &mut out, MAX_FIELD_DIFFERENCES);
+    out.iter()
+        .map(|d| match d {
+            Difference::Field { path, .. } => path.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
 fn is_expected_test(a: &Value, b: &Value) -> bool {
     a.get("variance").is_some() || b.get("variance").is_some()
 }

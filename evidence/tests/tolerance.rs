@@ -107,6 +107,9 @@ fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
 }
 
+/// One edit of a text's JSON.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
 fn kgw() -> Scheme {
     Scheme::Kgw(KgwParams::new(0.25, 2.0).unwrap())
 }
@@ -143,7 +146,7 @@ fn exact_values_and_real_values_beyond_the_tolerance_do_not() {
     let lab = lab();
     for scheme in [kgw(), Scheme::Gumbel] {
         let r = report(&lab, scheme, true);
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+        let cases: Vec<(&str, Edit)> = vec![
             (
                 "results.texts[0].scored",
                 Box::new(|t| t["scored"] = json!(t["scored"].as_u64().unwrap() + 1)),

@@ -49,6 +49,9 @@ fn digest_of(w: &GgufWriter) -> TokenizerDigest {
         .1
 }
 
+/// One change to a GGUF file being written.
+type Change = Box<dyn Fn(&mut GgufWriter)>;
+
 #[test]
 fn the_digest_is_the_reference_implementations() {
     let bytes = vector_gguf().bytes();
@@ -93,7 +96,7 @@ fn the_digest_covers_the_tokenizer_entries_only() {
     assert_eq!(digest_of(&w), base);
     // Every tokenizer.ggml.* entry does: a token, a merge, a type, an id,
     // a flag, and an entry added or removed.
-    let changes: Vec<Box<dyn Fn(&mut GgufWriter)>> = vec![
+    let changes: Vec<Change> = vec![
         Box::new(|w| {
             let mut t = byte_tokens();
             t.extend(["Ġt".to_string(), "Ġu".to_string()]);

@@ -213,10 +213,13 @@ def records(name, path, jsonl, field, max_bytes):
         if len(data) > max_bytes:
             yield name, None, f"{name}: larger than the {max_bytes} byte limit (--max-record-bytes)"
             return
+        # SPEC §5: one leading byte order mark is the encoding's signature,
+        # not text (the size limit counts it; error offsets are in the file).
+        bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
         try:
-            yield name, data.decode("utf-8"), None
+            yield name, data[bom:].decode("utf-8"), None
         except UnicodeDecodeError as e:
-            yield name, None, f"{name}: not valid UTF-8 (first bad byte at offset {e.start})"
+            yield name, None, f"{name}: not valid UTF-8 (first bad byte at offset {bom + e.start})"
         return
     pos, line_no = 0, 0
     while pos < len(data):
