@@ -15,16 +15,15 @@ import math
 import pathlib
 import sys
 
-import jsonschema
 
 UNDIGESTED = ("digest", "run", "signature")
 
 
 def es_number(x):
-    """ECMAScript Number::toString, as RFC 8785 requires."""
+    """ECMAScript Number::toString of a binary64 (RFC 8785 §3.2.2.3)."""
+    if isinstance(x, bool):
+        raise TypeError("not a number")
     if isinstance(x, int):
-        # Every JSON number is a binary64 (RFC 8785 §3.2.2.3): integers
-        # beyond 2^53 are written as the double they round to.
         return str(x) if abs(x) <= 2**53 else es_number(float(x))
     if math.isnan(x) or math.isinf(x):
         raise ValueError("JSON has no NaN or infinity")
@@ -32,19 +31,19 @@ def es_number(x):
         return "0"
     if x < 0:
         return "-" + es_number(-x)
-    sign, digits, exp = decimal.Decimal(repr(x)).as_tuple()
-    digits = "".join(map(str, digits)).rstrip("0") or "0"
-    exp += len("".join(map(str, decimal.Decimal(repr(x)).as_tuple()[1]))) - len(digits)
-    k = len(digits)
-    n = k + exp
+    _, digits, exp = decimal.Decimal(repr(x)).as_tuple()
+    digits = "".join(map(str, digits))
+    stripped = digits.rstrip("0") or "0"
+    exp += len(digits) - len(stripped)
+    k, n = len(stripped), len(stripped) + exp
     if k <= n <= 21:
-        return digits + "0" * (n - k)
+        return stripped + "0" * (n - k)
     if 0 < n <= 21:
-        return digits[:n] + "." + digits[n:]
+        return stripped[:n] + "." + stripped[n:]
     if -6 < n <= 0:
-        return "0." + "0" * (-n) + digits
+        return "0." + "0" * (-n) + stripped
     e = n - 1
-    mant = digits[0] + ("." + digits[1:] if k > 1 else "")
+    mant = stripped[0] + ("." + stripped[1:] if k > 1 else "")
     return mant + "e" + ("+" if e > 0 else "-") + str(abs(e))
 
 
@@ -82,6 +81,8 @@ def main():
     path, files = sys.argv[1], sys.argv[2:]
     raw = pathlib.Path(path).read_text(encoding="utf-8")
     report = json.loads(raw)
+    import jsonschema  # only the schema check needs it; report_ref.py imports this module
+
     schema = json.loads((pathlib.Path(__file__).parent.parent / "report.schema.json").read_text())
     jsonschema.validate(report, schema)
     problems = []

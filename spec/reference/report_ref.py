@@ -36,6 +36,7 @@ import argparse
 import decimal
 import hashlib
 import json
+import re
 import math
 import os
 import pathlib
@@ -45,6 +46,7 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import provmark_ref as ref  # noqa: E402
+from check_report import es_number, jcs, merkle_root  # noqa: E402  (RFC 8785, report.md §1, §3)
 
 import mpmath  # noqa: E402
 
@@ -63,67 +65,9 @@ class Usage(Exception):
 
 
 # --- RFC 8785 canonical JSON (report.md §1) --------------------------------
-def es_number(x):
-    """ECMAScript Number::toString of a binary64 (RFC 8785 §3.2.2.3)."""
-    if isinstance(x, bool):
-        raise TypeError("not a number")
-    if isinstance(x, int):
-        return str(x) if abs(x) <= 2**53 else es_number(float(x))
-    if math.isnan(x) or math.isinf(x):
-        raise ValueError("JSON has no NaN or infinity")
-    if x == 0:
-        return "0"
-    if x < 0:
-        return "-" + es_number(-x)
-    _, digits, exp = decimal.Decimal(repr(x)).as_tuple()
-    digits = "".join(map(str, digits))
-    stripped = digits.rstrip("0") or "0"
-    exp += len(digits) - len(stripped)
-    k, n = len(stripped), len(stripped) + exp
-    if k <= n <= 21:
-        return stripped + "0" * (n - k)
-    if 0 < n <= 21:
-        return stripped[:n] + "." + stripped[n:]
-    if -6 < n <= 0:
-        return "0." + "0" * (-n) + stripped
-    e = n - 1
-    mant = stripped[0] + ("." + stripped[1:] if k > 1 else "")
-    return mant + "e" + ("+" if e > 0 else "-") + str(abs(e))
-
-
-def jcs(v):
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if isinstance(v, dict):
-        keys = sorted(v, key=lambda k: k.encode("utf-16-be"))
-        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + jcs(v[k]) for k in keys) + "}"
-    if isinstance(v, list):
-        return "[" + ",".join(jcs(x) for x in v) + "]"
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    return es_number(v)
-
-
 def digest_of(report):
     body = {k: v for k, v in report.items() if k not in UNDIGESTED}
     return "sha256:" + hashlib.sha256(jcs(body).encode("utf-8")).hexdigest()
-
-
-def merkle_root(digests):
-    if not digests:
-        return hashlib.sha256(b"").hexdigest()
-    level = [hashlib.sha256(b"\x00" + d).digest() for d in digests]
-    while len(level) > 1:
-        nxt = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest()
-               for i in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0].hex()
 
 
 def decimal_arg(x):
@@ -155,20 +99,68 @@ def profile_digest(profile):
     return "sha256:" + hashlib.sha256(jcs(profile).encode("utf-8")).hexdigest()
 
 
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _integer(v, lo, hi, where, member):
+    """SPEC §3: an integer member is any number whose value is an integer."""
+    if not _number(v) or v != int(v) or not lo <= int(v) <= hi:
+        raise Usage(f"{where}: {member} must be an integer in [{lo}, {hi}]")
+    return int(v)
+
+
 def check_profile(profile, where):
+    """SPEC §3: exactly these members, each of its type and range."""
     members = {"spec", "scheme", "params", "context", "tokenizer", "key_id"}
     if not isinstance(profile, dict) or set(profile) != members:
         raise Usage(f"{where}: a profile has exactly the members {sorted(members)}")
     if profile["spec"] != ref.SPEC or profile["scheme"] not in ("kgw", "gumbel", "synthid"):
         raise Usage(f"{where}: unknown spec or scheme")
+    profile = dict(profile)
+    profile["context"] = _integer(profile["context"], 0, 16, where, "context")
+    params = profile["params"]
+    if not isinstance(params, dict):
+        raise Usage(f"{where}: params must be an object")
+    scheme = profile["scheme"]
+    if scheme == "kgw":
+        if set(params) != {"gamma", "delta"} or not all(_number(params[m]) for m in params):
+            raise Usage(f"{where}: kgw params are the numbers gamma and delta")
+        g, d = params["gamma"], params["delta"]
+        if not (0 < g < 1 and math.ceil(g * 2**16) < 2**16 and 0 < d <= 100):
+            raise Usage(f"{where}: params.gamma or params.delta out of range")
+    elif scheme == "synthid":
+        if set(params) != {"layers"}:
+            raise Usage(f"{where}: synthid params are {{layers}}")
+        profile["params"] = {"layers": _integer(params["layers"], 1, 32, where, "params.layers")}
+    elif params != {}:
+        raise Usage(f"{where}: gumbel params must be {{}}")
+    tok, kid = profile["tokenizer"], profile["key_id"]
+    if not (isinstance(tok, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", tok)):
+        raise Usage(f"{where}: tokenizer must be sha256: and 64 lowercase hex digits")
+    if not (isinstance(kid, str) and re.fullmatch(r"[0-9a-f]{16}", kid)):
+        raise Usage(f"{where}: key_id must be 16 lowercase hex digits")
     return profile
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for k, v in pairs:
+        if k in seen:
+            raise Usage(f"member {k!r} given twice")
+        seen[k] = v
+    return seen
 
 
 def read_profile(path):
     try:
-        return check_profile(json.loads(pathlib.Path(path).read_bytes()), path)
-    except json.JSONDecodeError as e:
-        raise Usage(f"{path}: not JSON: {e}") from None
+        text = pathlib.Path(path).read_bytes().decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
+        raise Usage(f"{path}: not a JSON profile: {e}") from None
+    except Usage as e:
+        raise Usage(f"{path}: {e}") from None
+    return check_profile(value, path)
 
 
 class Tokenizer:
@@ -198,12 +190,29 @@ def record_id_of(value, here):
         return v
     if isinstance(v, bool) or v is None:
         return here
-    if isinstance(v, int):
+    # SPEC §5: a 64-bit integer in decimal, any other number (as binary64)
+    # in its RFC 8785 form.
+    if isinstance(v, int) and -2**63 <= v < 2**64:
         return str(v)
-    if isinstance(v, float):
-        r = repr(v)
-        return r if ("." in r or "e" in r or "inf" in r or "nan" in r) else r + ".0"
+    if isinstance(v, (int, float)):
+        return es_number(float(v))
     return here
+
+
+def _finite_int(text):
+    """An integer literal outside binary64's range is out of range too."""
+    v = int(text)
+    if not -2**63 <= v < 2**64:
+        _finite_float(text)
+    return v
+
+
+def _finite_float(text):
+    """A JSON number beyond binary64's range makes its line malformed (SPEC §5)."""
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError(f"number out of range: {text}")
+    return x
 
 
 def records(name, path, jsonl, field, max_bytes):
@@ -240,7 +249,8 @@ def records(name, path, jsonl, field, max_bytes):
         if all(b in ASCII_WS for b in line):
             continue
         try:
-            value = json.loads(line.decode("utf-8"), parse_constant=_no_constant)
+            value = json.loads(line.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float,
+                               parse_int=_finite_int)
             if _has_surrogate(value):
                 raise ValueError("lone surrogate in a string (not a Unicode scalar value)")
         except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
@@ -749,6 +759,25 @@ def compare(a, b, path="", out=None, parent=None, key=None, swap_parent=None):
 
 
 # --- verify ------------------------------------------------------------------
+MAX_NULL_KEYS = 10_000_000
+
+
+def check_parameters(params):
+    """The recorded settings have their types and ranges (report.md §7.1)
+    before anything is computed from them."""
+    for name, v in params.items():
+        if name == "alpha" and not (_number(v) and 0 < v < 1):
+            raise Usage("parameters.alpha must be a number in (0, 1)")
+        if name == "null_keys":
+            _integer(v, 1, MAX_NULL_KEYS, "parameters", "null_keys")
+        if name in ("null_seed", "max_record_bytes", "window_min", "shards"):
+            _integer(v, 0, 2**53, "parameters", name)
+        if name in ("jsonl", "windows", "force_tokenizer") and not isinstance(v, bool):
+            raise Usage(f"parameters.{name} must be a boolean")
+        if name == "field" and not isinstance(v, str):
+            raise Usage("parameters.field must be a string")
+
+
 def recompute(report, keys, files):
     """The report this implementation writes from `report`'s typed content,
     the given keys (keyed profiles in order) and files (inputs in order)."""
@@ -761,6 +790,7 @@ def recompute(report, keys, files):
         return [(n, f) for rr, n, f in named if rr == r]
     if any(r == "model" for r, _, _ in named):
         raise Usage("a report made with a GGUF model's tokenizer is out of this script's scope")
+    check_parameters(params)
     keyed = [(check_profile(e["profile"], f"profile {i}"), k)
              for i, (e, k) in enumerate(zip(report["profiles"], keys))]
     if name == "detect":
@@ -832,12 +862,19 @@ def merge_report(params, keyed, named, recorded):
 def verify(path, key_paths, files):
     raw = pathlib.Path(path).read_bytes()
     try:
-        report = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise Usage(f"{path}: not JSON: {e}") from None
+        report = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise Usage(f"{path}: not a JSON report: {type(e).__name__}: {e}") from None
     if not isinstance(report, dict) or report.get("format") != FORMAT:
         raise Usage(f"{path}: not a {FORMAT} report")
     problems = []
+    sig = report.get("signature")
+    if sig is not None and not (
+            isinstance(sig, dict) and set(sig) == {"algorithm", "public_key", "signed", "value"}
+            and sig["algorithm"] == "ed25519" and sig["signed"] == "digest"
+            and isinstance(sig["public_key"], str) and re.fullmatch(r"[0-9a-f]{64}", sig["public_key"])
+            and isinstance(sig["value"], str) and re.fullmatch(r"[0-9a-f]{128}", sig["value"])):
+        problems.append(("signature", sig, "an ed25519 signature of the form report.md §2 gives"))
     if raw != (jcs(report) + "\n").encode("utf-8"):
         problems.append(("(file)", "not its RFC 8785 canonical bytes", None))
     if digest_of(report) != report.get("digest"):
@@ -868,8 +905,13 @@ def verify(path, key_paths, files):
         for p, rec, new in problems:
             print(f"  {p}: recorded {json.dumps(rec)}, recomputed {json.dumps(new)}")
         return 1
+    sig = report.get("signature")
+    note = ""
+    if sig is not None:
+        note = ("; signature NOT checked by this script (Ed25519 is not in Python's standard "
+                "library): check it with `provmark report verify --signer` or any RFC 8032 verifier")
     print(f"MATCH {path}: recomputed from spec/SPEC.md and spec/report.md "
-          f"({report['command']['name']}, {len(inputs)} input(s)); tool, run and collection taken as recorded")
+          f"({report['command']['name']}, {len(inputs)} input(s)); tool, run and collection taken as recorded{note}")
     return 0
 
 
@@ -906,8 +948,9 @@ def parse(argv):
     c.add_argument("--report", required=True)
     v = sub.add_parser("verify")
     v.add_argument("report")
-    v.add_argument("--key", nargs="*", default=[])
-    v.add_argument("--inputs", nargs="*", default=[])
+    # Both `--key A B` and provmark's `--key A --key B`.
+    v.add_argument("--key", nargs="+", action="extend", default=[])
+    v.add_argument("--inputs", nargs="+", action="extend", default=[])
     return ap.parse_args(argv)
 
 
@@ -941,6 +984,9 @@ def main(argv):
         return 2
     except OSError as e:
         print(f"report_ref.py: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a report this script cannot recompute: say so, exit 2
+        print(f"report_ref.py: cannot recompute: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
 
 
