@@ -24,6 +24,7 @@ use provmark_verify::attribution::{decide, verdict_json, Attribution, Attributio
 use provmark_verify::corpus::{DistinctTuples, RunningTest, Shard, TupleSet, WindowSet};
 use provmark_verify::expected::{ExpectedTest, WeightedTuples};
 use provmark_verify::input::Locations;
+use provmark_verify::Normalization;
 use provmark_verify::TextTokenizer;
 use serde_json::{json, Map, Value};
 
@@ -115,6 +116,10 @@ pub struct ApiAuditConfig {
     pub timeout_s: f64,
     /// The lab's tokenizer (the answers are re-tokenized with it).
     pub tokenizer: TextTokenizer,
+    /// How answers and the filter's texts are normalised before they are
+    /// re-tokenized (spec §5.1; the log-probability test reads the API's
+    /// own tokens and is not affected).
+    pub normalization: Normalization,
     /// The lab's own watermarked outputs (the filter Φ); empty for none.
     pub filter_from: Vec<String>,
     /// JSONL field holding the text in `filter_from`.
@@ -284,7 +289,7 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
         &config.filter_from,
         &Locations::new(),
         &config.field,
-        tokenizer,
+        (tokenizer, config.normalization),
         h,
         progress,
     )?;
@@ -326,9 +331,10 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
         }
         None => None,
     };
-    let suspect_tuples = tuples_of(&suspect.0, tokenizer, h, filter.as_ref())?;
+    let reading = (tokenizer, config.normalization);
+    let suspect_tuples = tuples_of(&suspect.0, reading, h, filter.as_ref())?;
     let reference_tuples = match &reference {
-        Some((texts, _)) => Some(tuples_of(texts, tokenizer, h, filter.as_ref())?),
+        Some((texts, _)) => Some(tuples_of(texts, reading, h, filter.as_ref())?),
         None => None,
     };
     let mut extra = Map::new();
@@ -968,7 +974,7 @@ fn collect(
     let tokenizer = running.map(|(_, t)| t);
     let add_running = |rt: &mut Option<RunningTest>, text: &str| {
         if let (Some(r), Some(tok)) = (rt.as_mut(), tokenizer) {
-            if let Ok(ids) = tok.encode(text) {
+            if let Ok(ids) = tok.encode(&config.normalization.apply(text).text) {
                 r.add_text(&ids);
             }
             if let Some(t) = r.test() {
@@ -1071,14 +1077,14 @@ fn collect(
 /// tokenizer (answers it cannot encode are counted as unreadable).
 fn tuples_of(
     texts: &[String],
-    tokenizer: &TextTokenizer,
+    (tokenizer, normalization): (&TextTokenizer, Normalization),
     h: usize,
     filter: Option<&WindowSet>,
 ) -> Result<(Counts, DistinctTuples), Error> {
     let mut set = TupleSet::new(h, Shard::ALL)?;
     let mut errors = 0;
     for t in texts {
-        match tokenizer.encode(t) {
+        match tokenizer.encode(&normalization.apply(t).text) {
             Ok(ids) => set.add_text(&ids),
             Err(_) => errors += 1,
         }

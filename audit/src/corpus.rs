@@ -10,7 +10,7 @@ use provmark_verify::corpus::{DistinctTuples, Shard, TupleSet, WindowSet};
 use provmark_verify::input::{
     InputFormat, Locations, ReadOptions, RecordReader, DEFAULT_MAX_RECORD_BYTES,
 };
-use provmark_verify::TextTokenizer;
+use provmark_verify::{Normalization, TextTokenizer};
 use rayon::prelude::*;
 
 use crate::{score_pair, Counts, Error, Event, Lab, NullKeys, Progress, Totals};
@@ -32,6 +32,9 @@ pub struct CorpusAuditConfig {
     pub field: String,
     /// The tokenizer matching the profile.
     pub tokenizer: TextTokenizer,
+    /// How every text (suspect, reference and the filter's) is normalised
+    /// before it is tokenized (spec §5.1).
+    pub normalization: Normalization,
     /// The part of the tuple space to keep ([`Shard::ALL`] for a whole audit).
     pub shard: Shard,
     /// The key-swap null.
@@ -68,11 +71,12 @@ pub fn run(
     config.tokenizer.check_profile(&lab.profile, false)?;
     let h = lab.profile.context();
     let (field, tokenizer) = (&config.field, &config.tokenizer);
+    let normalization = config.normalization;
     let filter = lab_windows(
         &config.filter_from,
         &config.locations,
         field,
-        tokenizer,
+        (tokenizer, normalization),
         h,
         progress,
     )?;
@@ -80,7 +84,7 @@ pub fn run(
         collect_corpus(
             (inputs, &config.locations),
             field,
-            tokenizer,
+            (tokenizer, normalization),
             h,
             config.shard,
             filter.as_ref(),
@@ -103,13 +107,13 @@ pub(crate) fn stream_corpus(
     inputs: &[String],
     locations: &Locations,
     field: &str,
-    tokenizer: &TextTokenizer,
+    reading: (&TextTokenizer, Normalization),
     errors: &mut usize,
     progress: &dyn Progress,
     sink: &mut dyn FnMut(&[Vec<u32>]),
 ) -> Result<usize, Error> {
     let records = (inputs, locations);
-    stream_records(records, field, tokenizer, errors, progress, &mut |batch| {
+    stream_records(records, field, reading, errors, progress, &mut |batch| {
         let ids: Vec<Vec<u32>> = batch.drain(..).map(|t| t.ids).collect();
         sink(&ids)
     })
@@ -119,7 +123,7 @@ pub(crate) fn stream_corpus(
 pub(crate) struct ReadText {
     /// The record's `id` field, else `file:line`.
     pub id: String,
-    /// The text.
+    /// The text, normalised.
     pub text: String,
     /// Its ids under the lab's tokenizer.
     pub ids: Vec<u32>,
@@ -130,7 +134,7 @@ pub(crate) struct ReadText {
 pub(crate) fn stream_records(
     (inputs, locations): (&[String], &Locations),
     field: &str,
-    tokenizer: &TextTokenizer,
+    (tokenizer, normalization): (&TextTokenizer, Normalization),
     errors: &mut usize,
     progress: &dyn Progress,
     sink: &mut dyn FnMut(&mut Vec<ReadText>),
@@ -161,7 +165,7 @@ pub(crate) fn stream_records(
             let encoded: Vec<Result<ReadText, String>> = records
                 .into_par_iter()
                 .map(|r| {
-                    let text = r.text?;
+                    let (text, _) = normalization.apply_owned(r.text?);
                     let ids = tokenizer
                         .encode(&text)
                         .map_err(|e| format!("{}: {e}", r.id))?;
@@ -194,7 +198,7 @@ pub(crate) fn stream_records(
 fn collect_corpus(
     (inputs, locations): (&[String], &Locations),
     field: &str,
-    tokenizer: &TextTokenizer,
+    reading: (&TextTokenizer, Normalization),
     h: usize,
     shard: Shard,
     filter: Option<&WindowSet>,
@@ -206,7 +210,7 @@ fn collect_corpus(
         inputs,
         locations,
         field,
-        tokenizer,
+        reading,
         &mut errors,
         progress,
         &mut |batch| {
@@ -249,7 +253,7 @@ pub(crate) fn lab_windows(
     filter_from: &[String],
     locations: &Locations,
     field: &str,
-    tokenizer: &TextTokenizer,
+    reading: (&TextTokenizer, Normalization),
     h: usize,
     progress: &dyn Progress,
 ) -> Result<Option<WindowSet>, Error> {
@@ -262,7 +266,7 @@ pub(crate) fn lab_windows(
         filter_from,
         locations,
         field,
-        tokenizer,
+        reading,
         &mut errors,
         progress,
         &mut |batch| teacher.add_texts(batch.iter().map(|t| &t[..])),

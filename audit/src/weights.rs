@@ -203,7 +203,8 @@ fn stream_texts(
     let count = stream_records(
         (&config.texts, &config.locations),
         &config.field,
-        lab_tokenizer,
+        // The lab's own texts: nothing to undo.
+        (lab_tokenizer, provmark_verify::Normalization::None),
         &mut errors,
         progress,
         &mut |batch| {

@@ -118,6 +118,7 @@ fn config(endpoint: &str, out: &Path, prompts: &[&str]) -> ApiAuditConfig {
         backoff_ms: 5,
         timeout_s: 5.0,
         tokenizer: tokenizer(),
+        normalization: Default::default(),
         filter_from: vec![],
         field: "text".into(),
         null: NullKeys { keys: 19, seed: 0 },

@@ -54,6 +54,7 @@ fn config(tokenizer: TextTokenizer, inputs: Vec<String>) -> CorpusAuditConfig {
         filter_from: vec![],
         field: "text".into(),
         tokenizer,
+        normalization: Default::default(),
         shard: Shard::ALL,
         null: NULL,
         locations: Default::default(),

@@ -165,6 +165,7 @@ fn config(endpoint: &str, out: &Path, prompts: usize) -> ApiAuditConfig {
         backoff_ms: 5,
         timeout_s: 10.0,
         tokenizer: tokenizer(),
+        normalization: Default::default(),
         filter_from: vec![],
         field: "text".into(),
         null: NullKeys { keys: 99, seed: 3 },

@@ -59,6 +59,13 @@ pub fn run(recipe: &DetectRecipe, batch: usize, output: Output) -> Result<ExitCo
         counts.errors,
         config.alpha
     );
+    if !config.normalization.is_none() {
+        errln!(
+            "provmark: --normalize {}: {} texts had invisible edits undone (invisible_edits in --json)",
+            config.normalization,
+            counts.edited
+        );
+    }
     if let (Some(path), Some(r)) = (&output.report, recorder) {
         let results = json!({ "texts": recorded });
         crate::report::write(path, &r.finish(results, counts.summary_json(config)))?;

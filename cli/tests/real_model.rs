@@ -134,6 +134,53 @@ fn generate_marks_answers_resumes_and_controls_stay_clean() {
     assert!(detected(&m) >= 2, "marked: {m:?}");
     assert_eq!(detected(&c), 0, "control: {c:?}");
 
+    // Invisible edits (issue #14, spec §5.1): the marked answers with every
+    // space a no-break space, or with a zero-width space after every space,
+    // read the same but lose their mark; with --normalize invisible each
+    // gives exactly the unedited answer's result, and says how many code
+    // points it undid.
+    for (name, edit) in [("nbsp", "\u{a0}"), ("zwsp", " \u{200b}")] {
+        let file = format!("{name}.jsonl");
+        let mut spaces = Vec::new();
+        let edited: String = marked
+            .iter()
+            .map(|r| {
+                let text = r["text"].as_str().unwrap();
+                spaces.push(text.matches(' ').count() as u64);
+                format!(
+                    "{}\n",
+                    json!({"id": r["id"], "text": text.replace(' ', edit)})
+                )
+            })
+            .collect();
+        std::fs::write(d.join(&file), edited).unwrap();
+        let plain = detect(d, &file);
+        let undone = common::detect_with(d, &file, &["--normalize", "invisible"]);
+        assert_eq!((plain.len(), undone.len()), (3, 3));
+        let strongest = |rs: &[Value]| {
+            rs.iter()
+                .filter_map(|r| r["log10_p"].as_f64())
+                .fold(0f64, f64::min)
+        };
+        eprintln!(
+            "{name}: strongest log10 p {:.1} edited, {:.1} normalized, {:.1} original",
+            strongest(&plain),
+            strongest(&undone),
+            strongest(&m)
+        );
+        assert!(
+            strongest(&plain) > 0.25 * strongest(&m),
+            "{name}: the edit should unmark the answers: {plain:?}"
+        );
+        assert_eq!(detected(&plain), 0, "{name}: {plain:?}");
+        for ((u, orig), n) in undone.iter().zip(&m).zip(&spaces) {
+            assert_eq!(u["invisible_edits"], json!(n), "{name}: {u}");
+            let mut u = u.clone();
+            u.as_object_mut().unwrap().remove("invisible_edits");
+            assert_eq!(&u, orig, "{name}");
+        }
+    }
+
     // The corpus audit pools the answers: the marked corpus is attributed
     // (exact test and key-swap null both at 1e-3), the control corpus not.
     let audit = |input: &str, extra: &[&str]| -> Value {

@@ -19,7 +19,7 @@ use provmark_verify::attribution::{self, decide, Binding, BoundInput, NullKeys, 
 use provmark_verify::corpus::Shard;
 use provmark_verify::input::Locations;
 use provmark_verify::scan::{self, matching_tokenizer, DetectConfig, Target, DEFAULT_BATCH};
-use provmark_verify::{Detector, TextTokenizer};
+use provmark_verify::{Detector, Normalization, TextTokenizer};
 use provmark_watermark::{Key, Profile};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -80,6 +80,8 @@ pub struct DetectRecipe<'a> {
     pub windows: bool,
     /// The first tokenizer is used whatever its digest.
     pub force_tokenizer: bool,
+    /// How texts are normalised before they are tokenized (spec §5.1).
+    pub normalization: Normalization,
     /// The profiles and keys, in order.
     pub profiles: Vec<Keyed<'a>>,
     /// tokenizer.json files.
@@ -103,6 +105,8 @@ struct DetectParameters {
     jsonl: bool,
     windows: bool,
     force_tokenizer: bool,
+    #[serde(default)]
+    normalize: Normalization,
 }
 
 impl DetectRecipe<'_> {
@@ -179,6 +183,7 @@ impl DetectRecipe<'_> {
             window_min: self.window_min,
             max_record_bytes: self.max_record_bytes,
             batch: DEFAULT_BATCH,
+            normalization: self.normalization,
             locations: self.locations.clone(),
         })
     }
@@ -198,6 +203,7 @@ impl DetectRecipe<'_> {
         r.switch("jsonl", self.jsonl);
         r.switch("windows", self.windows);
         r.switch("force-tokenizer", self.force_tokenizer);
+        record_normalization(&mut r, self.normalization);
         for keyed in &self.profiles {
             r.profile(&keyed.profile, keyed.key);
         }
@@ -244,6 +250,18 @@ pub struct AuditSettings {
     pub null_seed: u64,
     /// JSONL field holding the text.
     pub field: String,
+    /// How texts are normalised before they are tokenized (spec §5.1;
+    /// absent from a report: none).
+    #[serde(default)]
+    pub normalize: Normalization,
+}
+
+/// Records a normalisation other than `none` as the `normalize` parameter
+/// (absent means none, so reports made without one keep their bytes).
+fn record_normalization(r: &mut Recorder, n: Normalization) {
+    if !n.is_none() {
+        r.param("normalize", n.name(), json!(n.name()));
+    }
 }
 
 impl AuditSettings {
@@ -261,6 +279,7 @@ impl AuditSettings {
         r.param("null-keys", self.null_keys, json!(self.null_keys));
         r.param("null-seed", self.null_seed, json!(self.null_seed));
         r.param("field", &self.field, json!(self.field));
+        record_normalization(&mut r, self.normalize);
         r.profile(&keyed.profile, keyed.key);
         r
     }
@@ -330,6 +349,7 @@ impl CorpusRecipe<'_> {
             filter_from: self.filter_from.clone(),
             field: self.settings.field.clone(),
             tokenizer,
+            normalization: self.settings.normalize,
             shard,
             null: self.settings.null(),
             locations: self.locations.clone(),
@@ -499,6 +519,8 @@ struct MergeParameters {
     null_keys: usize,
     null_seed: u64,
     field: String,
+    #[serde(default)]
+    normalize: Normalization,
 }
 
 /// The most shards a merged report may ask a verifier to recompute.
@@ -597,6 +619,7 @@ fn recompute_merge(report: &Report, keys: &[KeyFile], files: &Files<'_>) -> Resu
             null_keys: p.null_keys,
             null_seed: p.null_seed,
             field: p.field,
+            normalize: p.normalize,
         },
         lab: single(report, keys)?,
         tokenizer: files.one("tokenizer")?,
@@ -870,6 +893,7 @@ fn compute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Repo
                 jsonl: p.jsonl,
                 windows: p.windows,
                 force_tokenizer: p.force_tokenizer,
+                normalization: p.normalize,
                 profiles: keyed(report, keys)?,
                 tokenizers: files.role("tokenizer"),
                 model: files.one("model")?,
@@ -894,8 +918,15 @@ fn compute(report: &Report, keys: &[KeyFile], inputs: &[PathBuf]) -> Result<Repo
         }
         "audit weights" => {
             files.only(&["suspect", "reference_model", "input", "prompts"])?;
+            let settings: AuditSettings = parameters(report)?;
+            if !settings.normalize.is_none() {
+                // The models read the lab's own texts: nothing to undo.
+                return Err(Error::Recipe(
+                    "audit weights takes no normalize parameter".into(),
+                ));
+            }
             WeightsRecipe {
-                settings: parameters(report)?,
+                settings,
                 lab: single(report, keys)?,
                 suspect: files.required("suspect")?,
                 reference_model: files.one("reference_model")?,

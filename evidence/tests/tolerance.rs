@@ -55,6 +55,7 @@ fn report(lab: &Lab, scheme: Scheme, windows: bool) -> Report {
         jsonl: true,
         windows,
         force_tokenizer: false,
+        normalization: Default::default(),
         profiles: vec![Keyed {
             profile,
             key: &lab.key,

@@ -63,6 +63,7 @@ fn detect_report(lab: &Lab) -> Report {
         jsonl: false,
         windows: false,
         force_tokenizer: false,
+        normalization: Default::default(),
         profiles: vec![Keyed {
             profile: lab.profile.clone(),
             key: &lab.key,

@@ -60,6 +60,17 @@ python3 "$here/crosscheck_data.py" kgw.profile.json other.key tokenizer.json kgw
 python3 "$here/crosscheck_data.py" gumbel.profile.json lab.key tokenizer.json gum.jsonl texts.jsonl
 # The lab's own outputs (the filter Φ) must all be readable.
 grep -v '"no-text"' kgw.jsonl > kgw-lab.jsonl
+# Invisible edits (SPEC §5.1): the synthid texts with no-break spaces, and
+# with zero-width spaces between words, read with --normalize invisible.
+python3 - syn.jsonl edited.jsonl <<'PY'
+import json, sys
+out = open(sys.argv[2], "w", encoding="utf-8")
+for i, line in enumerate(open(sys.argv[1], encoding="utf-8")):
+    r = json.loads(line)
+    if isinstance(r.get("text"), str):
+        r["text"] = r["text"].replace(" ", "\u00a0" if i % 2 else " \u200b")
+    out.write(json.dumps(r) + "\n")
+PY
 printf '\xef\xbb\xbfA text file, written on Windows:\r\nits byte order mark and CR LF ends are text.\r\n' > bom.txt
 
 # name | command and arguments (the report path is appended as --report) |
@@ -69,6 +80,8 @@ cases=(
   "detect-multi-windows|detect --profile lab.profile.json --key lab.key --profile kgw.profile.json --key other.key --tokenizer tokenizer.json --windows --window-min 8 --alpha 0.001 syn.jsonl kgw.jsonl more.jsonl|lab.key other.key|tokenizer.json syn.jsonl kgw.jsonl more.jsonl"
   "detect-kgw-windows|detect --profile kgw.profile.json --key other.key --tokenizer tokenizer.json --windows --window-min 16 kgw.jsonl|other.key|tokenizer.json kgw.jsonl"
   "corpus-kgw-filter-reference|audit corpus --profile kgw.profile.json --key other.key --tokenizer tokenizer.json --filter-from kgw-lab.jsonl --reference more.jsonl --null-keys 19 --alpha 0.05 kgw.jsonl texts.jsonl|other.key|tokenizer.json kgw-lab.jsonl more.jsonl kgw.jsonl texts.jsonl"
+  "detect-normalize|detect --profile lab.profile.json --key lab.key --tokenizer tokenizer.json --alpha 0.001 --normalize invisible edited.jsonl syn.jsonl|lab.key|tokenizer.json edited.jsonl syn.jsonl"
+  "corpus-normalize|audit corpus --profile lab.profile.json --key lab.key --tokenizer tokenizer.json --null-keys 19 --alpha 0.05 --normalize invisible edited.jsonl|lab.key|tokenizer.json edited.jsonl"
   "corpus-synthid|audit corpus --profile lab.profile.json --key lab.key --tokenizer tokenizer.json --null-keys 19 --null-seed 5 --alpha 0.05 syn.jsonl|lab.key|tokenizer.json syn.jsonl"
 )
 
@@ -165,6 +178,11 @@ for who in pm py; do
   mutate near.json near.json "results.texts[0].results[0].log10_p" '*1.000000000001'
   verify_both near.json $m MATCH
   pass "$who $m: p_value and log10_p moved within the tolerance still MATCH on both sides"
+
+  m=detect-normalize
+  mutate "$who-$m.json" bad.json "results.texts[0].invisible_edits" +1
+  verify_both bad.json $m MISMATCH "results.texts[0].invisible_edits"
+  pass "$who $m: a changed count of invisible edits is a MISMATCH on both sides"
 
   # The corpus audit's recomputation is the slow one (pure Python
   # key-swap null): its disagreements are tried on provmark's report.

@@ -397,6 +397,59 @@ def cross_pairs(profile, lab_tokens, lab_offsets, suspect_offsets, weights):
     return read, pairs, positions, repeats
 
 
+# --- Normalising invisible edits (spec §5.1, revision 8) -------------------
+# The closed table of §5.1, as the spec lists it.
+INVISIBLE_REMOVED = [(0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+                     (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+                     (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+                     (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+                     (0xE0000, 0xE0FFF)]
+INVISIBLE_SPACES = {0x00A0, 0x1680, 0x202F, 0x205F, 0x3000} | set(range(0x2000, 0x200B))
+INVISIBLE_LINE_BREAKS = {0x0085, 0x2028, 0x2029}
+
+
+def normalize(name, text):
+    """(normalised text, invisible_edits) under normalisation `name` (§5.1)."""
+    if name in (None, "none"):
+        return text, 0
+    if name != "invisible":
+        raise ValueError(f"unknown normalization {name!r}")
+    out, edits = [], 0
+    for ch in text:
+        c = ord(ch)
+        if c in INVISIBLE_SPACES:
+            out.append(" ")
+            edits += 1
+        elif c in INVISIBLE_LINE_BREAKS:
+            out.append("\n")
+            edits += 1
+        elif any(lo <= c <= hi for lo, hi in INVISIBLE_REMOVED):
+            edits += 1
+        else:
+            out.append(ch)
+    return "".join(out), edits
+
+
+def normalization_cases():
+    """Texts for the `normalizations` vectors: the issue's two edits, every
+    listed code point's neighbours, and random mixtures (own generator)."""
+    nr = random.Random(14)
+    marked = "The quick brown fox, 3 cafés and 中文。"
+    cases = [marked, marked.replace(" ", "\u00a0"), marked.replace(" ", " \u200b"),
+             "\u00a0\u200b\u2028\u2029\u0085\ufeff", "👩\u200d💻 ❤\ufe0f", "全角，「…」² ﬁ"]
+    edges = set()
+    for lo, hi in INVISIBLE_REMOVED:
+        edges.update((lo - 1, lo, hi, hi + 1))
+    for c in INVISIBLE_SPACES | INVISIBLE_LINE_BREAKS:
+        edges.update((c - 1, c, c + 1))
+    edges = sorted(c for c in edges if 0 < c < 0x110000 and not 0xD800 <= c <= 0xDFFF)
+    cases.append("".join(chr(c) for c in edges))
+    pool = [chr(c) for c in edges] + list("ab ,.\n\t") + ["中", "é", "😀"]
+    for _ in range(6):
+        cases.append("".join(nr.choice(pool) for _ in range(nr.randrange(1, 40))))
+    return cases
+
+
 # --- A marked text: pick, among a few candidates, the one the key favours.
 def marked_tokens(key, profile, rng, length, vocab):
     h = profile["context"]
@@ -577,6 +630,11 @@ def main():
             "shared_starts": [list(r) for r in read], "positions": positions, "repeats": repeats,
             "pairs": len(pairs), "statistic": stat,
             "log10_p": chernoff_log10(p, list(pairs.values()), stat)})
+    out["normalizations"] = []
+    for text in normalization_cases():
+        norm, edits = normalize("invisible", text)
+        out["normalizations"].append({"normalize": "invisible", "text": text,
+                                      "normalized": norm, "invisible_edits": edits})
     json.dump(out, sys.stdout, indent=1)
     sys.stdout.write("\n")
 

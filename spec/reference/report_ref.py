@@ -12,10 +12,12 @@ step 5 (counts exactly, real-valued members within the stated tolerance).
     report_ref.py detect --profile P --key K [--profile P2 --key K2 ...]
         --tokenizer tokenizer.json [--windows] [--window-min N] [--alpha A]
         [--field F] [--jsonl] [--max-record-bytes N] [--force-tokenizer]
+        [--normalize invisible]
         --report OUT INPUT...
     report_ref.py audit corpus --profile P --key K --tokenizer tokenizer.json
         [--filter-from F ...] [--reference R ...] [--null-keys M]
-        [--null-seed S] [--alpha A] [--field F] --report OUT INPUT...
+        [--null-seed S] [--alpha A] [--field F] [--normalize invisible]
+        --report OUT INPUT...
     report_ref.py verify REPORT --key K... --inputs F...
 
 `verify` prints MATCH or MISMATCH and each difference by JSON path, and
@@ -466,6 +468,7 @@ def run_detect(params, keyed, tokenizer_files, inputs):
         targets.append((profile, Scorer(profile, key), t))
     multi = len(targets) > 1
     texts, counts = [], {"watermarked": 0, "not_detected": 0, "too_short": 0, "errors": 0}
+    edited = 0
     for name, path in inputs:
         for rid, text, error in records(name, path, is_jsonl(name, params["jsonl"]),
                                         params["field"], params["max_record_bytes"]):
@@ -473,11 +476,15 @@ def run_detect(params, keyed, tokenizer_files, inputs):
                 texts.append({"id": rid, "verdict": "error", "error": error})
                 counts["errors"] += 1
                 continue
+            text, edits = ref.normalize(params.get("normalize"), text)
             outcomes = detect_text(targets, toks, text, params)
             adjusted = holm([o["decision"] for o in outcomes])
             tested = [a for a in adjusted if a is not None]
             family = verdict(min(tested) if tested else None, alpha)
             obj = {"id": rid}
+            if "normalize" in params:
+                obj["invisible_edits"] = edits
+                edited += edits > 0
             if not multi:
                 profile = targets[0][0]
                 obj.update(detection_members(profile, outcomes[0]))
@@ -497,6 +504,8 @@ def run_detect(params, keyed, tokenizer_files, inputs):
             texts.append(obj)
     decision = {"alpha": alpha, "correction": "holm" if multi else "none"}
     decision.update(counts)
+    if "normalize" in params:
+        decision.update(normalize=params["normalize"], texts_with_invisible_edits=edited)
     return {"texts": texts}, decision, [t.digest for t in dedup(toks)]
 
 
@@ -510,8 +519,9 @@ def dedup(toks):
 
 
 # --- audit corpus (report.md §7.4) ------------------------------------------
-def corpus_ids(files, field, tok, strict):
-    """Token ids of every readable text of `files`, and the unreadable count."""
+def corpus_ids(files, field, tok, strict, normalize=None):
+    """Token ids of every readable text of `files` (normalised first, SPEC
+    §5.1), and the unreadable count."""
     out, errors = [], 0
     for name, path in files:
         for _, text, error in records(name, path, is_jsonl(name, False), field,
@@ -519,7 +529,7 @@ def corpus_ids(files, field, tok, strict):
             if error is not None:
                 errors += 1
                 continue
-            out.append(tok.encode(text))
+            out.append(tok.encode(ref.normalize(normalize, text)[0]))
     if strict and errors:
         raise Usage(f"{errors} text(s) of --filter-from cannot be read: the filter would be incomplete")
     return out, errors
@@ -584,17 +594,17 @@ def run_corpus(params, profile, key, tokenizer_file, filters, references, inputs
     tok = Tokenizer(tokenizer_file[1])
     if tok.digest != profile["tokenizer"]:
         raise Usage("the tokenizer is not the profile's")
-    field = params["field"]
+    field, norm = params["field"], params.get("normalize")
     filt = None
     if filters:
-        ftexts, _ = corpus_ids(filters, field, tok, strict=True)
+        ftexts, _ = corpus_ids(filters, field, tok, strict=True, normalize=norm)
         filt = {tuple(ids[i - h:i]) for ids in ftexts for i in range(h, len(ids))}
-    texts, errs = corpus_ids(inputs, field, tok, strict=False)
+    texts, errs = corpus_ids(inputs, field, tok, strict=False, normalize=norm)
     suspect, tested = judge(profile, corpus_totals(profile, key, texts, errs, filt, m,
                                                    params["null_seed"]), alpha)
     reference = None
     if references:
-        rtexts, rerrs = corpus_ids(references, field, tok, strict=False)
+        rtexts, rerrs = corpus_ids(references, field, tok, strict=False, normalize=norm)
         reference, _ = judge(profile, corpus_totals(profile, key, rtexts, rerrs, filt, m,
                                                     params["null_seed"]), alpha)
     if not tested:
@@ -668,6 +678,8 @@ def detect_report(params, keyed, tokenizer_files, inputs):
               ("max-record-bytes", params["max_record_bytes"]), ("window-min", params["window_min"]),
               ("jsonl", params["jsonl"]), ("windows", params["windows"]),
               ("force-tokenizer", params["force_tokenizer"])]
+    if "normalize" in params:
+        replay.append(("normalize", params["normalize"]))
     files = [("tokenizer", "tokenizer", n, p) for n, p in tokenizer_files]
     files += [(None, "input", n, p) for n, p in inputs]
     return assemble("detect", params, replay, keyed, files, results, decision, tokenizers)
@@ -678,6 +690,8 @@ def corpus_report(params, profile, key, tokenizer_file, filters, references, inp
                                                references, inputs)
     replay = [("alpha", params["alpha"]), ("null-keys", params["null_keys"]),
               ("null-seed", params["null_seed"]), ("field", params["field"])]
+    if "normalize" in params:
+        replay.append(("normalize", params["normalize"]))
     files = [("tokenizer", "tokenizer", *tokenizer_file)]
     files += [("filter-from", "filter", n, p) for n, p in filters]
     files += [("reference", "reference", n, p) for n, p in references]
@@ -776,6 +790,8 @@ def check_parameters(params):
             raise Usage(f"parameters.{name} must be a boolean")
         if name == "field" and not isinstance(v, str):
             raise Usage("parameters.field must be a string")
+        if name == "normalize" and v not in ("none", "invisible"):
+            raise Usage("parameters.normalize must be \"none\" or \"invisible\" (SPEC §5.1)")
 
 
 def recompute(report, keys, files):
@@ -795,13 +811,13 @@ def recompute(report, keys, files):
              for i, (e, k) in enumerate(zip(report["profiles"], keys))]
     if name == "detect":
         want = {"alpha", "field", "max_record_bytes", "window_min", "jsonl", "windows", "force_tokenizer"}
-        if set(params) != want or any(r not in ("tokenizer", "input") for r, _, _ in named):
+        if set(params) - {"normalize"} != want or any(r not in ("tokenizer", "input") for r, _, _ in named):
             raise Usage("detect: unexpected parameters or input roles")
         return detect_report(params, keyed, role("tokenizer"), role("input"))
     if name == "audit corpus":
         want = {"alpha", "null_keys", "null_seed", "field"}
-        if set(params) != want or any(r not in ("tokenizer", "filter", "reference", "input")
-                                      for r, _, _ in named):
+        if set(params) - {"normalize"} != want or any(
+                r not in ("tokenizer", "filter", "reference", "input") for r, _, _ in named):
             raise Usage("audit corpus: unexpected parameters or input roles")
         tok = role("tokenizer")
         if len(tok) != 1 or len(keyed) != 1:
@@ -811,8 +827,8 @@ def recompute(report, keys, files):
     if name == "audit api":
         # report.md §7.5: the corpus audit of the kept answers, renamed.
         want = {"alpha", "null_keys", "null_seed", "field"}
-        if set(params) != want or any(r not in ("tokenizer", "filter", "reference", "input")
-                                      for r, _, _ in named):
+        if set(params) - {"normalize"} != want or any(
+                r not in ("tokenizer", "filter", "reference", "input") for r, _, _ in named):
             raise Usage("audit api: unexpected parameters or input roles")
         tok = role("tokenizer")
         if len(tok) != 1 or len(keyed) != 1:
@@ -831,7 +847,7 @@ def merge_report(params, keyed, named, recorded):
     the whole audit (disjoint shards, exact statistics), so the merged
     numbers are those of the corpus audit of the bound files."""
     want = {"alpha", "shards", "null_keys", "null_seed", "field"}
-    if set(params) != want or any(r not in ("tokenizer", "filter", "input", "partial")
+    if set(params) - {"normalize"} != want or any(r not in ("tokenizer", "filter", "input", "partial")
                                   for r, _, _ in named):
         raise Usage("audit merge: unexpected parameters or input roles")
     if len(keyed) != 1:
@@ -842,7 +858,8 @@ def merge_report(params, keyed, named, recorded):
     partials = [(n, f) for r, n, f in named if r == "partial"]
     if len(partials) != params["shards"]:
         raise Usage("audit merge: one partial per shard expected")
-    corpus = {k: params[k] for k in ("alpha", "null_keys", "null_seed", "field")}
+    corpus = {k: params[k] for k in ("alpha", "null_keys", "null_seed", "field", "normalize")
+              if k in params}
     profile, key = keyed[0]
     results, decision, tokenizers = run_corpus(
         corpus, profile, key, tok[0], [(n, f) for r, n, f in named if r == "filter"], [],
@@ -931,6 +948,7 @@ def parse(argv):
     d.add_argument("--window-min", type=int, default=DEFAULT_WINDOW_MIN)
     d.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES)
     d.add_argument("--force-tokenizer", action="store_true")
+    d.add_argument("--normalize", choices=["none", "invisible"], default="none")
     d.add_argument("--report", required=True)
     a = sub.add_parser("audit")
     asub = a.add_subparsers(dest="audit", required=True)
@@ -945,6 +963,7 @@ def parse(argv):
     c.add_argument("--null-seed", type=int, default=0)
     c.add_argument("--alpha", type=float, default=1e-3)
     c.add_argument("--field", default="text")
+    c.add_argument("--normalize", choices=["none", "invisible"], default="none")
     c.add_argument("--report", required=True)
     v = sub.add_parser("verify")
     v.add_argument("report")
@@ -967,11 +986,15 @@ def main(argv):
             params = {"alpha": args.alpha, "field": args.field, "max_record_bytes": args.max_record_bytes,
                       "window_min": args.window_min, "jsonl": args.jsonl, "windows": args.windows,
                       "force_tokenizer": args.force_tokenizer}
+            if args.normalize != "none":
+                params["normalize"] = args.normalize
             report = detect_report(params, keyed, [(t, t) for t in args.tokenizer],
                                    [(f, f) for f in args.inputs])
         else:
             params = {"alpha": args.alpha, "null_keys": args.null_keys, "null_seed": args.null_seed,
                       "field": args.field}
+            if args.normalize != "none":
+                params["normalize"] = args.normalize
             report = corpus_report(params, read_profile(args.profile), read_key(args.key),
                                    (args.tokenizer, args.tokenizer),
                                    [(f, f) for f in args.filter_from],

@@ -14,6 +14,7 @@ pub mod decision;
 pub mod detect;
 pub mod expected;
 pub mod input;
+pub mod normalize;
 pub mod precise;
 pub mod print;
 pub mod scan;
@@ -25,6 +26,7 @@ use rayon::prelude::*;
 
 pub use decision::{FamilyDecision, ProfileOutcome, Verdict};
 pub use detect::{null_test, Dedup, Detection, Detector, NullDistribution, ScoredText, TestResult};
+pub use normalize::Normalization;
 pub use scan::{DetectConfig, TextResult};
 pub use stats::PValue;
 pub use tokenize::TextTokenizer;

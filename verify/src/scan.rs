@@ -22,6 +22,7 @@ use crate::detect::Detector;
 use crate::input::{
     InputFormat, Locations, ReadOptions, Record, RecordReader, DEFAULT_MAX_RECORD_BYTES,
 };
+use crate::normalize::Normalization;
 use crate::stats::PValue;
 use crate::tokenize::TextTokenizer;
 use crate::window::best_window;
@@ -82,6 +83,8 @@ pub struct DetectConfig {
     /// Texts read and scored per parallel batch (bounds memory; 0 counts
     /// as 1). Results do not depend on it.
     pub batch: usize,
+    /// How texts are normalised before they are tokenized (spec §5.1).
+    pub normalization: Normalization,
     /// Where inputs are read when not at their names (a verifier's files).
     pub locations: Locations,
 }
@@ -100,6 +103,7 @@ impl DetectConfig {
             window_min: DEFAULT_WINDOW_MIN,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             batch: DEFAULT_BATCH,
+            normalization: Normalization::None,
             locations: Locations::new(),
         }
     }
@@ -119,7 +123,7 @@ impl DetectConfig {
     pub fn evaluate(&self, rec: &Record) -> TextResult {
         TextResult {
             id: rec.id.clone(),
-            outcome: self.outcomes(rec).map(|profiles| {
+            outcome: self.outcomes(rec).map(|(profiles, invisible_edits)| {
                 let family =
                     FamilyDecision::holm(&profiles.iter().map(|o| o.decision).collect::<Vec<_>>());
                 let verdict = family.verdict(self.alpha);
@@ -127,13 +131,16 @@ impl DetectConfig {
                     profiles,
                     family,
                     verdict,
+                    invisible_edits,
                 }
             }),
         }
     }
 
-    fn outcomes(&self, rec: &Record) -> Result<Vec<ProfileOutcome>, String> {
+    fn outcomes(&self, rec: &Record) -> Result<(Vec<ProfileOutcome>, usize), String> {
         let text = rec.text.as_ref().map_err(|e| e.clone())?;
+        let normalized = self.normalization.apply(text);
+        let text = normalized.text.as_ref();
         let mut ids_by_tokenizer: Vec<Option<Vec<u32>>> = vec![None; self.tokenizers.len()];
         let mut outcomes = Vec::with_capacity(self.targets.len());
         for target in &self.targets {
@@ -155,7 +162,7 @@ impl DetectConfig {
             };
             outcomes.push(ProfileOutcome::new(detection, window));
         }
-        Ok(outcomes)
+        Ok((outcomes, normalized.edits))
     }
 }
 
@@ -168,6 +175,8 @@ pub struct TextOutcome {
     pub family: FamilyDecision,
     /// The family-wise verdict at alpha (never [`Verdict::Error`]).
     pub verdict: Verdict,
+    /// Code points the normalisation removed or replaced (0 without one).
+    pub invisible_edits: usize,
 }
 
 /// The result of one text, in input order.
@@ -237,7 +246,9 @@ impl TextResult {
     /// `z`, and with windows `window` and `decision_log10_p`) with `scheme`
     /// and `key_id` for one target, or `correction: "holm"` and a `results`
     /// array (adding `profile`, `log10_p_holm` and a per-profile `verdict`)
-    /// for several; then `alpha` and `verdict`. An error is
+    /// for several; then `alpha` and `verdict`. With a normalisation,
+    /// `invisible_edits` (code points it removed or replaced) follows `id`.
+    /// An error is
     /// `{"id", "verdict": "error", "error"}`. `config` must be the one that
     /// produced the result.
     pub fn to_json(&self, config: &DetectConfig) -> Value {
@@ -248,6 +259,9 @@ impl TextResult {
         let targets = &config.targets;
         let mut obj = Map::new();
         obj.insert("id".into(), json!(self.id));
+        if !config.normalization.is_none() {
+            obj.insert("invisible_edits".into(), json!(outcome.invisible_edits));
+        }
         if targets.len() == 1 {
             detection_fields(&outcome.profiles[0], &mut obj);
             obj.insert("scheme".into(), json!(targets[0].profile.scheme().name()));
@@ -296,6 +310,8 @@ pub struct Counts {
     pub too_short: u64,
     /// Texts that could not be read or tokenized.
     pub errors: u64,
+    /// Texts the normalisation changed (0 without one).
+    pub edited: u64,
 }
 
 impl Counts {
@@ -314,17 +330,32 @@ impl Counts {
         self.watermarked + self.not_detected + self.too_short + self.errors
     }
 
+    /// Counts one more result: its verdict, and whether the normalisation
+    /// changed its text.
+    pub fn add_result(&mut self, r: &TextResult) {
+        self.add(r.verdict());
+        if r.outcome.as_ref().is_ok_and(|o| o.invisible_edits > 0) {
+            self.edited += 1;
+        }
+    }
+
     /// The run's summary as reports record it in `summary`: `alpha`,
-    /// `correction`, and the four counts.
+    /// `correction`, and the four counts; with a normalisation, also
+    /// `normalize` and `texts_with_invisible_edits`.
     pub fn summary_json(&self, config: &DetectConfig) -> Value {
-        json!({
+        let mut v = json!({
             "alpha": config.alpha,
             "correction": config.correction(),
             "watermarked": self.watermarked,
             "not_detected": self.not_detected,
             "too_short": self.too_short,
             "errors": self.errors,
-        })
+        });
+        if !config.normalization.is_none() {
+            v["normalize"] = json!(config.normalization.name());
+            v["texts_with_invisible_edits"] = json!(self.edited);
+        }
+        v
     }
 }
 
@@ -399,7 +430,7 @@ pub fn run<E: From<ScanError>>(
             }
             let results: Vec<TextResult> = batch.par_iter().map(|r| config.evaluate(r)).collect();
             for result in results {
-                counts.add(result.verdict());
+                counts.add_result(&result);
                 on_result(result)?;
             }
         }

@@ -121,7 +121,8 @@ fn results_keep_input_order_and_errors_are_per_record() {
             watermarked: 1,
             not_detected: 7,
             too_short: 1,
-            errors: 2
+            errors: 2,
+            edited: 0,
         }
     );
     // The JSON form.

@@ -366,3 +366,27 @@ fn token_weights(position: &serde_json::Value) -> Vec<(u32, f64)> {
         .map(|tw| (tw[0].as_u64().unwrap() as u32, tw[1].as_f64().unwrap()))
         .collect()
 }
+
+/// The `normalizations` vectors (spec §5.1): the reference's normalised
+/// text and edit count, code point for code point.
+#[test]
+fn normalizations_match_the_reference() {
+    let v = vectors();
+    let cases = v["normalizations"].as_array().unwrap();
+    assert!(cases.len() >= 10);
+    for (i, case) in cases.iter().enumerate() {
+        let n: provmark_verify::Normalization =
+            case["normalize"].as_str().unwrap().parse().unwrap();
+        let got = n.apply(case["text"].as_str().unwrap());
+        assert_eq!(
+            got.text,
+            case["normalized"].as_str().unwrap(),
+            "normalizations[{i}]"
+        );
+        assert_eq!(
+            got.edits as u64,
+            case["invisible_edits"].as_u64().unwrap(),
+            "normalizations[{i}]"
+        );
+    }
+}

@@ -11,6 +11,7 @@ use provmark_audit::tokenizer::text_tokenizer;
 use provmark_evidence::{AuditSettings, CorpusRecipe, Keyed, MergeRecipe, WeightsRecipe};
 use provmark_verify::attribution::check_levels;
 use provmark_verify::corpus::Shard;
+use provmark_verify::Normalization;
 use provmark_watermark::{Key, Profile};
 
 use crate::audit::{self, Output};
@@ -136,6 +137,10 @@ pub struct CorpusArgs {
     /// shown beside the suspect.
     #[arg(long, value_name = "FILE", conflicts_with = "shard")]
     reference: Vec<String>,
+    /// Normalise every text (suspect, reference, filter) before it is tokenized,
+    /// as detect --normalize does (spec §5.1; recorded in the report).
+    #[arg(long, value_enum, default_value_t = super::NormalizeArg::None, value_name = "HOW")]
+    normalize: super::NormalizeArg,
     #[command(flatten)]
     common: AuditCommon,
     /// Only this shard of the tuple space, as INDEX/COUNT (e.g. 3/8): shards are
@@ -229,6 +234,10 @@ pub struct ApiArgs {
     /// The lab's own watermarked outputs: keep only tuples whose window occurs in them.
     #[arg(long, value_name = "FILE")]
     filter_from: Vec<String>,
+    /// Normalise every text (answers, filter) before it is tokenized,
+    /// as detect --normalize does (spec §5.1; recorded in the report).
+    #[arg(long, value_enum, default_value_t = super::NormalizeArg::None, value_name = "HOW")]
+    normalize: super::NormalizeArg,
     #[command(flatten)]
     common: AuditCommon,
 }
@@ -241,6 +250,7 @@ impl AuditCommon {
             null_keys: self.null_keys,
             null_seed: self.null_seed,
             field: self.field.clone(),
+            normalize: Normalization::None,
         }
     }
 
@@ -281,7 +291,10 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
             let key = a.common.key()?;
             let recipe = CorpusRecipe {
                 locations: Default::default(),
-                settings: a.common.settings(),
+                settings: AuditSettings {
+                    normalize: a.normalize.into(),
+                    ..a.common.settings()
+                },
                 lab: a.common.keyed(&key)?,
                 tokenizer: shown(&a.tokenizer),
                 model: shown(&a.model),
@@ -358,6 +371,7 @@ pub fn run(cmd: AuditCommand) -> Result<ExitCode> {
                 backoff_ms: a.backoff_ms,
                 timeout_s: a.timeout,
                 tokenizer,
+                normalization: a.normalize.into(),
                 filter_from: a.filter_from,
                 field: a.common.field.clone(),
                 null: a.common.settings().null(),

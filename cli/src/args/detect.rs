@@ -61,6 +61,12 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_RECORD_BYTES, value_name = "BYTES",
           value_parser = super::exact_integer::<usize>)]
     max_record_bytes: usize,
+    /// Normalise every text before it is tokenized (recorded in the output and
+    /// the report): invisible undoes edits that do not change how a text reads
+    /// (zero-width characters, no-break and other spaces; spec §5.1), which a
+    /// distiller may add to unmark an answer.
+    #[arg(long, value_enum, default_value_t = super::NormalizeArg::None, value_name = "HOW")]
+    normalize: super::NormalizeArg,
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -111,6 +117,7 @@ pub fn run(args: DetectArgs) -> Result<ExitCode> {
         jsonl: args.jsonl,
         windows: args.windows,
         force_tokenizer: args.force_tokenizer,
+        normalization: args.normalize.into(),
         profiles,
         tokenizers: shown(&args.tokenizers),
         model: args.model.map(|m| m.display().to_string()),

@@ -136,3 +136,27 @@ pub fn exact_integer<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
     }
     T::try_from(n).map_err(|_| format!("{n} does not fit this machine"))
 }
+
+/// `--normalize`: how texts are normalised before they are tokenized
+/// (spec §5.1), converted to [`provmark_verify::Normalization`] here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum NormalizeArg {
+    /// The text as given.
+    #[default]
+    None,
+    /// Undo invisible edits: drop zero-width and other default-ignorable
+    /// characters (U+200B, U+200D, U+FEFF, soft hyphen, bidi controls,
+    /// variation selectors, tags), turn other spaces (U+00A0, U+2000–U+200A,
+    /// U+202F, U+205F, U+3000, U+1680) into U+0020 and U+0085/U+2028/U+2029
+    /// into a newline.
+    Invisible,
+}
+
+impl From<NormalizeArg> for provmark_verify::Normalization {
+    fn from(a: NormalizeArg) -> Self {
+        match a {
+            NormalizeArg::None => provmark_verify::Normalization::None,
+            NormalizeArg::Invisible => provmark_verify::Normalization::Invisible,
+        }
+    }
+}

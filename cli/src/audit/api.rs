@@ -23,6 +23,7 @@ fn recorder(
         null_keys: c.null.keys,
         null_seed: c.null.seed,
         field: "text".into(),
+        normalize: c.normalization,
     };
     let answers = |name: &str| c.out.join(name).display().to_string();
     let recipe = CorpusRecipe {

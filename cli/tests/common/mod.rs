@@ -93,20 +93,25 @@ impl Drop for Server {
 /// key: one result object per text.
 #[allow(dead_code)] // not every test file detects
 pub fn detect(dir: &Path, input: &str) -> Vec<Value> {
-    let out = provmark(
-        dir,
-        &[
-            "detect",
-            "--profile",
-            "lab.profile.json",
-            "--key",
-            "lab.key",
-            "--json",
-            "--alpha",
-            "1e-4",
-            input,
-        ],
-    );
+    detect_with(dir, input, &[])
+}
+
+/// As [`detect`], with `extra` arguments before the input.
+#[allow(dead_code)]
+pub fn detect_with(dir: &Path, input: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "detect",
+        "--profile",
+        "lab.profile.json",
+        "--key",
+        "lab.key",
+        "--json",
+        "--alpha",
+        "1e-4",
+    ];
+    args.extend_from_slice(extra);
+    args.push(input);
+    let out = provmark(dir, &args);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
