@@ -206,3 +206,65 @@ fn unreadable_records_are_reported_and_counted() {
     let e = corpus::run(&lab, &c, &Silent).unwrap_err();
     assert_eq!(e.to_string(), "cannot open no-such-file.jsonl");
 }
+
+/// `--normalize invisible` (spec §5.1) reads a corpus whose spaces became
+/// no-break spaces, with zero-width spaces between words, as the corpus
+/// itself, through the suspect, the reference and the filter Φ alike;
+/// without it the edited corpus is another corpus.
+#[test]
+fn normalisation_reads_an_invisibly_edited_corpus_as_the_original() {
+    use provmark_verify::Normalization;
+    let tok = tokenizer();
+    let lab = lab(&tok);
+    let dir = tempfile::tempdir().unwrap();
+    let texts = texts();
+    let edited: Vec<String> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.replace(' ', if i % 2 == 0 { "\u{a0}" } else { " \u{200b}" }))
+        .collect();
+    let original = write_jsonl(&dir.path().join("original.jsonl"), &texts);
+    let edited = write_jsonl(&dir.path().join("edited.jsonl"), &edited);
+    let filter = write_jsonl(&dir.path().join("filter.jsonl"), &texts[..60]);
+    let run = |inputs: &str, normalization| {
+        let mut c = config(tokenizer(), vec![inputs.to_string()]);
+        c.reference = vec![inputs.to_string()];
+        c.filter_from = vec![filter.clone()];
+        c.normalization = normalization;
+        corpus::run(&lab, &c, &Silent).unwrap()
+    };
+    let want = run(&original, Normalization::None);
+    let got = run(&edited, Normalization::Invisible);
+    let plain = run(&edited, Normalization::None);
+    for (w, g) in [
+        (&want.suspect, &got.suspect),
+        (
+            want.reference.as_ref().unwrap(),
+            got.reference.as_ref().unwrap(),
+        ),
+    ] {
+        assert_eq!(
+            (
+                g.texts,
+                g.positions,
+                g.distinct_tuples,
+                g.filtered_out,
+                g.scored
+            ),
+            (
+                w.texts,
+                w.positions,
+                w.distinct_tuples,
+                w.filtered_out,
+                w.scored
+            )
+        );
+        assert_eq!(g.statistic, w.statistic);
+        assert_eq!(g.null_statistics, w.null_statistics);
+    }
+    assert_ne!(plain.suspect.statistic, want.suspect.statistic);
+    assert!(
+        plain.suspect.scored < want.suspect.scored / 2,
+        "the filter drops the edited tuples"
+    );
+}
