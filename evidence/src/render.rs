@@ -529,6 +529,13 @@ fn token_section(report: &Report, view: &TokenView<'_>) -> Result<String, Error>
         view.max_texts
     );
     let jsonl = params.get("jsonl") == Some(&Value::Bool(true));
+    // The text as the test read it (spec §5.1): normalised when the report
+    // says so; an unknown name is refused, not shown un-normalised.
+    let normalization: provmark_verify::Normalization = match params.get("normalize") {
+        None => Default::default(),
+        Some(v) => serde_json::from_value(v.clone())
+            .map_err(|e| Error::Recipe(format!("parameters.normalize: {e}")))?,
+    };
     let mut shown = 0;
     for (rec, path) in recorded.iter().zip(view.inputs) {
         if rec.role != "input" || shown >= view.max_texts {
@@ -558,7 +565,8 @@ fn token_section(report: &Report, view: &TokenView<'_>) -> Result<String, Error>
             })?;
             let Ok(text) = &r.text else { continue };
             let _ = write!(html, "<h4>{}</h4>", esc(&r.id));
-            html.push_str(&token_view(&detector, profile.scheme(), &tokenizer, text)?);
+            let text = normalization.apply(text).text;
+            html.push_str(&token_view(&detector, profile.scheme(), &tokenizer, &text)?);
             shown += 1;
         }
     }

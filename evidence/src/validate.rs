@@ -24,8 +24,8 @@ use crate::Error;
 pub const TEXT_MEMBERS: &[&str] = &["id", "error", "profile"];
 
 /// Members holding one lowercase word (`[a-z_]`, at most 32 characters):
-/// verdicts, schemes, multiple-testing corrections.
-pub const WORD_MEMBERS: &[&str] = &["verdict", "scheme", "correction"];
+/// verdicts, schemes, multiple-testing corrections, normalisations.
+pub const WORD_MEMBERS: &[&str] = &["verdict", "scheme", "correction", "normalize"];
 
 /// The commands a report records (spec/report.md §2).
 pub const COMMANDS: &[&str] = &[
