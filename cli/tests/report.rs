@@ -603,3 +603,99 @@ fn rendered_reports_are_self_contained_and_render_in_chromium() {
         assert!(dom.contains(expected), "{expected}: {dom}");
     }
 }
+
+/// A report of `detect --normalize invisible` (spec §5.1): it records the
+/// parameter and each text's `invisible_edits`, recomputes exactly, renders
+/// the texts as the test read them (no zero-width or no-break character
+/// left on the page), and a report whose recorded normalisation was changed
+/// is a mismatch; `--normalize` takes only the names it documents.
+#[test]
+fn normalised_detect_reports_verify_and_render() {
+    let lab = lab();
+    let d = lab.path();
+    let edited: String = std::fs::read_to_string(d.join("texts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let t = v["text"].as_str().unwrap().replace(' ', " \u{200b}");
+            format!("{}\n", json!({ "text": t.replacen(' ', "\u{a0}", 3) }))
+        })
+        .collect();
+    std::fs::write(d.join("edited.jsonl"), edited).unwrap();
+    let detect = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "detect",
+            "--profile",
+            "lab.profile.json",
+            "--key",
+            "lab.key",
+            "--tokenizer",
+            "tokenizer.json",
+            "--report",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        args.push("edited.jsonl");
+        provmark(d, &args)
+    };
+    ok(detect(&["--normalize", "invisible"], "n.json"));
+    let r = read(&d.join("n.json"));
+    assert_eq!(r["parameters"]["normalize"], "invisible");
+    assert_eq!(r["decision"]["normalize"], "invisible");
+    assert_eq!(r["decision"]["texts_with_invisible_edits"], 30);
+    assert!(
+        r["results"]["texts"][0]["invisible_edits"]
+            .as_u64()
+            .unwrap()
+            > 10
+    );
+    let (code, out) = verify(d, "n.json", "lab.key", &["tokenizer.json", "edited.jsonl"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("MATCH"), "{out}");
+
+    ok(provmark(
+        d,
+        &[
+            "report",
+            "render",
+            "n.json",
+            "--html",
+            "n.html",
+            "--key",
+            "lab.key",
+            "--inputs",
+            "tokenizer.json",
+            "edited.jsonl",
+            "--max-texts",
+            "2",
+        ],
+    ));
+    let page = std::fs::read_to_string(d.join("n.html")).unwrap();
+    assert!(page.contains("class=\"g\""), "the token view is there");
+    assert!(!page.contains('\u{200b}') && !page.contains('\u{a0}'));
+
+    // The same report claiming no normalisation: a mismatch, not a pass.
+    let mut forged = r.clone();
+    forged["parameters"]
+        .as_object_mut()
+        .unwrap()
+        .remove("normalize");
+    let mut no_digest = forged.clone();
+    no_digest.as_object_mut().unwrap().remove("digest");
+    forged["digest"] = json!(redigest(&no_digest));
+    std::fs::write(d.join("forged.json"), canonical(&forged)).unwrap();
+    let (code, out) = verify(
+        d,
+        "forged.json",
+        "lab.key",
+        &["tokenizer.json", "edited.jsonl"],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("MISMATCH"), "{out}");
+
+    let out = detect(&["--normalize", "nfkc"], "x.json");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invisible") && err.contains("nfkc"), "{err}");
+}
