@@ -349,6 +349,9 @@ pub fn run(lab: &Lab, config: &ApiAuditConfig, progress: &dyn Progress) -> Resul
     extra.insert("cached".into(), json!(s.cached));
     extra.insert("failed".into(), json!(s.failed));
     extra.insert("retries".into(), json!(s.retries));
+    if !config.normalization.is_none() {
+        extra.insert("normalize".into(), json!(config.normalization.name()));
+    }
     if let Some((_, r)) = &reference {
         extra.insert("reference_answered".into(), json!(r.answered));
         extra.insert("reference_failed".into(), json!(r.failed));

@@ -61,9 +61,10 @@ pub fn run(recipe: &DetectRecipe, batch: usize, output: Output) -> Result<ExitCo
     );
     if !config.normalization.is_none() {
         errln!(
-            "provmark: --normalize {}: {} texts had invisible edits undone (invisible_edits in --json)",
+            "provmark: --normalize {}: invisible edits undone in {} of {} texts (invisible_edits in --json)",
             config.normalization,
-            counts.edited
+            counts.edited,
+            counts.total()
         );
     }
     if let (Some(path), Some(r)) = (&output.report, recorder) {

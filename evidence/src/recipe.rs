@@ -523,6 +523,27 @@ struct MergeParameters {
     normalize: Normalization,
 }
 
+/// A partial's bound `normalize` must be one a corpus audit records: absent,
+/// or a known normalisation other than `none` (which is never recorded).
+fn check_bound_normalization(name: &str, t: &Totals) -> Result<(), Error> {
+    let Some(v) = t
+        .binding
+        .as_ref()
+        .and_then(|b| b.parameters.get("normalize"))
+    else {
+        return Ok(());
+    };
+    match serde_json::from_value::<Normalization>(v.clone()) {
+        Ok(n) if !n.is_none() => Ok(()),
+        Ok(_) => Err(Error::Recipe(format!(
+            "{name}: binding.parameters.normalize is \"none\", which a corpus audit never records"
+        ))),
+        Err(e) => Err(Error::Recipe(format!(
+            "{name}: binding.parameters.normalize: {e}"
+        ))),
+    }
+}
+
 /// The most shards a merged report may ask a verifier to recompute.
 pub const MAX_SHARDS: u32 = 1024;
 
@@ -551,6 +572,9 @@ impl MergeRecipe {
         let digest = self.profile.digest();
         for (name, t) in parts {
             t.check_profile(name, &digest, &self.profile_name)?;
+        }
+        for (name, t) in parts {
+            check_bound_normalization(name, t)?;
         }
         let total = attribution::merge(parts, &digest, &self.profile_name)?;
         attribution::check_levels(self.alpha, total.null_statistics.len())?;

@@ -261,7 +261,14 @@ pub fn corpus(
                 path.display()
             );
         }
-        None => out.conclude(&lab.profile, &totals, alpha, &Map::new(), recorder)?,
+        None => {
+            let mut shown = Map::new();
+            let n = recipe.settings.normalize;
+            if !n.is_none() {
+                shown.insert("normalize".into(), n.name().into());
+            }
+            out.conclude(&lab.profile, &totals, alpha, &shown, recorder)?
+        }
     }
     Ok(partial_failure(errors))
 }
@@ -274,12 +281,16 @@ pub fn merge(recipe: MergeRecipe, out: Output) -> Result<ExitCode> {
         reference: None,
     };
     let recorder = out.recorder(|| recipe.recorder(&totals.suspect, shards))?;
-    out.conclude(
-        &recipe.profile,
-        &totals,
-        recipe.alpha,
-        &Map::new(),
-        recorder,
-    )?;
+    // The shards' normalisation (checked when they were merged), shown.
+    let mut shown = Map::new();
+    if let Some(n) = totals
+        .suspect
+        .binding
+        .as_ref()
+        .and_then(|b| b.parameters.get("normalize"))
+    {
+        shown.insert("normalize".into(), n.clone());
+    }
+    out.conclude(&recipe.profile, &totals, recipe.alpha, &shown, recorder)?;
     Ok(ExitCode::SUCCESS)
 }
