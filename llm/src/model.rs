@@ -697,33 +697,41 @@ impl Model {
                 .out
                 .matmul(&attn, &mut acts, &mut proj)
                 .map_err(runtime)?;
-            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+            add_in_place(&mut x, &proj);
 
             rms_norm_rows(&x, &layer.ffn_norm, c.eps, &mut normed);
             layer
                 .gate_up
                 .matmul(&normed, &mut acts, &mut gate_up)
                 .map_err(runtime)?;
-            for (gu, hf) in gate_up
-                .chunks_exact(2 * c.ffn)
-                .zip(hidden_ffn.chunks_exact_mut(c.ffn))
-            {
+            let swiglu = |(gu, hf): (&[f32], &mut [f32])| {
                 let (g, u) = gu.split_at(c.ffn);
                 for ((o, &g), &u) in hf.iter_mut().zip(g).zip(u) {
                     *o = g / (1.0 + (-g).exp()) * u;
                 }
+            };
+            if n * c.ffn >= PARALLEL_VALUES {
+                gate_up
+                    .par_chunks_exact(2 * c.ffn)
+                    .zip(hidden_ffn.par_chunks_exact_mut(c.ffn))
+                    .for_each(swiglu);
+            } else {
+                gate_up
+                    .chunks_exact(2 * c.ffn)
+                    .zip(hidden_ffn.chunks_exact_mut(c.ffn))
+                    .for_each(swiglu);
             }
             layer
                 .down
                 .matmul(&hidden_ffn, &mut acts, &mut proj)
                 .map_err(runtime)?;
-            x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+            add_in_place(&mut x, &proj);
         }
         for step in steps.iter_mut() {
             step.cache.len += step.tokens.len();
         }
         // Logits for each step's last row (or every row).
-        let mut last = Vec::with_capacity(steps.len() * h);
+        let mut picked = Vec::with_capacity(steps.len() * h);
         let mut r = 0;
         for step in steps.iter() {
             let first = if all_rows {
@@ -732,12 +740,10 @@ impl Model {
                 r + step.tokens.len() - 1
             };
             r += step.tokens.len();
-            for row in first..r {
-                let mut v = vec![0f32; h];
-                rms_norm_in(&x[row * h..(row + 1) * h], &self.output_norm, c.eps, &mut v);
-                last.extend(v);
-            }
+            picked.extend_from_slice(&x[first * h..r * h]);
         }
+        let mut last = vec![0f32; picked.len()];
+        rms_norm_rows(&picked, &self.output_norm, c.eps, &mut last);
         logits.clear();
         logits.resize(last.len() / h * c.vocab, 0.0);
         self.output
@@ -772,10 +778,33 @@ fn rms_norm_in(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// Values below which the row-wise steps of a forward pass (norms, the
+/// gated activation, residual adds) run on one thread. Each value is
+/// computed on its own either way, so the results are the same.
+const PARALLEL_VALUES: usize = 1 << 16;
+
 fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let h = weight.len();
-    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
-        rms_norm_in(xr, weight, eps, or);
+    let norm = |(xr, or): (&[f32], &mut [f32])| rms_norm_in(xr, weight, eps, or);
+    if x.len() >= PARALLEL_VALUES {
+        x.par_chunks_exact(h)
+            .zip(out.par_chunks_exact_mut(h))
+            .for_each(norm);
+    } else {
+        x.chunks_exact(h)
+            .zip(out.chunks_exact_mut(h))
+            .for_each(norm);
+    }
+}
+
+/// x += y, element by element.
+fn add_in_place(x: &mut [f32], y: &[f32]) {
+    if x.len() >= PARALLEL_VALUES {
+        x.par_chunks_mut(PARALLEL_VALUES / 4)
+            .zip(y.par_chunks(PARALLEL_VALUES / 4))
+            .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(a, b)| *a += b));
+    } else {
+        x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
     }
 }
 
@@ -800,6 +829,9 @@ fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32], halves: bool) {
     }
 }
 
+/// Keys scored together in [`attend`].
+const KEYS: usize = 8;
+
 /// Softmax attention of one query head over the first `upto` cached
 /// positions of one kv head (`offset` into each cached row of `stride`).
 #[allow(clippy::too_many_arguments)]
@@ -816,9 +848,28 @@ fn attend(
 ) {
     let hd = q.len();
     let mut max = f32::NEG_INFINITY;
-    for (j, s) in scores[..upto].iter_mut().enumerate() {
-        let k = &keys[j * stride + offset..j * stride + offset + hd];
-        *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+    let key = |j: usize| &keys[j * stride + offset..j * stride + offset + hd];
+    // KEYS keys at a time: that many independent sums in flight instead of
+    // one chain of dependent adds. Each score is still its own sum of
+    // q[d]·k[d] in order of d from −0.0 (as `Iterator::sum`), so the scores
+    // are exactly those of one key at a time.
+    let mut j = 0;
+    while j + KEYS <= upto {
+        let ks: [&[f32]; KEYS] = std::array::from_fn(|t| key(j + t));
+        let mut acc = [-0.0f32; KEYS];
+        for (d, &qd) in q.iter().enumerate() {
+            for (a, k) in acc.iter_mut().zip(&ks) {
+                *a += qd * k[d];
+            }
+        }
+        for (s, a) in scores[j..j + KEYS].iter_mut().zip(acc) {
+            *s = a * scale;
+            max = max.max(*s);
+        }
+        j += KEYS;
+    }
+    for (j, s) in scores[..upto].iter_mut().enumerate().skip(j) {
+        *s = q.iter().zip(key(j)).map(|(a, b)| a * b).sum::<f32>() * scale;
         max = max.max(*s);
     }
     let mut total = 0f32;

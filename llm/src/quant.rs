@@ -226,50 +226,242 @@ impl QMatrix {
     }
 
     /// y = W x for every activation row: `acts` holds `n` rows of
-    /// cols/32 blocks each; `out` receives `n` rows of `self.rows` values.
-    /// Work is split over output rows on the current rayon pool; each weight
-    /// row is read once for up to four activation rows.
+    /// cols/32 blocks each; `out` receives `n` rows of `self.rows` values
+    /// (`out[b · rows + r]` = weight row r · activation row b).
+    ///
+    /// A cache-blocked matrix-matrix product on the current rayon pool: the
+    /// output is cut into tiles of weight rows × activation rows
+    /// ([`Tiling`]), each a task. Within a tile, a group of four activation
+    /// rows stays in L1 while every weight row of the tile passes over it,
+    /// and the tile's weight rows (about 64 KiB) stay in L2 while the groups
+    /// pass, so each weight block is fetched from memory once per tile and
+    /// reused for up to [`BATCH_TILE`] positions. Every output is one weight
+    /// row dotted with one activation row, blocks in order, so the results
+    /// do not depend on `n`, the tiling or the number of threads.
     pub fn matmul(&self, acts: &[ActBlock], out: &mut [f32]) {
         let per_row = self.cols / BLOCK;
+        if per_row == 0 {
+            // No inputs: every dot product is empty.
+            out.fill(0.0);
+            return;
+        }
         let n = acts.len() / per_row;
         assert_eq!(acts.len(), n * per_row, "activation blocks");
         assert_eq!(out.len(), n * self.rows, "output size");
-        let threads = rayon::current_num_threads().max(1);
-        let chunk = (self.rows / (threads * 4)).clamp(8, 512);
+        if n == 0 || self.rows == 0 {
+            return;
+        }
         let simd = simd_available();
-        // Computed as [row][n] so that output rows split cleanly, then
-        // transposed; for n = 1 both layouts coincide.
-        let compute = |first_row: usize, dst: &mut [f32]| {
-            for (i, slot) in dst.chunks_exact_mut(n).enumerate() {
-                let r = first_row + i;
-                for (g, ys) in slot.chunks_mut(4).enumerate() {
-                    let xs = &acts[g * 4 * per_row..(g * 4 + ys.len()) * per_row];
-                    match &self.blocks {
-                        Blocks::Q4_1(w) => {
-                            dot_q4_1(&w[r * per_row..(r + 1) * per_row], xs, ys, simd)
-                        }
-                        Blocks::Q8_0(w) => {
-                            dot_q8_0(&w[r * per_row..(r + 1) * per_row], xs, ys, simd)
+        let row_bytes = per_row
+            * match self.blocks {
+                Blocks::Q4_1(_) => std::mem::size_of::<BlockQ4_1>(),
+                Blocks::Q8_0(_) => std::mem::size_of::<BlockQ8_0>(),
+            };
+        let tiling = Tiling::new(self.rows, n, row_bytes, rayon::current_num_threads());
+        let panel = if simd {
+            panel(acts, per_row)
+        } else {
+            Vec::new()
+        };
+        let dst = Output::new(out, self.rows);
+        let work = |t: usize| {
+            let (rows, batch) = tiling.tile(t);
+            self.tile(rows, batch, acts, &panel, &dst, simd);
+        };
+        if tiling.count() == 1 {
+            work(0);
+        } else {
+            (0..tiling.count()).into_par_iter().for_each(work);
+        }
+    }
+
+    /// Computes the outputs of weight rows `rows` × activation rows
+    /// `batch`: activation rows in groups of four, each group dotted with
+    /// every weight row of the tile in turn (two rows at a time from the
+    /// group's [`PanelBlock`]s when `panel` holds them, else one row at a
+    /// time from `acts`; both give the same bits).
+    fn tile(
+        &self,
+        rows: std::ops::Range<usize>,
+        batch: std::ops::Range<usize>,
+        acts: &[ActBlock],
+        panel: &[PanelBlock],
+        dst: &Output,
+        simd: bool,
+    ) {
+        let per_row = self.cols / BLOCK;
+        let mut ys = [0f32; GROUP];
+        let mut b = batch.start;
+        while b < batch.end {
+            let g = (batch.end - b).min(GROUP);
+            #[cfg(target_arch = "x86_64")]
+            if g == GROUP && (b / GROUP + 1) * per_row <= panel.len() {
+                let p = &panel[b / GROUP * per_row..(b / GROUP + 1) * per_row];
+                let mut r = rows.start;
+                while r < rows.end {
+                    let pair = rows.end - r >= 2;
+                    let mut ys = [[0f32; GROUP]; 2];
+                    let w0 = r * per_row..(r + 1) * per_row;
+                    let w1 = if pair {
+                        w0.end..w0.end + per_row
+                    } else {
+                        w0.clone()
+                    };
+                    // SAFETY: the panel is built only when AVX2, FMA and
+                    // F16C were detected at run time.
+                    unsafe {
+                        match &self.blocks {
+                            Blocks::Q4_1(w) => avx2::panel_q4_1(&w[w0], &w[w1], p, &mut ys),
+                            Blocks::Q8_0(w) => avx2::panel_q8_0(&w[w0], &w[w1], p, &mut ys),
                         }
                     }
+                    for (k, ys) in ys.iter().enumerate().take(1 + pair as usize) {
+                        for (j, &y) in ys.iter().enumerate() {
+                            dst.set(b + j, r + k, y);
+                        }
+                    }
+                    r += 1 + pair as usize;
+                }
+                b += g;
+                continue;
+            }
+            let _ = panel;
+            let xs = &acts[b * per_row..(b + g) * per_row];
+            let ys = &mut ys[..g];
+            for r in rows.clone() {
+                let w = r * per_row..(r + 1) * per_row;
+                match &self.blocks {
+                    Blocks::Q4_1(blocks) => dot_q4_1(&blocks[w], xs, ys, simd),
+                    Blocks::Q8_0(blocks) => dot_q8_0(&blocks[w], xs, ys, simd),
+                }
+                for (j, &y) in ys.iter().enumerate() {
+                    dst.set(b + j, r, y);
                 }
             }
-        };
-        if n == 1 {
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(c, dst)| compute(c * chunk, dst));
-        } else {
-            let mut t = vec![0f32; n * self.rows];
-            t.par_chunks_mut(chunk * n)
-                .enumerate()
-                .for_each(|(c, dst)| compute(c * chunk, dst));
-            for r in 0..self.rows {
-                for b in 0..n {
-                    out[b * self.rows + r] = t[r * n + b];
-                }
-            }
+            b += g;
         }
+    }
+}
+
+/// Activation rows dotted together with one weight row (one kernel call).
+const GROUP: usize = 4;
+
+/// One block of a group of four activation rows, interleaved so that the
+/// AVX2 kernels load the four scales, the four sums and the four rows'
+/// values from one place: `d[j]`, `s[j]`, `qs[j]` of row j.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(32))]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct PanelBlock {
+    d: [f32; GROUP],
+    s: [f32; GROUP],
+    qs: [[i8; BLOCK]; GROUP],
+}
+
+/// The full groups of four rows of `acts` (`per_row` blocks a row) as
+/// panels: group g's block i at `g · per_row + i`. Rows after the last full
+/// group are left out (they are dotted from `acts`).
+fn panel(acts: &[ActBlock], per_row: usize) -> Vec<PanelBlock> {
+    let groups = acts.len() / per_row / GROUP;
+    let mut out = Vec::with_capacity(groups * per_row);
+    for g in 0..groups {
+        let rows = &acts[g * GROUP * per_row..(g + 1) * GROUP * per_row];
+        out.extend((0..per_row).map(|i| PanelBlock {
+            d: std::array::from_fn(|j| rows[j * per_row + i].d),
+            s: std::array::from_fn(|j| rows[j * per_row + i].s),
+            qs: std::array::from_fn(|j| rows[j * per_row + i].qs),
+        }));
+    }
+    out
+}
+
+/// Most activation rows (positions) in one tile.
+pub const BATCH_TILE: usize = 64;
+
+/// Bytes of weights one tile aims to hold: a quarter of a 256–512 KiB L2.
+const TILE_WEIGHT_BYTES: usize = 64 * 1024;
+
+/// How [`QMatrix::matmul`] cuts its output into tiles: `row_tile` weight
+/// rows × `batch_tile` activation rows, numbered batch-tile-major.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiling {
+    rows: usize,
+    n: usize,
+    row_tile: usize,
+    batch_tile: usize,
+}
+
+impl Tiling {
+    /// Tiles for `rows` weight rows of `row_bytes` bytes each and `n`
+    /// activation rows on `threads` threads: at most [`BATCH_TILE`]
+    /// activation rows (a multiple of four) and about 64 KiB of weights per
+    /// tile, cut finer when that gives fewer than four tiles per thread.
+    pub fn new(rows: usize, n: usize, row_bytes: usize, threads: usize) -> Tiling {
+        let (rows, n) = (rows.max(1), n.max(1));
+        let batch_tile = n.min(BATCH_TILE);
+        let batch_tiles = n.div_ceil(batch_tile);
+        let by_cache = (TILE_WEIGHT_BYTES / row_bytes.max(1)).max(1);
+        let wanted = (4 * threads.max(1)).div_ceil(batch_tiles);
+        let by_threads = rows.div_ceil(wanted).max(1);
+        // Even, so that the kernels' weight-row pairs fill every tile.
+        let row_tile = by_cache.min(by_threads).min(rows);
+        let row_tile = row_tile + (row_tile % 2 == 1 && row_tile < rows) as usize;
+        Tiling {
+            rows,
+            n,
+            row_tile,
+            batch_tile,
+        }
+    }
+
+    /// Number of tiles.
+    pub fn count(&self) -> usize {
+        self.rows.div_ceil(self.row_tile) * self.n.div_ceil(self.batch_tile)
+    }
+
+    /// Weight rows and activation rows of tile `t` (< [`Tiling::count`]).
+    pub fn tile(&self, t: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let row_tiles = self.rows.div_ceil(self.row_tile);
+        let (bt, rt) = (t / row_tiles, t % row_tiles);
+        let r0 = rt * self.row_tile;
+        let b0 = bt * self.batch_tile;
+        (
+            r0..(r0 + self.row_tile).min(self.rows),
+            b0..(b0 + self.batch_tile).min(self.n),
+        )
+    }
+}
+
+/// The output of one product, written by many tiles at once: each tile
+/// owns a disjoint set of (activation row, weight row) entries.
+struct Output {
+    ptr: *mut f32,
+    len: usize,
+    rows: usize,
+}
+
+// SAFETY: `Output` is only a pointer into a `&mut [f32]` that outlives it
+// (borrowed for the whole of `QMatrix::matmul`); tiles write disjoint
+// entries and nothing reads them until every tile is done.
+unsafe impl Sync for Output {}
+
+impl Output {
+    fn new(out: &mut [f32], rows: usize) -> Output {
+        Output {
+            ptr: out.as_mut_ptr(),
+            len: out.len(),
+            rows,
+        }
+    }
+
+    /// Writes entry (activation row `b`, weight row `r`).
+    fn set(&self, b: usize, r: usize, y: f32) {
+        let i = b * self.rows + r;
+        assert!(i < self.len, "output entry out of range");
+        // SAFETY: in bounds (checked above); the tilings of `matmul` give
+        // each entry to exactly one tile, so no two threads write the same
+        // entry, and the slice is borrowed mutably for the whole product.
+        unsafe { *self.ptr.add(i) = y }
     }
 }
 
@@ -297,20 +489,42 @@ fn quantize_block(x: &[f32]) -> (f32, [i8; BLOCK]) {
     (d, qs)
 }
 
-/// Quantizes activation rows (each a multiple of 32 long) into `out`.
+/// Quantizes activation rows (each a multiple of 32 long) into `out`, in
+/// parallel on the current rayon pool when there are many blocks (each
+/// block is quantized on its own, so the result is the same).
 pub fn quantize_acts(x: &[f32], out: &mut Vec<ActBlock>) {
+    let blocks = x.len() / BLOCK;
     out.clear();
-    out.extend(x.chunks_exact(BLOCK).map(|x| {
-        let (d, qs) = quantize_block(x);
-        let sum: i32 = qs.iter().map(|&q| q as i32).sum();
-        // Scales rounded through f16 as ggml stores them, so results track
-        // llama.cpp's.
-        ActBlock {
-            d: f16::from_f32(d).to_f32(),
-            s: f16::from_f32(d * sum as f32).to_f32(),
-            qs,
-        }
-    }));
+    out.resize(blocks, ActBlock::default());
+    let x = &x[..blocks * BLOCK];
+    if blocks < PARALLEL_BLOCKS {
+        out.iter_mut()
+            .zip(x.chunks_exact(BLOCK))
+            .for_each(|(o, x)| *o = act_block(x));
+    } else {
+        out.par_chunks_mut(PARALLEL_BLOCKS / 4)
+            .zip(x.par_chunks(PARALLEL_BLOCKS / 4 * BLOCK))
+            .for_each(|(o, x)| {
+                o.iter_mut()
+                    .zip(x.chunks_exact(BLOCK))
+                    .for_each(|(o, x)| *o = act_block(x))
+            });
+    }
+}
+
+/// Blocks below which activations are quantized on one thread.
+const PARALLEL_BLOCKS: usize = 1024;
+
+fn act_block(x: &[f32]) -> ActBlock {
+    let (d, qs) = quantize_block(x);
+    let sum: i32 = qs.iter().map(|&q| q as i32).sum();
+    // Scales rounded through f16 as ggml stores them, so results track
+    // llama.cpp's.
+    ActBlock {
+        d: f16::from_f32(d).to_f32(),
+        s: f16::from_f32(d * sum as f32).to_f32(),
+        qs,
+    }
 }
 
 fn simd_available() -> bool {
@@ -380,7 +594,7 @@ fn dot_q8_0_portable(w: &[BlockQ8_0], x: &[ActBlock]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{ActBlock, BlockQ4_1, BlockQ8_0};
+    use super::{ActBlock, BlockQ4_1, BlockQ8_0, PanelBlock, GROUP};
     use half::f16;
     use std::arch::x86_64::*;
 
@@ -430,6 +644,116 @@ mod avx2 {
         }
         for j in 0..n {
             ys[j] = hsum(acc[j]) + offsets[j];
+        }
+    }
+
+    /// The 32 values of a Q4_1 block as unsigned bytes, in order.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn nibbles(wb: &BlockQ4_1) -> __m256i {
+        // SAFETY: qs is 16 bytes; unaligned load.
+        let packed = unsafe { _mm_loadu_si128(wb.qs.as_ptr() as *const __m128i) };
+        let both =
+            _mm256_insertf128_si256::<1>(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4));
+        _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+    }
+
+    /// Weight rows `w0` and `w1` (Q4_1) dotted with the four activation
+    /// rows of a panel: `ys[k][j]` = row k · activation row j. Every output
+    /// is computed with exactly the operations, in the order, of
+    /// [`dot_q4_1`] (the scale d·x.d and the offset m·x.s are the same
+    /// IEEE products, four lanes at once), so it has the same bits.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn panel_q4_1(
+        w0: &[BlockQ4_1],
+        w1: &[BlockQ4_1],
+        panel: &[PanelBlock],
+        ys: &mut [[f32; GROUP]; 2],
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); GROUP]; 2];
+        let mut offsets = [_mm_setzero_ps(); 2];
+        for ((a, b), p) in w0.iter().zip(w1).zip(panel) {
+            // SAFETY: d and s are four f32 each; unaligned loads.
+            let (xd, xs) = unsafe { (_mm_loadu_ps(p.d.as_ptr()), _mm_loadu_ps(p.s.as_ptr())) };
+            let nib = [nibbles(a), nibbles(b)];
+            let d = [to_f32(a.d), to_f32(b.d)];
+            offsets[0] = _mm_add_ps(offsets[0], _mm_mul_ps(_mm_set1_ps(to_f32(a.m)), xs));
+            offsets[1] = _mm_add_ps(offsets[1], _mm_mul_ps(_mm_set1_ps(to_f32(b.m)), xs));
+            let scales = [
+                _mm_mul_ps(_mm_set1_ps(d[0]), xd),
+                _mm_mul_ps(_mm_set1_ps(d[1]), xd),
+            ];
+            let mut lanes = [[0f32; GROUP]; 2];
+            // SAFETY: plain stores into local arrays.
+            unsafe {
+                _mm_storeu_ps(lanes[0].as_mut_ptr(), scales[0]);
+                _mm_storeu_ps(lanes[1].as_mut_ptr(), scales[1]);
+            }
+            for j in 0..GROUP {
+                // SAFETY: qs[j] is 32 bytes; aligned within the panel block.
+                let y = unsafe { _mm256_loadu_si256(p.qs[j].as_ptr() as *const __m256i) };
+                for k in 0..2 {
+                    acc[k][j] = _mm256_fmadd_ps(
+                        _mm256_set1_ps(lanes[k][j]),
+                        dot_u8_i8(nib[k], y),
+                        acc[k][j],
+                    );
+                }
+            }
+        }
+        for k in 0..2 {
+            let mut off = [0f32; GROUP];
+            // SAFETY: a plain store into a local array.
+            unsafe { _mm_storeu_ps(off.as_mut_ptr(), offsets[k]) };
+            for j in 0..GROUP {
+                ys[k][j] = hsum(acc[k][j]) + off[j];
+            }
+        }
+    }
+
+    /// Weight rows `w0` and `w1` (Q8_0) dotted with the four activation
+    /// rows of a panel, with exactly the operations of [`dot_q8_0`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn panel_q8_0(
+        w0: &[BlockQ8_0],
+        w1: &[BlockQ8_0],
+        panel: &[PanelBlock],
+        ys: &mut [[f32; GROUP]; 2],
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); GROUP]; 2];
+        for ((a, b), p) in w0.iter().zip(w1).zip(panel) {
+            // SAFETY: qs is 32 bytes and d four f32; unaligned loads.
+            let (wa, wb, xd) = unsafe {
+                (
+                    _mm256_loadu_si256(a.qs.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i),
+                    _mm_loadu_ps(p.d.as_ptr()),
+                )
+            };
+            let w = [wa, wb];
+            let abs = [_mm256_sign_epi8(wa, wa), _mm256_sign_epi8(wb, wb)];
+            let scales = [
+                _mm_mul_ps(_mm_set1_ps(to_f32(a.d)), xd),
+                _mm_mul_ps(_mm_set1_ps(to_f32(b.d)), xd),
+            ];
+            let mut lanes = [[0f32; GROUP]; 2];
+            // SAFETY: plain stores into local arrays.
+            unsafe {
+                _mm_storeu_ps(lanes[0].as_mut_ptr(), scales[0]);
+                _mm_storeu_ps(lanes[1].as_mut_ptr(), scales[1]);
+            }
+            for j in 0..GROUP {
+                // SAFETY: qs[j] is 32 bytes; unaligned load.
+                let y = unsafe { _mm256_loadu_si256(p.qs[j].as_ptr() as *const __m256i) };
+                for k in 0..2 {
+                    let products = dot_u8_i8(abs[k], _mm256_sign_epi8(y, w[k]));
+                    acc[k][j] = _mm256_fmadd_ps(_mm256_set1_ps(lanes[k][j]), products, acc[k][j]);
+                }
+            }
+        }
+        for k in 0..2 {
+            for j in 0..GROUP {
+                ys[k][j] = hsum(acc[k][j]);
+            }
         }
     }
 
@@ -557,6 +881,96 @@ mod tests {
         dot_q8_0(b8, &acts, &mut a, simd);
         let b = dot_q8_0_portable(b8, &acts);
         assert!((a[0] - b).abs() <= 1e-4 * b.abs().max(1.0), "{a:?} vs {b}");
+    }
+
+    #[test]
+    fn tilings_cover_every_entry_once() {
+        for (rows, n, row_bytes, threads) in [
+            (1, 1, 20, 1),
+            (960, 1, 360, 2),
+            (49_152, 255, 612, 2),
+            (576, 256, 960, 8),
+            (7, 70, 20, 3),
+            (3072, 5, 360, 1),
+        ] {
+            let t = Tiling::new(rows, n, row_bytes, threads);
+            let mut seen = vec![0u8; rows * n];
+            for i in 0..t.count() {
+                let (rs, bs) = t.tile(i);
+                assert!(bs.len() <= BATCH_TILE && !rs.is_empty() && !bs.is_empty());
+                assert!(bs.start % GROUP == 0, "batch tiles start on a group");
+                for b in bs {
+                    for r in rs.clone() {
+                        seen[b * rows + r] += 1;
+                    }
+                }
+            }
+            assert!(seen.iter().all(|&k| k == 1), "{rows}×{n}");
+        }
+    }
+
+    /// Each output is one weight row dotted with one activation row, so a
+    /// product over many positions on many threads gives exactly (bit for
+    /// bit) the outputs of each position alone on one thread.
+    #[test]
+    fn products_do_not_depend_on_batch_or_threads() {
+        let (rows, cols) = (301, 96);
+        let w = random_values(rows * cols, 11);
+        let q4 = QMatrix::from_q4_1_bytes(rows, cols, &q4_1_bytes(&w)).unwrap();
+        let q8 = QMatrix::quantize_q8_0(rows, cols, &w).unwrap();
+        let n = 2 * BATCH_TILE + 7;
+        let x = random_values(n * cols, 12);
+        let mut acts = Vec::new();
+        quantize_acts(&x, &mut acts);
+        let per_row = cols / BLOCK;
+        for m in [&q4, &q8] {
+            let one = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            let alone: Vec<f32> = one.install(|| {
+                (0..n)
+                    .flat_map(|b| {
+                        let mut y = vec![0f32; rows];
+                        m.matmul(&acts[b * per_row..(b + 1) * per_row], &mut y);
+                        y
+                    })
+                    .collect()
+            });
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut y = vec![f32::NAN; n * rows];
+                pool.install(|| m.matmul(&acts, &mut y));
+                assert!(
+                    y.iter()
+                        .zip(&alone)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{:?} on {threads} threads",
+                    m.format()
+                );
+            }
+        }
+        // Activations quantized in parallel are the blocks quantized alone.
+        let mut one_by_one = Vec::new();
+        for row in x.chunks(cols) {
+            let mut a = Vec::new();
+            quantize_acts(row, &mut a);
+            one_by_one.extend(a);
+        }
+        let big = random_values(4 * PARALLEL_BLOCKS * BLOCK, 13);
+        let mut par = Vec::new();
+        quantize_acts(&big, &mut par);
+        for (i, blk) in big.chunks_exact(BLOCK).enumerate().step_by(97) {
+            let want = act_block(blk);
+            assert_eq!((par[i].d, par[i].s, par[i].qs), (want.d, want.s, want.qs));
+        }
+        assert!(one_by_one
+            .iter()
+            .zip(&acts)
+            .all(|(a, b)| (a.d, a.s, a.qs) == (b.d, b.s, b.qs)));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! al. 2024); `provmark_verify::corpus::TupleSet::add_predictions` scores
 //! exactly that.
 
+use rayon::prelude::*;
+
 use crate::model::{Model, Step};
 use crate::Error;
 
@@ -44,14 +46,10 @@ pub fn predict_top1(
         )?;
         for (r, row) in logits.chunks_exact_mut(vocab).enumerate() {
             adjust(&ids[..start + r + 1], row);
-            let mut best = 0;
-            for (i, &x) in row.iter().enumerate() {
-                if x > row[best] {
-                    best = i;
-                }
-            }
-            predicted.push(best as u32);
         }
+        // Rows are independent: their argmaxes in parallel.
+        let best: Vec<u32> = logits.par_chunks_exact(vocab).map(argmax).collect();
+        predicted.extend(best);
         start = end;
     }
     Ok(predicted)
@@ -100,14 +98,16 @@ pub fn read_distributions(
                 out,
             )?;
         }
-        for r in 0..end - start {
+        // Rows visited: those of positions ≥ from; their softmaxes in
+        // parallel (each row on its own).
+        let skip = from.saturating_sub(start + 1).min(end - start);
+        for out in logits.iter_mut() {
+            out[skip * vocab..]
+                .par_chunks_exact_mut(vocab)
+                .for_each(softmax);
+        }
+        for r in skip..end - start {
             let position = start + r + 1;
-            if position < from {
-                continue;
-            }
-            for out in logits.iter_mut() {
-                softmax(&mut out[r * vocab..(r + 1) * vocab]);
-            }
             let rows: Vec<&[f32]> = logits
                 .iter()
                 .map(|out| &out[r * vocab..(r + 1) * vocab])
@@ -117,6 +117,18 @@ pub fn read_distributions(
         start = end;
     }
     Ok(())
+}
+
+/// The index of the first largest value (0 for an empty row; NaN never
+/// wins).
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    best as u32
 }
 
 /// In-place softmax, accumulated in f64.
