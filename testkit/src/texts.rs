@@ -179,3 +179,43 @@ pub fn random_text(rng: &mut ChaCha8Rng, corpus: &str, max_pieces: u32) -> Strin
     }
     s
 }
+
+/// Asserts that `tok` gives the ids of its reference
+/// (`tokens.inner().encode_fast(text, false)`) on `n` random texts drawn
+/// from `seed`, and on every fourth text also the reference's ids and byte
+/// offsets (`encode(text, false)`) from `encode_with_offsets`; `name`
+/// labels failures. Returns the number of tokens compared.
+pub fn assert_matches_reference(
+    name: &str,
+    tok: &provmark_verify::TextTokenizer,
+    seed: u64,
+    n: usize,
+) -> usize {
+    use rand_chacha::rand_core::SeedableRng;
+    let corpus = crate::corpus::docs_corpus();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let reference = tok.inner();
+    let mut tokens = 0;
+    for i in 0..n {
+        let text = random_text(&mut rng, &corpus, 12);
+        let want = reference
+            .encode_fast(text.as_str(), false)
+            .expect("the reference encodes any text");
+        let got = tok.encode(&text).expect("encodes any text");
+        assert_eq!(got, want.get_ids(), "{name}: text {i} {text:?}");
+        if i % 4 == 0 {
+            let want = reference
+                .encode(text.as_str(), false)
+                .expect("the reference encodes any text");
+            let (ids, offsets) = tok.encode_with_offsets(&text).expect("encodes any text");
+            assert_eq!(ids, want.get_ids(), "{name}: text {i} {text:?}");
+            assert_eq!(
+                offsets,
+                want.get_offsets(),
+                "{name}: offsets of text {i} {text:?}"
+            );
+        }
+        tokens += got.len();
+    }
+    tokens
+}

@@ -7,10 +7,8 @@
 //! any tokenizer of another shape.
 
 use provmark_testkit::corpus::docs_corpus;
-use provmark_testkit::texts::random_text;
+use provmark_testkit::texts::assert_matches_reference;
 use provmark_verify::TextTokenizer;
-use rand_chacha::rand_core::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -79,23 +77,7 @@ fn text_tokenizer(json: &str) -> TextTokenizer {
 
 /// Compares `tok` with its reference on `n` random texts from `seed`.
 fn compare(name: &str, tok: &TextTokenizer, seed: u64, n: usize) {
-    let corpus = docs_corpus();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let reference = tok.inner();
-    let mut tokens = 0;
-    for i in 0..n {
-        let text = random_text(&mut rng, &corpus, 12);
-        let want = reference.encode_fast(text.as_str(), false).unwrap();
-        let got = tok.encode(&text).unwrap();
-        assert_eq!(got, want.get_ids(), "{name}: text {i} {text:?}");
-        if i % 4 == 0 {
-            let want = reference.encode(text.as_str(), false).unwrap();
-            let (ids, offsets) = tok.encode_with_offsets(&text).unwrap();
-            assert_eq!(ids, want.get_ids(), "{name}: text {i} {text:?}");
-            assert_eq!(offsets, want.get_offsets(), "{name}: offsets of text {i} {text:?}");
-        }
-        tokens += got.len();
-    }
+    let tokens = assert_matches_reference(name, tok, seed, n);
     assert!(tokens > n, "{name}: the texts hold tokens");
 }
 
@@ -188,4 +170,33 @@ fn trimmed_offsets_come_from_the_reference() {
     assert_eq!(ids, want.get_ids());
     assert_eq!(offsets, want.get_offsets());
     assert_eq!(tok.encode(text).unwrap(), want.get_ids());
+}
+
+/// A vocabulary without tokens for some bytes (SmolLM2's has none for a
+/// few control bytes): the reference drops those bytes, and so does ours;
+/// offsets of such texts come from the reference.
+#[test]
+fn bytes_without_a_token_are_dropped_as_the_reference_does() {
+    let json = trained("smollm", 2000).to_string(false).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let gone: Vec<String> = ["\u{100}", "\u{101}", "\u{104}", "\u{109}", "\u{10b}"]
+        .map(String::from)
+        .to_vec();
+    let vocab = v["model"]["vocab"].as_object_mut().unwrap();
+    for g in &gone {
+        assert!(vocab.remove(g).is_some(), "{g:?} was a token");
+    }
+    let merges = v["model"]["merges"].as_array_mut().unwrap();
+    merges.retain(|m| {
+        let m: Vec<&str> = m.as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+        !gone.iter().any(|g| m.iter().any(|t| t.contains(g.as_str())))
+    });
+    let tok = text_tokenizer(&v.to_string());
+    assert_eq!(tok.fast_path(), Some("smollm"));
+    let text = "a\u{4}b \u{0}\u{0}x\u{9}\u{4}";
+    assert_eq!(
+        tok.encode(text).unwrap(),
+        tok.inner().encode_fast(text, false).unwrap().get_ids()
+    );
+    compare("bytes dropped", &tok, 9, 3000);
 }

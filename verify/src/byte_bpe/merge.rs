@@ -43,10 +43,16 @@ fn char_byte(c: char, table: &AHashMap<char, u8>) -> Option<u8> {
 /// Why a model cannot be handled here (the caller then uses the reference).
 pub type Unsupported = String;
 
+/// [`Merges`]' id for a byte without a token.
+const NO_TOKEN: u32 = u32::MAX;
+
 /// The merges of one byte-level BPE model.
 pub struct Merges {
-    /// The id of each single byte.
+    /// The id of each single byte ([`NO_TOKEN`] when the vocabulary has
+    /// none: the reference then drops the byte, see [`Merges::new`]).
     byte_ids: [u32; 256],
+    /// Whether some byte has no token.
+    missing: bool,
     /// `(left << 32 | right)` → (rank, merged id).
     pairs: AHashMap<u64, (u32, u32)>,
     /// With `ignore_merges`: every vocabulary token by its bytes.
@@ -89,22 +95,30 @@ static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
 impl Merges {
     /// Builds the merges from a vocabulary (token → id) and the merges
-    /// list in rank order (the left and right tokens of each). Returns why
-    /// not when a byte has no token or a merged token is not in the
-    /// vocabulary.
+    /// list in rank order (the left and right tokens of each).
+    ///
+    /// A byte without a token (SmolLM2's vocabulary has none for some
+    /// control bytes) is dropped from its word before merging, as the
+    /// reference does when the model has no unknown token and no byte
+    /// fallback (`bytes_dropped`); with either of those, such a vocabulary
+    /// is refused. Also refused: a merged token not in the vocabulary.
     pub fn new(
         vocab: &std::collections::HashMap<String, u32>,
         merges: &[(String, String)],
         ignore_merges: bool,
+        bytes_dropped: bool,
     ) -> Result<Merges, Unsupported> {
-        let mut byte_ids = [0u32; 256];
+        let mut byte_ids = [NO_TOKEN; 256];
+        let mut missing = false;
         let mut alphabet = AHashMap::new();
         for b in 0..=255u8 {
             let c = byte_char(b);
             alphabet.insert(c, b);
-            byte_ids[b as usize] = *vocab
-                .get(c.to_string().as_str())
-                .ok_or_else(|| format!("byte {b:#04x} has no token"))?;
+            match vocab.get(c.to_string().as_str()) {
+                Some(&id) => byte_ids[b as usize] = id,
+                None if bytes_dropped => missing = true,
+                None => return Err(format!("byte {b:#04x} has no token")),
+            }
         }
         let max_id = vocab.values().copied().max().unwrap_or(0) as usize;
         let mut token_len = vec![0u32; max_id + 1];
@@ -137,11 +151,19 @@ impl Merges {
         }
         Ok(Merges {
             byte_ids,
+            missing,
             pairs,
             whole,
             token_len,
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
         })
+    }
+
+    /// Whether `text` holds a byte without a token (which the reference
+    /// drops, shifting the offsets after it by its own rule: callers take
+    /// such a text's offsets from the reference).
+    pub fn drops_bytes(&self, text: &str) -> bool {
+        self.missing && text.bytes().any(|b| self.byte_ids[b as usize] == NO_TOKEN)
     }
 
     /// The number of bytes model token `id` stands for (0 if it is not a
@@ -213,7 +235,10 @@ impl Session<'_> {
             }
         }
         if word.len() == 1 {
-            out.push(m.byte_ids[word[0] as usize]);
+            let id = m.byte_ids[word[0] as usize];
+            if id != NO_TOKEN {
+                out.push(id);
+            }
             return;
         }
         if word.len() > MAX_CACHED_WORD {
@@ -248,13 +273,21 @@ impl Session<'_> {
         let heap = &mut *self.heap;
         symbols.clear();
         heap.clear();
-        let n = word.len();
-        symbols.extend(word.iter().enumerate().map(|(i, &b)| Symbol {
-            id: m.byte_ids[b as usize],
+        let ids = word
+            .iter()
+            .map(|&b| m.byte_ids[b as usize])
+            .filter(|&id| id != NO_TOKEN);
+        symbols.extend(ids.enumerate().map(|(i, id)| Symbol {
+            id,
             prev: i as i32 - 1,
-            next: if i + 1 < n { i as i32 + 1 } else { -1 },
+            next: i as i32 + 1,
             len: 1,
         }));
+        let n = symbols.len();
+        if n == 0 {
+            return;
+        }
+        symbols[n - 1].next = -1;
         for i in 0..n - 1 {
             if let Some((rank, new)) = m.pair(symbols[i].id, symbols[i + 1].id) {
                 heap.push(Reverse((rank, i as u32, new)));

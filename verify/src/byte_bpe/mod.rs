@@ -16,7 +16,8 @@
 //!   its regex or a prefix space), exactly as `provmark` builds them from a
 //!   GGUF's `tokenizer.ggml.pre` or a `tokenizer.json` holds them;
 //! - a BPE model without dropout, subword prefix or word suffix whose
-//!   vocabulary has a token for every byte ([`merge`]);
+//!   vocabulary has a token for every byte, or drops the bytes it has none
+//!   for (no unknown token, no byte fallback: [`merge`]);
 //! - added tokens without `single_word`, `lstrip` or `rstrip`, with
 //!   distinct non-empty contents; they are found as the reference finds
 //!   them: leftmost-longest, first those not `normalized`, then the
@@ -79,6 +80,8 @@ pub struct ByteBpe {
 #[derive(Deserialize)]
 struct BpeFields {
     dropout: Option<f32>,
+    unk_token: Option<String>,
+    byte_fallback: bool,
     continuing_subword_prefix: Option<String>,
     end_of_word_suffix: Option<String>,
     ignore_merges: bool,
@@ -240,7 +243,8 @@ impl ByteBpe {
             return Err("BPE with dropout, a subword prefix or a word suffix".into());
         }
         let vocab = tokenizers::Model::get_vocab(bpe);
-        let merges = Merges::new(&vocab, &fields.merges, fields.ignore_merges)?;
+        let bytes_dropped = fields.unk_token.is_none() && !fields.byte_fallback;
+        let merges = Merges::new(&vocab, &fields.merges, fields.ignore_merges, bytes_dropped)?;
         let (mut raw, mut normalized) = (Vec::new(), Vec::new());
         for (id, t) in tokenizer.get_added_tokens_decoder() {
             if t.single_word || t.lstrip || t.rstrip {
@@ -282,9 +286,11 @@ impl ByteBpe {
     }
 
     /// The ids of `text` and each token's byte range, as the reference's
-    /// `encode(text, false)`; `None` when the reference trims offsets.
+    /// `encode(text, false)`; `None` when the reference trims offsets or
+    /// `text` holds a byte the vocabulary has no token for (the reference
+    /// drops it and shifts the offsets after it).
     pub fn encode_with_offsets(&self, text: &str) -> Option<(Vec<u32>, Vec<ByteRange>)> {
-        if !self.offsets {
+        if !self.offsets || self.merges.drops_bytes(text) {
             return None;
         }
         let mut ids = Vec::with_capacity(text.len() / 3 + 1);
