@@ -104,7 +104,12 @@ fn text_to_ids(c: &mut Criterion) {
         let tokens: usize = texts.iter().map(|t| tok.encode(t).unwrap().len()).sum();
         group.throughput(Throughput::Elements(tokens as u64));
         group.bench_function(BenchmarkId::new("provmark", name), |b| {
-            b.iter(|| texts.iter().map(|t| tok.encode(t).unwrap().len()).sum::<usize>())
+            b.iter(|| {
+                texts
+                    .iter()
+                    .map(|t| tok.encode(t).unwrap().len())
+                    .sum::<usize>()
+            })
         });
         group.bench_function(BenchmarkId::new("tokenizers", name), |b| {
             b.iter(|| {

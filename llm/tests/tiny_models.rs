@@ -87,7 +87,12 @@ fn pre_tokenizers_match_llama_cpp() {
             // `tokenizer` does.
             let fast = t.text_tokenizer(arch).unwrap();
             assert_eq!(fast.fast_path(), Some(t.pre.as_str()), "{arch}");
-            assert_eq!(fast.encode(text).unwrap(), want, "{arch} ({}): {text:?}", t.pre);
+            assert_eq!(
+                fast.encode(text).unwrap(),
+                want,
+                "{arch} ({}): {text:?}",
+                t.pre
+            );
         }
     }
 }
@@ -102,7 +107,8 @@ fn fast_encoder_matches_the_reference_on_random_texts() {
         let t = GgufTokenizer::from_file(&data(m["file"].as_str().unwrap())).unwrap();
         let fast = t.text_tokenizer(arch).unwrap();
         assert_eq!(fast.fast_path(), Some(t.pre.as_str()), "{arch}");
-        let tokens = provmark_testkit::texts::assert_matches_reference(arch, &fast, seed as u64, 6000);
+        let tokens =
+            provmark_testkit::texts::assert_matches_reference(arch, &fast, seed as u64, 6000);
         assert!(tokens > 6000);
     }
 }

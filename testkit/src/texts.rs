@@ -34,8 +34,29 @@ const CODE: &[&str] = &[
 ];
 
 const CONTRACTIONS: &[&str] = &[
-    "'s", "'S", "'t", "'T", "'re", "'RE", "'Re", "'rE", "'ve", "'VE", "'m", "'M", "'ll", "'LL",
-    "'Ll", "'d", "'D", "'", "''", "\u{2019}s", "n't", "'x", "'sam",
+    "'s",
+    "'S",
+    "'t",
+    "'T",
+    "'re",
+    "'RE",
+    "'Re",
+    "'rE",
+    "'ve",
+    "'VE",
+    "'m",
+    "'M",
+    "'ll",
+    "'LL",
+    "'Ll",
+    "'d",
+    "'D",
+    "'",
+    "''",
+    "\u{2019}s",
+    "n't",
+    "'x",
+    "'sam",
 ];
 
 const SPACES: &[&str] = &[
@@ -145,7 +166,10 @@ fn piece(rng: &mut ChaCha8Rng, corpus: &str, s: &mut String) {
         13 => {
             // A long word, number or white-space run.
             let len = 20 + below(rng, 400);
-            let unit = pick(rng, &["a", "Zz", "é", "9", " ", "\n", "=", "日", "\t ", "😀"]);
+            let unit = pick(
+                rng,
+                &["a", "Zz", "é", "9", " ", "\n", "=", "日", "\t ", "😀"],
+            );
             for _ in 0..len {
                 s.push_str(unit);
             }

@@ -66,8 +66,11 @@ fn trained(shape: &str, vocab: usize) -> Tokenizer {
         AddedToken::from("<|im_end|>", true),
     ])
     .unwrap();
-    t.add_tokens(vec![AddedToken::from("<|im", false), AddedToken::from("<think>", false)])
-        .unwrap();
+    t.add_tokens(vec![
+        AddedToken::from("<|im", false),
+        AddedToken::from("<think>", false),
+    ])
+    .unwrap();
     t
 }
 
@@ -93,7 +96,11 @@ fn every_shape_matches_the_reference_on_random_texts() {
     .enumerate()
     {
         let tok = text_tokenizer(&trained(shape, 3000).to_string(false).unwrap());
-        assert_eq!(tok.fast_path(), Some(kind), "{shape} is encoded by our own path");
+        assert_eq!(
+            tok.fast_path(),
+            Some(kind),
+            "{shape} is encoded by our own path"
+        );
         compare(shape, &tok, seed as u64, 8000);
     }
 }
@@ -113,14 +120,8 @@ fn ignore_merges_takes_whole_words_from_the_vocabulary() {
 fn other_shapes_stay_with_the_reference() {
     let json = trained("gpt2", 1000).to_string(false).unwrap();
     let edits: [(&str, serde_json::Value); 5] = [
-        (
-            "normalizer",
-            serde_json::json!({"type": "NFKC"}),
-        ),
-        (
-            "pre_tokenizer",
-            serde_json::json!({"type": "Whitespace"}),
-        ),
+        ("normalizer", serde_json::json!({"type": "NFKC"})),
+        ("pre_tokenizer", serde_json::json!({"type": "Whitespace"})),
         (
             "pre_tokenizer",
             serde_json::json!({"type": "Sequence", "pretokenizers": [
@@ -188,8 +189,15 @@ fn bytes_without_a_token_are_dropped_as_the_reference_does() {
     }
     let merges = v["model"]["merges"].as_array_mut().unwrap();
     merges.retain(|m| {
-        let m: Vec<&str> = m.as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
-        !gone.iter().any(|g| m.iter().any(|t| t.contains(g.as_str())))
+        let m: Vec<&str> = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        !gone
+            .iter()
+            .any(|g| m.iter().any(|t| t.contains(g.as_str())))
     });
     let tok = text_tokenizer(&v.to_string());
     assert_eq!(tok.fast_path(), Some("smollm"));

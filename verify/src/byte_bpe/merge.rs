@@ -175,7 +175,9 @@ impl Merges {
 
     #[inline]
     fn pair(&self, a: u32, b: u32) -> Option<(u32, u32)> {
-        self.pairs.get(&((u64::from(a) << 32) | u64::from(b))).copied()
+        self.pairs
+            .get(&((u64::from(a) << 32) | u64::from(b)))
+            .copied()
     }
 
     /// Runs `f` with this thread's cache for this model.

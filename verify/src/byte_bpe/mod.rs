@@ -109,7 +109,8 @@ fn shape(pre: &Value) -> Result<(Kind, bool), Unsupported> {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
     {
-        if pre.get("type") == Some(&json!("Sequence")) && pre.as_object().map(|o| o.len()) == Some(2)
+        if pre.get("type") == Some(&json!("Sequence"))
+            && pre.as_object().map(|o| o.len()) == Some(2)
         {
             let digits = json!({"type": "Digits", "individual_digits": true});
             if *first == digits && *second == byte_level(false, &trim(second), true) {
@@ -126,7 +127,9 @@ fn shape(pre: &Value) -> Result<(Kind, bool), Unsupported> {
             }
         }
     }
-    Err(format!("pre-tokenizer {pre} is not one of the supported shapes"))
+    Err(format!(
+        "pre-tokenizer {pre} is not one of the supported shapes"
+    ))
 }
 
 fn finder(tokens: Vec<(String, u32)>) -> Result<Option<Added>, Unsupported> {
@@ -228,8 +231,7 @@ impl ByteBpe {
         let pre = tokenizer
             .get_pre_tokenizer()
             .ok_or("has no pre-tokenizer")?;
-        let (kind, prefix_space) =
-            shape(&serde_json::to_value(pre).map_err(|e| e.to_string())?)?;
+        let (kind, prefix_space) = shape(&serde_json::to_value(pre).map_err(|e| e.to_string())?)?;
         let ModelWrapper::BPE(bpe) = tokenizer.get_model() else {
             return Err("the model is not BPE".into());
         };
@@ -248,9 +250,16 @@ impl ByteBpe {
         let (mut raw, mut normalized) = (Vec::new(), Vec::new());
         for (id, t) in tokenizer.get_added_tokens_decoder() {
             if t.single_word || t.lstrip || t.rstrip {
-                return Err(format!("added token {:?} strips or matches words", t.content));
+                return Err(format!(
+                    "added token {:?} strips or matches words",
+                    t.content
+                ));
             }
-            let set = if t.normalized { &mut normalized } else { &mut raw };
+            let set = if t.normalized {
+                &mut normalized
+            } else {
+                &mut raw
+            };
             set.push((t.content, id));
         }
         raw.sort_by_key(|t| t.1);
@@ -307,22 +316,34 @@ impl ByteBpe {
 
     fn encode_into(&self, text: &str, out: &mut Out) {
         self.merges.with_cache(|session| {
-            pieces(self.raw.as_ref(), text, (0, text.len()), &mut |p, a, b| {
-                match p {
+            pieces(
+                self.raw.as_ref(),
+                text,
+                (0, text.len()),
+                &mut |p, a, b| match p {
                     Piece::Token(id) => push_token(out, id, a, b),
-                    Piece::Text => {
-                        pieces(self.normalized.as_ref(), text, (a, b), &mut |p, a, b| match p {
+                    Piece::Text => pieces(
+                        self.normalized.as_ref(),
+                        text,
+                        (a, b),
+                        &mut |p, a, b| match p {
                             Piece::Token(id) => push_token(out, id, a, b),
                             Piece::Text => self.plain(session, text, (a, b), out),
-                        })
-                    }
-                }
-            })
+                        },
+                    ),
+                },
+            )
         })
     }
 
     /// Encodes `text[a..b]`, text without added tokens.
-    fn plain(&self, session: &mut merge::Session, text: &str, (a, b): (usize, usize), out: &mut Out) {
+    fn plain(
+        &self,
+        session: &mut merge::Session,
+        text: &str,
+        (a, b): (usize, usize),
+        out: &mut Out,
+    ) {
         let piece = &text[a..b];
         if self.prefix_space && !piece.starts_with(' ') {
             // The reference prepends the space to the piece; it aligns with
@@ -338,8 +359,16 @@ impl ByteBpe {
                     let mut p = x;
                     for &id in &out.ids[before..] {
                         let q = p + self.merges.token_len(id);
-                        let start = if p == 0 { a } else { char_start(text, a + p - 1) };
-                        let end = if q == 1 { first } else { char_end(text, a + q - 2) };
+                        let start = if p == 0 {
+                            a
+                        } else {
+                            char_start(text, a + p - 1)
+                        };
+                        let end = if q == 1 {
+                            first
+                        } else {
+                            char_end(text, a + q - 2)
+                        };
                         offsets.push((start, end));
                         p = q;
                     }

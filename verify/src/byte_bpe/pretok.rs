@@ -79,7 +79,10 @@ fn class_at(s: &str, i: usize) -> (u8, usize) {
     if b < 0x80 {
         return (ASCII[b as usize], 1);
     }
-    let c = s[i..].chars().next().expect("i is a boundary before the end");
+    let c = s[i..]
+        .chars()
+        .next()
+        .expect("i is a boundary before the end");
     (classes::of(c), c.len_utf8())
 }
 
@@ -226,8 +229,7 @@ fn qwen2_match(s: &str, i: usize) -> usize {
     if c == Cat::Letter {
         return run(s, i, Cat::Letter);
     }
-    if c != Cat::Number && b[i] != b'\r' && b[i] != b'\n' && cat_at(s, i + n) == Some(Cat::Letter)
-    {
+    if c != Cat::Number && b[i] != b'\r' && b[i] != b'\n' && cat_at(s, i + n) == Some(Cat::Letter) {
         return run(s, i + n, Cat::Letter);
     }
     // \p{N}
