@@ -1,5 +1,5 @@
 //! Verify path: scored tokens per second on one core, with and without
-//! tokenization.
+//! tokenization, and text to token ids alone.
 //!
 //!     cargo bench -p provmark-bench --bench verify
 
@@ -71,6 +71,58 @@ fn detect_text(c: &mut Criterion) {
     group.finish();
 }
 
+/// Text to token ids alone (issue #14): provmark's own byte-level BPE
+/// (`TextTokenizer::encode`) against the reference it reproduces
+/// (`tokenizers`' `encode_fast`), on the corpus cut into answer-sized
+/// texts of about 3,000 characters, for the demo's trained tokenizer (gpt2
+/// shape, 8,192 tokens) and the default model's (smollm, 49,152 tokens;
+/// skipped unless `provmark model fetch` has cached it).
+fn text_to_ids(c: &mut Criterion) {
+    let corpus = docs_corpus();
+    let mut texts = Vec::new();
+    let mut at = 0;
+    while at + 3000 < corpus.len() {
+        let mut end = at + 3000;
+        while !corpus.is_char_boundary(end) {
+            end += 1;
+        }
+        texts.push(&corpus[at..end]);
+        at = end;
+    }
+    let mut tokenizers = vec![(
+        "trained_8192",
+        TextTokenizer::from_bytes(train_bpe_json(&corpus, 8192).as_bytes(), "t").unwrap(),
+    )];
+    let model = provmark_llm::default_model::cached_path();
+    if model.is_file() {
+        let gguf = provmark_llm::gguf_tokenizer::GgufTokenizer::from_file(&model).unwrap();
+        tokenizers.push(("default_model", gguf.text_tokenizer("default").unwrap()));
+    }
+    let mut group = c.benchmark_group("verify/text_to_ids");
+    group.sample_size(10);
+    for (name, tok) in &tokenizers {
+        let tokens: usize = texts.iter().map(|t| tok.encode(t).unwrap().len()).sum();
+        group.throughput(Throughput::Elements(tokens as u64));
+        group.bench_function(BenchmarkId::new("provmark", name), |b| {
+            b.iter(|| {
+                texts
+                    .iter()
+                    .map(|t| tok.encode(t).unwrap().len())
+                    .sum::<usize>()
+            })
+        });
+        group.bench_function(BenchmarkId::new("tokenizers", name), |b| {
+            b.iter(|| {
+                texts
+                    .iter()
+                    .map(|t| tok.inner().encode_fast(*t, false).unwrap().len())
+                    .sum::<usize>()
+            })
+        });
+    }
+    group.finish();
+}
+
 /// The two halves of one scored token: the keyed seed and the keystream read.
 fn components(c: &mut Criterion) {
     let key = Key::from_bytes([1; 32]);
@@ -108,5 +160,5 @@ fn components(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, components, score_ids, detect_text);
+criterion_group!(benches, components, score_ids, detect_text, text_to_ids);
 criterion_main!(benches);

@@ -47,6 +47,8 @@ fn model_facts_match_smollm2() {
 #[test]
 fn ids_match_llama_cpp() {
     let t = tokenizer();
+    let fast = t.text_tokenizer("default").unwrap();
+    assert_eq!(fast.fast_path(), Some("smollm"), "detection's own encoder");
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/reference_ids.json");
     let Ok(text) = std::fs::read_to_string(path) else {
         panic!("{path} is missing: run tests/data/make_reference_ids.py");
@@ -63,7 +65,18 @@ fn ids_match_llama_cpp() {
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
         assert_eq!(encode(&t, text), want, "{text:?}");
+        assert_eq!(fast.encode(text).unwrap(), want, "fast encoder: {text:?}");
     }
+}
+
+/// Detection's encoder (provmark's own byte-level BPE) against the
+/// reference on random texts, with the real 49,152-token vocabulary.
+#[test]
+fn fast_encoder_matches_the_reference_on_random_texts() {
+    let fast = tokenizer().text_tokenizer("default").unwrap();
+    assert_eq!(fast.fast_path(), Some("smollm"));
+    let tokens = provmark_testkit::texts::assert_matches_reference("default", &fast, 11, 20_000);
+    assert!(tokens > 20_000);
 }
 
 #[test]

@@ -82,6 +82,33 @@ fn pre_tokenizers_match_llama_cpp() {
                 .collect();
             let got = t.tokenizer.encode_fast(text.as_str(), false).unwrap();
             assert_eq!(got.get_ids(), &want[..], "{arch} ({}): {text:?}", t.pre);
+            // Detection's encoder (provmark's own byte-level BPE) agrees
+            // too; it matches control-token text as the control token, as
+            // `tokenizer` does.
+            let fast = t.text_tokenizer(arch).unwrap();
+            assert_eq!(fast.fast_path(), Some(t.pre.as_str()), "{arch}");
+            assert_eq!(
+                fast.encode(text).unwrap(),
+                want,
+                "{arch} ({}): {text:?}",
+                t.pre
+            );
         }
+    }
+}
+
+/// Detection's encoder against the reference on random texts, for every
+/// supported pre-tokenizer (llama: smollm; qwen2 and qwen3: qwen2).
+#[test]
+fn fast_encoder_matches_the_reference_on_random_texts() {
+    let exp = expected();
+    for (seed, arch) in ["llama", "qwen2", "qwen3"].into_iter().enumerate() {
+        let m = &exp["models"][arch];
+        let t = GgufTokenizer::from_file(&data(m["file"].as_str().unwrap())).unwrap();
+        let fast = t.text_tokenizer(arch).unwrap();
+        assert_eq!(fast.fast_path(), Some(t.pre.as_str()), "{arch}");
+        let tokens =
+            provmark_testkit::texts::assert_matches_reference(arch, &fast, seed as u64, 6000);
+        assert!(tokens > 6000);
     }
 }

@@ -17,6 +17,7 @@ pub mod gguf;
 pub mod http;
 pub mod lab;
 pub mod synthetic;
+pub mod texts;
 pub mod vectors;
 
 use provmark_watermark::rand_core::RngCore;

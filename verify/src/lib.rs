@@ -9,6 +9,7 @@
 
 pub mod align;
 pub mod attribution;
+pub mod byte_bpe;
 pub mod corpus;
 pub mod decision;
 pub mod detect;

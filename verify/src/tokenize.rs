@@ -4,6 +4,7 @@ use std::path::Path;
 
 use provmark_watermark::{Profile, TokenizerDigest};
 
+use crate::byte_bpe::ByteBpe;
 use crate::Error;
 
 /// A token's byte range `[start, end)` in its text.
@@ -16,6 +17,9 @@ pub const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
 /// A tokenizer and the digest of the file it came from.
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
+    /// Our own encoder, when the tokenizer is of a shape it reproduces
+    /// exactly ([`crate::byte_bpe`]); else `inner` encodes.
+    fast: Option<ByteBpe>,
     digest: TokenizerDigest,
     /// A GGUF tokenizer's legacy digest (the SHA-256 of its exported
     /// JSON, spec §3), also accepted.
@@ -53,6 +57,7 @@ impl TextTokenizer {
                 reason: e.to_string(),
             })?;
         Ok(TextTokenizer {
+            fast: ByteBpe::recognise(&inner).ok(),
             inner,
             digest: TokenizerDigest::of_bytes(bytes),
             legacy: None,
@@ -114,6 +119,9 @@ impl TextTokenizer {
 
     /// Token ids of `text`, without special tokens.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, Error> {
+        if let Some(fast) = &self.fast {
+            return Ok(fast.encode(text));
+        }
         self.inner
             .encode_fast(text, false)
             .map(|e| e.get_ids().to_vec())
@@ -124,10 +132,21 @@ impl TextTokenizer {
     /// range `[start, end)` in `text`, for aligning two tokenizations of
     /// the same text (spec §8.6).
     pub fn encode_with_offsets(&self, text: &str) -> Result<(Vec<u32>, Vec<ByteRange>), Error> {
+        if let Some(encoded) = self.fast.as_ref().and_then(|f| f.encode_with_offsets(text)) {
+            return Ok(encoded);
+        }
         self.inner
             .encode(text, false)
             .map(|e| (e.get_ids().to_vec(), e.get_offsets().to_vec()))
             .map_err(|e| Error::Tokenization(e.to_string()))
+    }
+
+    /// The pre-tokenizer's name (`gpt2`, `smollm`, `qwen2`) when provmark's
+    /// own byte-level BPE encoder ([`crate::byte_bpe`]) encodes for this
+    /// tokenizer; `None` when the reference (`tokenizers`) does. The ids
+    /// are the same either way.
+    pub fn fast_path(&self) -> Option<&'static str> {
+        self.fast.as_ref().map(|f| f.kind().name())
     }
 
     /// The underlying `tokenizers::Tokenizer`.
