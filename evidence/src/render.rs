@@ -512,6 +512,10 @@ fn token_section(report: &Report, view: &TokenView<'_>) -> Result<String, Error>
         &mut |_| {},
     )?;
     let params = &report.parameters;
+    // The token view shows the profile's ids through its own tokenizer,
+    // unless the detection itself was forced onto another.
+    let forced = params.get("force_tokenizer") == Some(&Value::Bool(true));
+    tokenizer.check_profile(&profile, forced)?;
     let options = ReadOptions {
         field: params
             .get("field")
