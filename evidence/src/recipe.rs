@@ -22,7 +22,7 @@ use provmark_verify::scan::{self, matching_tokenizer, DetectConfig, Target, DEFA
 use provmark_verify::{Detector, Normalization, TextTokenizer};
 use provmark_watermark::{Key, Profile};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::verify::KeyFile;
 use crate::{Error, Recorder, Report};
@@ -265,6 +265,16 @@ fn record_normalization(r: &mut Recorder, n: Normalization) {
 }
 
 impl AuditSettings {
+    /// The members shown beside an audit's verdict (text and `--json`):
+    /// `normalize`, when one is chosen.
+    pub fn shown(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if !self.normalize.is_none() {
+            m.insert("normalize".into(), json!(self.normalize.name()));
+        }
+        m
+    }
+
     /// The key-swap null of these settings.
     pub fn null(&self) -> NullKeys {
         NullKeys {
@@ -568,7 +578,9 @@ impl MergeRecipe {
         self.merge_parts(&self.read_parts()?)
     }
 
-    fn merge_parts(&self, parts: &[(String, Totals)]) -> Result<Totals, Error> {
+    /// As [`merge`](Self::merge), on partials already read with
+    /// [`read_parts`](Self::read_parts).
+    pub fn merge_parts(&self, parts: &[(String, Totals)]) -> Result<Totals, Error> {
         let digest = self.profile.digest();
         for (name, t) in parts {
             t.check_profile(name, &digest, &self.profile_name)?;
@@ -579,6 +591,16 @@ impl MergeRecipe {
         let total = attribution::merge(parts, &digest, &self.profile_name)?;
         attribution::check_levels(self.alpha, total.null_statistics.len())?;
         Ok(total)
+    }
+
+    /// The members shown beside a merged verdict: the shards' bound
+    /// `normalize`, when they record one.
+    pub fn shown(total: &Totals) -> Map<String, Value> {
+        let bound = total.binding.as_ref();
+        bound
+            .and_then(|b| b.parameters.get("normalize"))
+            .map(|n| Map::from_iter([("normalize".to_string(), n.clone())]))
+            .unwrap_or_default()
     }
 
     /// What the report records for the merge of `total` (whose binding is

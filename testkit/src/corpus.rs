@@ -21,6 +21,19 @@ pub fn docs_corpus() -> String {
 /// A byte-level BPE tokenizer (GPT-2 style) trained on `text` with
 /// `vocab_size` tokens, serialised as a `tokenizer.json` string.
 pub fn train_bpe_json(text: &str, vocab_size: usize) -> String {
+    train_bpe(text, vocab_size, ByteLevel::default().into())
+        .to_string(false)
+        .expect("serialisable")
+}
+
+/// A byte-level BPE trained on `text` (paragraphs split at blank lines)
+/// with `vocab_size` tokens, `<|endoftext|>` as special token, and
+/// `pre_tokenizer` in front of it.
+pub fn train_bpe(
+    text: &str,
+    vocab_size: usize,
+    pre_tokenizer: tokenizers::pre_tokenizers::PreTokenizerWrapper,
+) -> Tokenizer {
     let trainer = BpeTrainerBuilder::new()
         .vocab_size(vocab_size)
         .min_frequency(2)
@@ -31,13 +44,13 @@ pub fn train_bpe_json(text: &str, vocab_size: usize) -> String {
     let mut trainer = TrainerWrapper::BpeTrainer(trainer);
     let mut tokenizer = Tokenizer::new(BPE::default());
     tokenizer
-        .with_pre_tokenizer(Some(ByteLevel::default()))
+        .with_pre_tokenizer(Some(pre_tokenizer))
         .with_decoder(Some(ByteLevel::default()));
     let docs: Vec<&str> = text.split("\n\n").collect();
     tokenizer
         .train(&mut trainer, docs.iter())
         .expect("training on in-memory text succeeds");
-    tokenizer.to_string(false).expect("serialisable")
+    tokenizer
 }
 
 /// Splits `ids` into consecutive chunks of `len` tokens (the last partial

@@ -6,11 +6,9 @@
 //! text, long words, any scalar value), and the reference keeps encoding
 //! any tokenizer of another shape.
 
-use provmark_testkit::corpus::docs_corpus;
+use provmark_testkit::corpus::{docs_corpus, train_bpe};
 use provmark_testkit::texts::assert_matches_reference;
 use provmark_verify::TextTokenizer;
-use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
-use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
@@ -47,20 +45,7 @@ fn pre_tokenizer(shape: &str) -> PreTokenizerWrapper {
 /// A byte-level BPE of `shape` trained on the bundled corpus, with special
 /// tokens and a normalized added token overlapping one of them.
 fn trained(shape: &str, vocab: usize) -> Tokenizer {
-    let corpus = docs_corpus();
-    let trainer = BpeTrainerBuilder::new()
-        .vocab_size(vocab)
-        .min_frequency(2)
-        .show_progress(false)
-        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
-        .special_tokens(vec![AddedToken::from("<|endoftext|>", true)])
-        .build();
-    let mut trainer = TrainerWrapper::BpeTrainer(trainer);
-    let mut t = Tokenizer::new(BPE::default());
-    t.with_pre_tokenizer(Some(pre_tokenizer(shape)))
-        .with_decoder(Some(ByteLevel::default()));
-    let docs: Vec<&str> = corpus.split("\n\n").collect();
-    t.train(&mut trainer, docs.iter()).unwrap();
+    let mut t = train_bpe(&docs_corpus(), vocab, pre_tokenizer(shape));
     t.add_special_tokens(vec![
         AddedToken::from("<|im_start|>", true),
         AddedToken::from("<|im_end|>", true),

@@ -261,14 +261,13 @@ pub fn corpus(
                 path.display()
             );
         }
-        None => {
-            let mut shown = Map::new();
-            let n = recipe.settings.normalize;
-            if !n.is_none() {
-                shown.insert("normalize".into(), n.name().into());
-            }
-            out.conclude(&lab.profile, &totals, alpha, &shown, recorder)?
-        }
+        None => out.conclude(
+            &lab.profile,
+            &totals,
+            alpha,
+            &recipe.settings.shown(),
+            recorder,
+        )?,
     }
     Ok(partial_failure(errors))
 }
@@ -277,20 +276,11 @@ pub fn merge(recipe: MergeRecipe, out: Output) -> Result<ExitCode> {
     let parts = recipe.read_parts()?;
     let shards = parts.first().map_or(0, |(_, t)| t.shard_count);
     let totals = AuditTotals {
-        suspect: recipe.merge()?,
+        suspect: recipe.merge_parts(&parts)?,
         reference: None,
     };
     let recorder = out.recorder(|| recipe.recorder(&totals.suspect, shards))?;
-    // The shards' normalisation (checked when they were merged), shown.
-    let mut shown = Map::new();
-    if let Some(n) = totals
-        .suspect
-        .binding
-        .as_ref()
-        .and_then(|b| b.parameters.get("normalize"))
-    {
-        shown.insert("normalize".into(), n.clone());
-    }
+    let shown = MergeRecipe::shown(&totals.suspect);
     out.conclude(&recipe.profile, &totals, recipe.alpha, &shown, recorder)?;
     Ok(ExitCode::SUCCESS)
 }
